@@ -1,0 +1,28 @@
+"""Everything a user needs, for `from AIsaac.all import *` (the only star-export of the package)."""
+from .callback import Callback
+from .callbacks.activation_stats import ActivationStatsCB
+from .callbacks.basic_train import BasicTrainCB
+from .callbacks.core import CoreCBs
+from .callbacks.device import DeviceCB
+from .callbacks.metrics import MetricsCB
+from .callbacks.momentum_train import MomentumTrainCB
+from .callbacks.progress import ProgressCB
+from .data.loaders import DataLoaders, DictCollate
+from .data.transforms import inplace
+from .device import def_device, to_cpu, to_device
+from .dispatch import run_callbacks, with_cbs
+from .events import EVENTS
+from .exceptions import (CallbackError, CallbackSetupError, CancelBatchException, CancelEpochException,
+                         CancelFitException)
+from .metrics import Accuracy, Mean
+from .models.conv import conv, get_model_conv
+from .seed import set_seed
+from .source import view_source_code
+from .trainer import Trainer
+
+__all__ = [
+    "Callback", "ActivationStatsCB", "BasicTrainCB", "CoreCBs", "DeviceCB", "MetricsCB", "MomentumTrainCB",
+    "ProgressCB", "DataLoaders", "DictCollate", "inplace", "def_device", "to_cpu", "to_device", "run_callbacks",
+    "with_cbs", "EVENTS", "CallbackError", "CallbackSetupError", "CancelBatchException", "CancelEpochException",
+    "CancelFitException", "Accuracy", "Mean", "conv", "get_model_conv", "set_seed", "view_source_code", "Trainer",
+]

@@ -1,0 +1,70 @@
+"""`Callback`, the optional base class, and the helpers that read any object as a callback."""
+from __future__ import annotations
+
+import warnings
+from typing import Any, Iterable
+
+from .events import EVENTS, nearest_event
+
+
+class Callback:
+    """Optional base class for callbacks; plain objects with event methods work just as well.
+
+    A callback is any object with methods named after events (`before_fit`, `predict`, `after_batch`, ...),
+    each taking the trainer. `order` (default 0) sorts callbacks; ties keep the order they were added.
+    A `callbacks` attribute makes the object a group: its members are added with it, recursively.
+    `claims` names step phases (`predict`, `get_loss`, `backward`, `step`, `zero_grad`) that this callback
+    takes over from whichever other callback would do them (a mixed-precision or accumulation step, say).
+    """
+
+    order: int = 0
+    claims: tuple[str, ...] = ()
+
+    def __repr__(self) -> str: return f"{type(self).__name__}()"
+
+
+def callback_name(cb: Any) -> str:
+    """The name a callback is reachable by on the trainer: its class name."""
+    return type(cb).__name__
+
+
+def callback_order(cb: Any) -> float:
+    return getattr(cb, "order", 0)
+
+
+def flatten_callbacks(cbs: Iterable[Any]) -> list[Any]:
+    """Callbacks in the order added, each group followed by its members (recursively, depth first)."""
+    out, seen = [], set()
+
+    def visit(cb: Any, path: tuple[int, ...]) -> None:
+        if id(cb) in path: raise ValueError(f"{callback_name(cb)} contains itself through its `callbacks` attribute")
+        if id(cb) in seen: return
+        seen.add(id(cb))
+        out.append(cb)
+        for sub in getattr(cb, "callbacks", None) or ():
+            visit(sub, (*path, id(cb)))
+
+    for cb in cbs: visit(cb, ())
+    return out
+
+
+def event_methods(cb: Any, event: str):
+    """The bound method `cb` runs at `event`, or None when it does not handle it.
+
+    Methods inherited unchanged from `Callback` are documentation only and are skipped.
+    """
+    method = getattr(cb, event, None)
+    if method is None or not callable(method): return None
+    if getattr(type(cb), event, None) is getattr(Callback, event, object()): return None
+    return method
+
+
+def warn_misspelt_events(cb: Any, events: tuple[str, ...] = EVENTS) -> None:
+    """Warn about methods named almost like an event: they would otherwise silently never run."""
+    names = {n for n in dir(type(cb)) if not n.startswith("_")} | {n for n in vars(cb) if not n.startswith("_")} \
+        if hasattr(cb, "__dict__") else {n for n in dir(type(cb)) if not n.startswith("_")}
+    for name in sorted(names - set(events)):
+        guess = nearest_event(name, events)
+        if guess and callable(getattr(cb, name, None)):
+            warnings.warn(f"{callback_name(cb)}.{name} looks like the event '{guess}' but is not an event, "
+                          f"so it will never be called; rename it to '{guess}'.", UserWarning, stacklevel=4)

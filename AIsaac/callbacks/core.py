@@ -1,0 +1,22 @@
+"""`CoreCBs`: the group of callbacks nearly every fit uses."""
+from __future__ import annotations
+
+from fastcore.basics import noop
+
+from ..device import def_device
+from .activation_stats import ActivationStatsCB
+from .basic_train import BasicTrainCB
+from .device import DeviceCB
+from .metrics import MetricsCB
+from .progress import ProgressCB
+
+
+class CoreCBs:
+    '''Device, basic training step, metrics, progress and activation statistics, added as one group'''
+
+    def __init__(self, device=def_device, module_filter=noop, **metrics):
+        self.callbacks = [DeviceCB(device=device),
+                          BasicTrainCB(),
+                          MetricsCB(**metrics),
+                          ProgressCB(),
+                          ActivationStatsCB(module_filter)]

@@ -1,0 +1,23 @@
+"""`DeviceCB`: puts the model and every batch on one device."""
+from __future__ import annotations
+
+import torch
+
+from ..callback import Callback
+from ..device import def_device, to_device
+
+
+class DeviceCB(Callback):
+    '''Callback to train on specific device'''
+
+    order = -10  # before any callback that reads the batch
+
+    def __init__(self, device: torch.device | str = def_device): self.device = torch.device(device)
+
+    def before_fit(self, trainer):
+        '''Moves model to device'''
+        if hasattr(trainer.model, 'to'): trainer.model.to(self.device)
+
+    def before_batch(self, trainer):
+        '''moves batch to device'''
+        trainer.batch = to_device(trainer.batch, device=self.device)

@@ -1,0 +1,60 @@
+"""`MetricsCB`: train/valid loss and any `update/compute/reset` metrics, read from the device once per epoch."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..callback import Callback
+from ..metrics import Mean
+
+
+class MetricsCB(Callback):
+    '''Callback to track train/valid loss + metrics'''
+
+    def __init__(self, *ms: Any, **metrics: Any):
+        for m in ms: metrics[type(m).__name__] = m
+        for name, m in metrics.items():
+            if not all(callable(getattr(m, a, None)) for a in ("update", "compute", "reset")):
+                raise TypeError(f"MetricsCB: metric '{name}' ({type(m).__name__}) needs update, compute and reset "
+                                f"methods, like torcheval.metrics.MulticlassAccuracy() or a torchmetrics metric.")
+        self.metrics = metrics
+        self.losses = {'train': Mean(), 'valid': Mean()}
+        self.metrics_epoch, self.losses_epoch, self.losses_batch = [], [], []
+        self._pending: list[torch.Tensor] = []  # this phase's batch losses, still on the device
+        self._metric_device = None
+
+    def before_fit(self, trainer):
+        for m in (*self.metrics.values(), *self.losses.values()): m.reset()
+        self._pending = []
+
+    def after_batch(self, trainer):
+        '''stores losses and metrics for batch'''
+        loss = trainer.loss.detach()
+        self.losses['train' if trainer.training else 'valid'].update(loss, weight=len(trainer.batch[1]))
+        self._pending.append(loss)
+        if not trainer.training:
+            preds, targets = trainer.preds, trainer.batch[1]
+            if preds.device != self._metric_device: self._move_metrics(preds.device)
+            for m in self.metrics.values(): m.update(preds, targets)
+
+    def _move_metrics(self, device: torch.device) -> None:
+        # torcheval and torchmetrics keep their state on one device; put it where the predictions are.
+        for m in self.metrics.values():
+            if callable(getattr(m, "to", None)): m.to(device)
+        self._metric_device = device
+
+    def cleanup_epoch(self, trainer):
+        '''compute metrics and append to epoch stats'''
+        if self._pending:  # one transfer per phase, not one per batch
+            training = trainer.training
+            self.losses_batch.extend({'training': training, 'loss': v}
+                                     for v in torch.stack(self._pending).float().cpu().tolist())
+            self._pending = []
+        if trainer.training and trainer.run_valid: return  # the epoch's numbers are final after validation
+        losses = {k: float(m.compute()) for k, m in self.losses.items() if m.weight}
+        metrics = {k: float(m.compute()) for k, m in self.metrics.items()} if not trainer.training else {}
+        self.losses_epoch.append(losses)
+        self.metrics_epoch.append(metrics)
+        for m in (*self.metrics.values(), *self.losses.values()): m.reset()
+        trainer.epoch_log = {'epoch': trainer.epoch, **losses, **metrics}

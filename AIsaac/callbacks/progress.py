@@ -1,0 +1,84 @@
+"""`ProgressCB`: progress bars over epochs and batches, and the epoch table."""
+from __future__ import annotations
+
+import sys
+import time
+
+from ..callback import Callback
+from ..notebook import in_notebook
+
+
+def format_table_row(values: list, widths: list[int]) -> str:
+    cells = [f"{v:.6f}" if isinstance(v, float) else str(v) for v in values]
+    return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+
+
+class ProgressCB(Callback):
+    '''Progress bars (epochs, batches) and one table row per epoch: epoch, train and valid loss, metrics
+
+    Bars go to stderr and only when it is a terminal (or as widgets in a notebook), so logs get no carriage
+    returns. The current loss is read from the device at most every `refresh` seconds.
+    '''
+
+    order = 50  # after MetricsCB has finished the epoch's numbers
+
+    def __init__(self, refresh: float = 0.5, bars: bool | None = None):
+        self.refresh, self.bars = refresh, bars
+
+    def before_fit(self, trainer):
+        from tqdm.auto import tqdm
+        self._notebook = in_notebook()
+        show = self.bars if self.bars is not None else (self._notebook or sys.stderr.isatty())
+        self._tqdm = tqdm
+        self._show = show
+        self.epoch_bar = tqdm(total=trainer.n_epochs, desc="epoch", disable=not show, file=sys.stderr,
+                              dynamic_ncols=True)
+        self.batch_bar, self._header, self._rows, self._handle = None, None, [], None
+        trainer.epoch_log = None
+
+    def before_epoch(self, trainer):
+        total = len(trainer.dl) if hasattr(trainer.dl, "__len__") else None
+        self.batch_bar = self._tqdm(total=total, desc="train" if trainer.training else "valid", leave=False,
+                                    disable=not self._show, file=sys.stderr, dynamic_ncols=True)
+        self._last = time.monotonic()
+
+    def after_batch(self, trainer):
+        if not self._show: return
+        self.batch_bar.update(1)
+        now = time.monotonic()
+        if now - self._last >= self.refresh:  # a host-device sync, so only a few times a second
+            self._last = now
+            self.batch_bar.set_postfix(loss=f"{float(trainer.loss):.4f}", refresh=False)
+
+    def cleanup_epoch(self, trainer):
+        if self.batch_bar is not None: self.batch_bar.close()
+        self.batch_bar = None
+        log = getattr(trainer, "epoch_log", None)
+        if log is not None and log.get("epoch") == trainer.epoch and (not trainer.training or not trainer.run_valid):
+            self._show_row(log)
+            trainer.epoch_log = None
+            self.epoch_bar.update(1)
+
+    def _show_row(self, log: dict) -> None:
+        if self._header is None:
+            self._header = list(log)
+            self._widths = [max(len(k), 8) for k in self._header]
+        values = [log.get(k, "") for k in self._header]
+        self._rows.append(values)
+        if self._notebook: return self._show_html()
+        if self._header is not None and len(self._rows) == 1:
+            self._tqdm.write(format_table_row(self._header, self._widths), file=sys.stdout)
+        self._tqdm.write(format_table_row(values, self._widths), file=sys.stdout)
+
+    def _show_html(self) -> None:
+        from IPython.display import HTML, display
+        head = "".join(f"<th>{h}</th>" for h in self._header)
+        body = "".join("<tr>" + "".join(f"<td>{v:.6f}</td>" if isinstance(v, float) else f"<td>{v}</td>" for v in r)
+                       + "</tr>" for r in self._rows)
+        html = HTML(f"<table class='dataframe'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        if self._handle is None: self._handle = display(html, display_id=True)
+        else: self._handle.update(html)
+
+    def cleanup_fit(self, trainer):
+        if self.batch_bar is not None: self.batch_bar.close()
+        self.epoch_bar.close()

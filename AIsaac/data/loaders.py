@@ -1,0 +1,55 @@
+"""`DataLoaders`: the train and valid loaders a trainer draws from."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from torch.utils.data import DataLoader, default_collate
+
+
+class DictCollate:
+    """Collate dict items into a tuple of batched values, in the order of `keys` (picklable for worker processes)."""
+
+    def __init__(self, keys: Sequence[str]): self.keys = tuple(keys)
+
+    def __call__(self, items: list[dict]) -> tuple:
+        batch = default_collate(items)
+        return tuple(batch[k] for k in self.keys)
+
+    def __repr__(self) -> str: return f"DictCollate({list(self.keys)})"
+
+
+VALID_SPLITS = ("validation", "valid", "test")
+
+
+class DataLoaders:
+    """A pair of loaders: `train` (shuffled) and `valid`."""
+
+    def __init__(self, train: Any, valid: Any):
+        self.train, self.valid = train, valid
+
+    def __repr__(self) -> str: return f"DataLoaders(train={self.train!r}, valid={self.valid!r})"
+
+    @classmethod
+    def from_dataset_dict(cls, dataset_dict: Any, batch_size: int, **dataloader_kwargs: Any) -> "DataLoaders":
+        """Loaders over a Hugging Face `DatasetDict`: the 'train' split shuffled, the 'validation' split (else 'test')
+        in order at twice `batch_size`; each batch is a tuple of the features in their declared order.
+
+        Extra keyword arguments (num_workers, pin_memory, ...) go to both `torch.utils.data.DataLoader`s.
+        """
+        splits = list(dataset_dict.keys())
+        if "train" not in splits:
+            raise ValueError(f"The DatasetDict has no 'train' split (its splits: {splits}); rename the training split "
+                             f"to 'train', e.g. dd['train'] = dd.pop('{splits[0] if splits else 'name'}').")
+        valid_name = next((s for s in VALID_SPLITS if s in splits), None)
+        if valid_name is None:
+            raise ValueError(f"The DatasetDict has no validation split (looked for {', '.join(VALID_SPLITS)}; its "
+                             f"splits: {splits}); make one, e.g. dd = dd['train'].train_test_split(test_size=0.1).")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a whole number >= 1; got {batch_size!r}.")
+        train, valid = dataset_dict["train"], dataset_dict[valid_name]
+        kwargs = {"collate_fn": DictCollate(train.features), **dataloader_kwargs}
+        for k in ("shuffle", "batch_size"):
+            if k in kwargs: raise ValueError(f"from_dataset_dict sets {k} itself; pass batch_size positionally and "
+                                             f"build DataLoaders(train, valid) yourself for other choices.")
+        return cls(DataLoader(train, batch_size=batch_size, shuffle=True, **kwargs),
+                   DataLoader(valid, batch_size=batch_size * 2, shuffle=False, **kwargs))

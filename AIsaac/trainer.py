@@ -1,0 +1,152 @@
+"""`Trainer`: the training loop, in which every piece of work is a callback event."""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+import torch
+from torch import nn
+
+from .callback import callback_name, flatten_callbacks, warn_misspelt_events
+from .dispatch import build_plan, with_cbs
+from .events import EVENTS, nearest_event
+from .exceptions import (CANCEL_EXCEPTIONS, CallbackError, CallbackSetupError, CancelBatchException,
+                         CancelEpochException, CancelFitException)
+
+
+class Trainer:
+    """Runs `fit` as events on its callbacks; the callbacks do all the work, the training step included.
+
+    State the callbacks read and write (set by the trainer unless noted):
+      model, dls, loss_func, opt_func: as given. opt: the optimizer, built at each `fit` from
+      `opt_func(model.parameters(), lr)`. lr, n_epochs, epochs (a range): the fit's arguments.
+      run_train, run_valid: whether this fit trains and validates. epoch: the current epoch number.
+      training: True in a training phase, False in validation (under `torch.no_grad()`, model in eval mode).
+      dl: the loader of the current phase. batch_num, batch: the current batch and its index in `dl`.
+      preds, loss: written by the step callbacks (`predict`, `get_loss`).
+      epoch_log: written by MetricsCB when an epoch's numbers are final; ProgressCB shows it.
+    Each callback is also reachable as an attribute named by its class (`trainer.MetricsCB`).
+    """
+
+    events: tuple[str, ...] = EVENTS
+
+    def __init__(self, dls: Any, loss_func: Callable, opt_func: Callable, model: nn.Module,
+                 callbacks: Iterable[Any] | None = None):
+        if not callable(opt_func):
+            raise TypeError(f"opt_func must be callable, like torch.optim.Adam or functools.partial(torch.optim.SGD, "
+                            f"momentum=0.9); got {type(opt_func).__name__}.")
+        self.dls, self.loss_func, self.opt_func, self.model = dls, loss_func, opt_func, model
+        self.opt, self.epoch, self.batch_num, self.training = None, 0, 0, False
+        self.cbs: list[Any] = []
+        self._named: dict[str, Any] = {}
+        self._plan = build_plan([], self.events)
+        self.add_callbacks(callbacks or [])
+
+    # ---- the callback set: changed rarely, planned once per change ----
+    def add_callbacks(self, callbacks: Any | Iterable[Any], force: bool = False) -> list[Any]:
+        """Add callbacks (groups expanded recursively); returns the callbacks actually added.
+
+        A callback whose class name is taken is an error unless `force`, which adds it as `Name_2`, `Name_3`, ...
+        """
+        if not isinstance(callbacks, (list, tuple)): callbacks = [callbacks]
+        new = [cb for cb in flatten_callbacks(callbacks) if all(cb is not c for c in self.cbs)]
+        names = {}
+        for cb in new:
+            name = base = callback_name(cb)
+            if name in self._named or name in names:
+                if not force:
+                    raise CallbackSetupError(f"A callback named {name} is already on this trainer; remove it first "
+                                             f"(trainer.remove_callbacks(trainer.{name})) or pass force=True to add a second one.")
+                n = 2
+                while f"{base}_{n}" in self._named or f"{base}_{n}" in names: n += 1
+                name = f"{base}_{n}"
+            if hasattr(type(self), name) or name in self.__dict__:
+                raise CallbackSetupError(f"A callback class named {name} would hide the trainer's own `{name}`; rename the class.")
+            names[name] = cb
+        for cb in new: warn_misspelt_events(cb, self.events)
+        plan = build_plan(self.cbs + new, self.events)  # fails before anything changes
+        self.cbs.extend(new)
+        self._named.update(names)
+        self._plan = plan
+        return new
+
+    def remove_callbacks(self, callbacks: Any | Iterable[Any]) -> None:
+        """Remove callbacks (and, for a group, its members)."""
+        if not isinstance(callbacks, (list, tuple)): callbacks = [callbacks]
+        gone = {id(cb) for cb in flatten_callbacks(callbacks)}
+        self.cbs = [cb for cb in self.cbs if id(cb) not in gone]
+        self._named = {n: cb for n, cb in self._named.items() if id(cb) not in gone}
+        self._plan = build_plan(self.cbs, self.events)
+
+    def __getattr__(self, name: str) -> Any:
+        named = self.__dict__.get("_named", {})
+        if name in named: return named[name]
+        raise AttributeError(f"'{type(self).__name__}' has no attribute or callback '{name}'")
+
+    # ---- running events ----
+    def run_callbacks(self, names: str | Iterable[str]) -> None:
+        """Run each event in `names` on the planned callbacks, in order."""
+        if isinstance(names, str): names = (names,)
+        plan = self._plan
+        for name in names:
+            methods = plan.get(name)
+            if methods is None: self._unknown_event(name)
+            for method in methods:
+                try: method(self)
+                except CANCEL_EXCEPTIONS: raise
+                except CallbackError: raise
+                except Exception as e: raise self._callback_error(method, name, e) from e
+
+    def _unknown_event(self, name: str):
+        guess = nearest_event(name, self.events)
+        raise ValueError(f"'{name}' is not an event" + (f"; did you mean '{guess}'?" if guess else "") +
+                         f" Events are: {', '.join(self.events)}.")
+
+    def _callback_error(self, method: Callable, event: str, e: Exception) -> CallbackError:
+        owner = getattr(method, "__self__", method)
+        if event in ("before_fit", "after_fit", "cleanup_fit"): where = f"epoch {self.epoch}"
+        elif event in ("before_epoch", "after_epoch", "cleanup_epoch"): where = f"epoch {self.epoch}, {self._phase}"
+        else: where = f"epoch {self.epoch}, batch {self.batch_num}, {self._phase}"
+        return CallbackError(callback_name(owner), event, where, e)
+
+    @property
+    def _phase(self) -> str: return "training" if self.training else "validation"
+
+    # ---- the loop ----
+    @with_cbs('batch', CancelBatchException)
+    def one_batch(self) -> None:
+        self.run_callbacks(('predict', 'get_loss'))
+        if self.training: self.run_callbacks(('before_backward', 'backward', 'step', 'zero_grad'))
+
+    @with_cbs('epoch', CancelEpochException)
+    def one_epoch(self) -> None:
+        for self.batch_num, self.batch in enumerate(self.dl): self.one_batch()
+
+    def run_phase(self, training: bool) -> None:
+        """One pass over the train (or valid) loader."""
+        self.training = training
+        self.model.train(training)
+        self.dl = self.dls.train if training else self.dls.valid
+        self.one_epoch()
+
+    @with_cbs('fit', CancelFitException)
+    def _fit(self) -> None:
+        for self.epoch in self.epochs:
+            if self.run_train: self.run_phase(True)
+            if self.run_valid:
+                with torch.no_grad(): self.run_phase(False)
+
+    def fit(self, n_epochs: int = 3, lr: float = 1e-3, callbacks: Iterable[Any] | None = None,
+            train: bool = True, valid: bool = True) -> None:
+        """Train for `n_epochs` at learning rate `lr`; `callbacks` are added for this fit only."""
+        if isinstance(n_epochs, bool) or not isinstance(n_epochs, int) or n_epochs < 0:
+            raise ValueError(f"n_epochs must be a whole number >= 0; got {n_epochs!r}.")
+        if not isinstance(lr, (int, float)) or not lr > 0:
+            raise ValueError(f"lr must be a number > 0 (for example 1e-3); got {lr!r}.")
+        added = self.add_callbacks(callbacks) if callbacks else []
+        try:
+            self.n_epochs, self.lr, self.run_train, self.run_valid = n_epochs, lr, train, valid
+            self.epochs = range(n_epochs)
+            self.opt = self.opt_func(self.model.parameters(), lr)
+            self._fit()
+        finally:
+            if added: self.remove_callbacks(added)
