@@ -1,0 +1,63 @@
+"""ActivationStatsCB: statistics equal a hand computation, hooks never outlive the fit, plots draw."""
+import matplotlib
+import pytest
+import torch
+from torch import nn
+
+from AIsaac.all import ActivationStatsCB, BasicTrainCB, CallbackError, Trainer
+
+
+def model():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
+
+
+def test_stats_match_hand_computation_for_training_batches_only(tiny_dls):
+    m, initial = model(), model()  # same seed: `initial` keeps the weights the first batch saw
+    cb = ActivationStatsCB(lambda mod: isinstance(mod, nn.ReLU))
+    Trainer(tiny_dls, nn.CrossEntropyLoss(), torch.optim.SGD, m, callbacks=[BasicTrainCB(), cb]).fit(1)
+    assert cb.names == ["1 ReLU"] and cb.stats[0].shape == (6, 42)  # 6 training batches, mean+std+40 bins
+    acts = initial[:2](tiny_dls.train.dataset.tensors[0][:16])
+    torch.testing.assert_close(cb.stats[0][0, :2], torch.stack([acts.mean(), acts.std()]))
+    torch.testing.assert_close(cb.stats[0][0, 2:], torch.histc(acts.abs(), 40, 0, 10))
+
+
+def test_default_filter_hooks_every_module(tiny_dls):
+    cb = ActivationStatsCB()
+    Trainer(tiny_dls, nn.CrossEntropyLoss(), torch.optim.SGD, model(), callbacks=[BasicTrainCB(), cb]).fit(1)
+    assert cb.names == ["Sequential", "0 Linear", "1 ReLU", "2 Linear"]
+
+
+def test_hooks_removed_after_fit_and_after_failure(tiny_dls):
+    m = model()
+
+    class Boom:
+        def after_batch(self, trainer): raise RuntimeError("x")
+    cb = ActivationStatsCB()
+    tr = Trainer(tiny_dls, nn.CrossEntropyLoss(), torch.optim.SGD, m, callbacks=[BasicTrainCB(), cb])
+    tr.fit(1)
+    assert all(not mod._forward_hooks for mod in m.modules())
+    with pytest.raises(CallbackError):
+        tr.fit(1, callbacks=[Boom()])
+    assert all(not mod._forward_hooks for mod in m.modules())
+
+
+def test_records_stay_bounded_over_long_fits(tiny_dls):
+    cb = ActivationStatsCB(lambda mod: isinstance(mod, nn.ReLU), max_records=8)
+    Trainer(tiny_dls, nn.CrossEntropyLoss(), torch.optim.SGD, model(), callbacks=[BasicTrainCB(), cb]).fit(10)
+    assert 4 <= len(cb.stats[0]) <= 8  # 60 batches, subsampled evenly
+
+
+def test_plots_draw_one_panel_per_module(tiny_dls, tmp_path):
+    matplotlib.use("Agg")
+    cb = ActivationStatsCB(lambda mod: isinstance(mod, (nn.ReLU, nn.Linear)))
+    Trainer(tiny_dls, nn.CrossEntropyLoss(), torch.optim.SGD, model(), callbacks=[BasicTrainCB(), cb]).fit(1)
+    fig = cb.color_dim()
+    assert sum(ax.get_visible() and len(ax.images) == 1 for ax in fig.axes) == 3
+    fig.savefig(tmp_path / "cd.png")
+    fig = cb.dead_chart()
+    assert sum(len(ax.lines) == 1 for ax in fig.axes if ax.get_visible()) == 3
+    fig = cb.plot_stats()
+    assert [len(ax.lines) for ax in fig.axes] == [3, 3]
+    fig.savefig(tmp_path / "stats.png")
+    assert (tmp_path / "cd.png").stat().st_size > 1000

@@ -1,0 +1,66 @@
+"""DataLoaders.from_dataset_dict over Hugging Face DatasetDicts."""
+import datasets
+import numpy as np
+import pytest
+import torch
+
+from AIsaac.all import DataLoaders, DictCollate, inplace
+
+
+def dataset_dict(splits=("train", "test"), n=20):
+    feats = datasets.Features({"image": datasets.Sequence(datasets.Value("float32")), "label": datasets.Value("int64")})
+    return datasets.DatasetDict({s: datasets.Dataset.from_dict(
+        {"image": [[float(i), float(-i)] for i in range(n)], "label": list(range(n))}, features=feats) for s in splits})
+
+
+@inplace
+def to_tensors(b): b["image"] = [torch.tensor(o) * 2 for o in b["image"]]
+
+
+def test_batches_are_tuples_in_feature_order_train_shuffled_valid_in_order():
+    torch.manual_seed(0)
+    dls = DataLoaders.from_dataset_dict(dataset_dict().with_transform(to_tensors), 4)
+    xb, yb = next(iter(dls.train))
+    assert xb.shape == (4, 2) and yb.shape == (4,) and torch.equal(xb[:, 0], yb.float() * 2)
+    assert sorted(torch.cat([y for _, y in dls.train]).tolist()) == list(range(20))
+    assert torch.cat([y for _, y in dls.train]).tolist() != list(range(20))
+    valid = list(dls.valid)
+    assert [len(y) for _, y in valid] == [8, 8, 4] and torch.cat([y for _, y in valid]).tolist() == list(range(20))
+
+
+def test_validation_split_is_preferred_over_test():
+    dd = dataset_dict(("train", "validation", "test"))
+    dd["validation"] = dd["validation"].select(range(6))
+    dls = DataLoaders.from_dataset_dict(dd.with_format("torch"), 2)
+    assert len(dls.valid.dataset) == 6
+
+
+def test_worker_processes_and_dataloader_kwargs():
+    dls = DataLoaders.from_dataset_dict(dataset_dict().with_transform(to_tensors), 5, num_workers=2, drop_last=True)
+    ys = torch.cat([y for _, y in dls.train])
+    assert sorted(ys.tolist()) == list(range(20)) and dls.train.num_workers == 2
+
+
+@pytest.mark.parametrize("splits, match", [(("test",), "no 'train' split"),
+                                           (("train",), "no validation split.*train_test_split")])
+def test_missing_splits_are_explained(splits, match):
+    with pytest.raises(ValueError, match=match):
+        DataLoaders.from_dataset_dict(dataset_dict(splits), 4)
+
+
+def test_bad_batch_size_and_conflicting_kwargs():
+    with pytest.raises(ValueError, match="batch_size must be"):
+        DataLoaders.from_dataset_dict(dataset_dict(), 0)
+    with pytest.raises(ValueError, match="sets shuffle itself"):
+        DataLoaders.from_dataset_dict(dataset_dict(), 4, shuffle=False)
+
+
+def test_dict_collate_is_picklable():
+    import pickle
+    c = pickle.loads(pickle.dumps(DictCollate(["b", "a"])))
+    assert c([{"a": 1, "b": np.float32(2)}]) == (torch.tensor([2.0]), torch.tensor([1]))
+
+
+def test_inplace_returns_its_argument():
+    b = {"image": [[1.0]]}
+    assert to_tensors(b) is b and torch.equal(b["image"][0], torch.tensor([2.0]))

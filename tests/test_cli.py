@@ -1,0 +1,28 @@
+"""The `aisaac demo` main job."""
+import pytest
+
+import AIsaac.data.fashion_mnist as fm
+from AIsaac.cli import main
+
+
+def test_demo_on_digits_when_fashion_mnist_is_absent(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(fm, "DEFAULT_FOLDER", str(tmp_path / "none"))
+    monkeypatch.delenv("FASHION_MNIST_DIR", raising=False)
+    assert main(["demo", "--epochs", "2", "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "scikit-learn's handwritten digits" in out and "apt-get install dataset-fashion-mnist" in out
+    rows = [l for l in out.splitlines() if l[:1].isdigit()]
+    assert len(rows) == 2 and float(rows[-1].split()[-1]) > 0.5  # accuracy on 10 digits after 2 short epochs
+    for name in ("losses", "color_dim", "plot_stats", "dead_chart"):
+        assert (tmp_path / "out" / f"{name}.png").stat().st_size > 1000
+
+
+def test_demo_with_a_wrong_data_folder_says_what_is_missing(tmp_path, capsys):
+    assert main(["demo", "--data", str(tmp_path)]) == 2
+    assert "train-images-idx3-ubyte.gz" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(fm.fashion_mnist_folder() is None, reason="Fashion-MNIST files not installed (CI installs them)")
+def test_demo_on_fashion_mnist(tmp_path, capsys):
+    assert main(["demo", "--epochs", "1", "--n-train", "2000", "--out", str(tmp_path)]) == 0
+    assert "Fashion-MNIST from" in capsys.readouterr().out
