@@ -30,7 +30,7 @@ def normalize_images(b):
 def load_demo_data(data: str | None = None, n_train: int | None = None):
     """(DatasetDict, description): Fashion-MNIST when its files are found, else scikit-learn's digits."""
     folder = fashion_mnist_folder(data)
-    if folder is not None:
+    if folder is not None and (not data or Path(data).resolve() == folder.resolve()):
         return fashion_mnist_dataset_dict(folder, n_train=n_train), f"Fashion-MNIST from {folder}"
     if data: raise FileNotFoundError(f"No Fashion-MNIST idx files in {data}: it needs train-images-idx3-ubyte.gz, "
                                      f"train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz.")

@@ -24,6 +24,7 @@ class ProgressCB(Callback):
 
     def __init__(self, refresh: float = 0.5, bars: bool | None = None):
         self.refresh, self.bars = refresh, bars
+        self.epoch_bar = self.batch_bar = None
 
     def before_fit(self, trainer):
         from tqdm.auto import tqdm
@@ -80,5 +81,6 @@ class ProgressCB(Callback):
         else: self._handle.update(html)
 
     def cleanup_fit(self, trainer):
-        if self.batch_bar is not None: self.batch_bar.close()
-        self.epoch_bar.close()
+        for bar in (self.batch_bar, self.epoch_bar):  # None when an earlier before_fit failed
+            if bar is not None: bar.close()
+        self.epoch_bar = self.batch_bar = None

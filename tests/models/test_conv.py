@@ -15,7 +15,7 @@ def test_tutorial_net_maps_images_to_ten_logits():
 
 
 def test_norm_removes_conv_bias_and_custom_widths_and_activation():
-    m = get_model_conv(act=nn.GELU, nfs=[1, 4, 8], norm=nn.BatchNorm2d)
+    m = get_model_conv(act=nn.GELU, nfs=[1, 4, 8, 8, 16], norm=nn.BatchNorm2d)
     assert m(torch.randn(2, 1, 28, 28)).shape == (2, 10)
     c = m[0]
     assert c[0].bias is None and isinstance(c[1], nn.BatchNorm2d) and isinstance(c[2], nn.GELU)
