@@ -7,6 +7,7 @@ from .callbacks.device import DeviceCB
 from .callbacks.metrics import MetricsCB
 from .callbacks.momentum_train import MomentumTrainCB
 from .callbacks.progress import ProgressCB
+from .callbacks.schedulers import BaseSchedulerCB, BatchSchedulerCB, EpochSchedulerCB, OneCycleSchedulerCB
 from .data.loaders import DataLoaders, DictCollate
 from .data.transforms import inplace
 from .device import def_device, to_cpu, to_device
@@ -22,7 +23,8 @@ from .trainer import Trainer
 
 __all__ = [
     "Callback", "ActivationStatsCB", "BasicTrainCB", "CoreCBs", "DeviceCB", "MetricsCB", "MomentumTrainCB",
-    "ProgressCB", "DataLoaders", "DictCollate", "inplace", "def_device", "to_cpu", "to_device", "run_callbacks",
+    "ProgressCB", "BaseSchedulerCB", "BatchSchedulerCB", "EpochSchedulerCB", "OneCycleSchedulerCB",
+    "DataLoaders", "DictCollate", "inplace", "def_device", "to_cpu", "to_device", "run_callbacks",
     "with_cbs", "EVENTS", "CallbackError", "CallbackSetupError", "CancelBatchException", "CancelEpochException",
     "CancelFitException", "Accuracy", "Mean", "conv", "get_model_conv", "set_seed", "view_source_code", "Trainer",
 ]
