@@ -4,7 +4,10 @@ from .callbacks.activation_stats import ActivationStatsCB
 from .callbacks.basic_train import BasicTrainCB
 from .callbacks.core import CoreCBs
 from .callbacks.device import DeviceCB
+from .callbacks.grad_accum import GradAccumCB
+from .callbacks.grad_clip import GradClipCB
 from .callbacks.metrics import MetricsCB
+from .callbacks.mixed_precision import MixedPrecisionCB
 from .callbacks.momentum_train import MomentumTrainCB
 from .callbacks.progress import ProgressCB
 from .callbacks.schedulers import BaseSchedulerCB, BatchSchedulerCB, EpochSchedulerCB, OneCycleSchedulerCB
@@ -23,7 +26,8 @@ from .trainer import Trainer
 
 __all__ = [
     "Callback", "ActivationStatsCB", "BasicTrainCB", "CoreCBs", "DeviceCB", "MetricsCB", "MomentumTrainCB",
-    "ProgressCB", "BaseSchedulerCB", "BatchSchedulerCB", "EpochSchedulerCB", "OneCycleSchedulerCB",
+    "ProgressCB", "GradAccumCB", "GradClipCB", "MixedPrecisionCB",
+    "BaseSchedulerCB", "BatchSchedulerCB", "EpochSchedulerCB", "OneCycleSchedulerCB",
     "DataLoaders", "DictCollate", "inplace", "def_device", "to_cpu", "to_device", "run_callbacks",
     "with_cbs", "EVENTS", "CallbackError", "CallbackSetupError", "CancelBatchException", "CancelEpochException",
     "CancelFitException", "Accuracy", "Mean", "conv", "get_model_conv", "set_seed", "view_source_code", "Trainer",
