@@ -3,14 +3,20 @@ from .callback import Callback
 from .callbacks.activation_stats import ActivationStatsCB
 from .callbacks.basic_train import BasicTrainCB
 from .callbacks.core import CoreCBs
+from .callbacks.compile import CompileCB
 from .callbacks.device import DeviceCB
+from .callbacks.early_stopping import EarlyStoppingCB
 from .callbacks.grad_accum import GradAccumCB
 from .callbacks.grad_clip import GradClipCB
 from .callbacks.metrics import MetricsCB
 from .callbacks.mixed_precision import MixedPrecisionCB
+from .callbacks.monitor import MonitorCB
+from .callbacks.one_batch import OneBatchCB
 from .callbacks.momentum_train import MomentumTrainCB
 from .callbacks.progress import ProgressCB
+from .callbacks.save_best import SaveBestCB
 from .callbacks.schedulers import BaseSchedulerCB, BatchSchedulerCB, EpochSchedulerCB, OneCycleSchedulerCB
+from .callbacks.terminate_on_nan import TerminateOnNaNCB
 from .data.loaders import DataLoaders, DictCollate
 from .data.transforms import inplace
 from .device import def_device, to_cpu, to_device
@@ -26,7 +32,8 @@ from .trainer import Trainer
 
 __all__ = [
     "Callback", "ActivationStatsCB", "BasicTrainCB", "CoreCBs", "DeviceCB", "MetricsCB", "MomentumTrainCB",
-    "ProgressCB", "GradAccumCB", "GradClipCB", "MixedPrecisionCB",
+    "ProgressCB", "GradAccumCB", "CompileCB", "EarlyStoppingCB", "MonitorCB", "OneBatchCB", "SaveBestCB",
+    "TerminateOnNaNCB", "GradClipCB", "MixedPrecisionCB",
     "BaseSchedulerCB", "BatchSchedulerCB", "EpochSchedulerCB", "OneCycleSchedulerCB",
     "DataLoaders", "DictCollate", "inplace", "def_device", "to_cpu", "to_device", "run_callbacks",
     "with_cbs", "EVENTS", "CallbackError", "CallbackSetupError", "CancelBatchException", "CancelEpochException",
