@@ -5,16 +5,17 @@ import torch
 from torch import nn
 from torch.testing import assert_close
 
-from AIsaac.all import BasicTrainCB, MetricsCB, MixedPrecisionCB, Trainer
+from AIsaac.all import DeviceCB, MixedPrecisionCB
 
 
-def hand_loop(model, dls, dtype, lr=0.1, n_epochs=1, **scaler_kwargs):
+def hand_loop(model, dls, dtype, lr=0.1, n_epochs=1, device="cpu", **scaler_kwargs):
     """Plain PyTorch mixed precision: autocast around forward and loss; GradScaler for float16."""
     opt = torch.optim.SGD(model.parameters(), lr=lr)
-    scaler = torch.amp.GradScaler("cpu", **scaler_kwargs) if dtype is torch.float16 else None
+    scaler = torch.amp.GradScaler(device, **scaler_kwargs) if dtype is torch.float16 else None
     for _ in range(n_epochs):
         for xb, yb in dls.train:
-            with torch.autocast("cpu", dtype=dtype):
+            xb, yb = xb.to(device), yb.to(device)
+            with torch.autocast(device, dtype=dtype):
                 loss = nn.functional.cross_entropy(model(xb), yb)
             if scaler is None:
                 loss.backward()
@@ -81,3 +82,14 @@ def test_autocast_is_left_when_a_batch_fails(make_trainer):
 
 def test_rejects_other_dtypes():
     with pytest.raises(ValueError, match="bfloat16"): MixedPrecisionCB(torch.float32)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_matches_plain_autocast_loop_on_cuda(make_trainer, make_model, make_dls, dtype):
+    model, ref = make_model(), make_model().cuda()
+    t = make_trainer([DeviceCB("cuda"), MixedPrecisionCB(dtype)], model=model)
+    t.fit(2, lr=0.1)
+    hand_loop(ref, make_dls(), dtype, n_epochs=2, device="cuda")
+    for p, q in zip(model.parameters(), ref.parameters()): assert_close(p, q)
+    assert t.MixedPrecisionCB.device == "cuda"
