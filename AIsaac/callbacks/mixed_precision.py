@@ -1,6 +1,7 @@
 """`MixedPrecisionCB`: autocast for predict/get_loss, and a gradient scaler for float16."""
 from __future__ import annotations
 
+import types
 from typing import Any
 
 import torch
@@ -41,7 +42,7 @@ class MixedPrecisionCB(Callback):
     def _patch_step(self, opt: torch.optim.Optimizer) -> None:
         plain_step, scaler, inside = opt.step, self.scaler, False
 
-        def scaled_step(*args, **kwargs):
+        def scaled_step(opt, *args, **kwargs):
             # scaler.step(opt) unscales, checks for inf/nan, then calls opt.step() itself: that inner call is the plain one.
             nonlocal inside
             if inside: return plain_step(*args, **kwargs)
@@ -52,7 +53,9 @@ class MixedPrecisionCB(Callback):
                 return out
             finally: inside = False
 
-        opt.step = scaled_step  # an instance attribute, removed at cleanup_fit; the optimizer's class is untouched
+        # A bound method (torch's lr schedulers rewrap `opt.step.__func__`), set on this optimizer only and
+        # removed at cleanup_fit; the optimizer's class is untouched.
+        opt.step = types.MethodType(scaled_step, opt)
         self._patched = opt
 
     def before_batch(self, trainer):

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 from torch.testing import assert_close
 
-from AIsaac.all import DeviceCB, MixedPrecisionCB
+from AIsaac.all import DeviceCB, MixedPrecisionCB, OneCycleSchedulerCB
 
 
 def hand_loop(model, dls, dtype, lr=0.1, n_epochs=1, device="cpu", **scaler_kwargs):
@@ -93,3 +93,22 @@ def test_matches_plain_autocast_loop_on_cuda(make_trainer, make_model, make_dls,
     hand_loop(ref, make_dls(), dtype, n_epochs=2, device="cuda")
     for p, q in zip(model.parameters(), ref.parameters()): assert_close(p, q)
     assert t.MixedPrecisionCB.device == "cuda"
+
+
+def test_float16_with_a_scheduler_matches_hand_loop(make_trainer, make_model, make_dls):
+    # torch's schedulers wrap opt.step too: the scaled step must survive that and still step once per batch.
+    model, ref = make_model(), make_model()
+    t = make_trainer([MixedPrecisionCB(torch.float16), OneCycleSchedulerCB()], model=model)
+    t.fit(1, lr=0.1)
+    opt, scaler = torch.optim.SGD(ref.parameters(), lr=0.1), torch.amp.GradScaler("cpu")
+    dls = make_dls()
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=len(dls.train))
+    for xb, yb in dls.train:
+        with torch.autocast("cpu", dtype=torch.float16):
+            loss = nn.functional.cross_entropy(ref(xb), yb)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        opt.zero_grad()
+        sched.step()
+    for p, q in zip(model.parameters(), ref.parameters()): assert_close(p, q)
