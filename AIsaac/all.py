@@ -2,11 +2,22 @@
 from .callback import Callback
 from .callbacks.activation_stats import ActivationStatsCB
 from .callbacks.basic_train import BasicTrainCB
+from .callbacks.compile import CompileCB
 from .callbacks.core import CoreCBs
 from .callbacks.device import DeviceCB
+from .callbacks.early_stopping import EarlyStoppingCB
+from .callbacks.grad_accum import GradAccumCB
+from .callbacks.grad_clip import GradClipCB
+from .callbacks.lr_finder import LRFinderCB
 from .callbacks.metrics import MetricsCB
+from .callbacks.mixed_precision import MixedPrecisionCB
 from .callbacks.momentum_train import MomentumTrainCB
+from .callbacks.monitor import MonitorCB
+from .callbacks.one_batch import OneBatchCB
 from .callbacks.progress import ProgressCB
+from .callbacks.save_best import SaveBestCB
+from .callbacks.schedulers import BaseSchedulerCB, BatchSchedulerCB, EpochSchedulerCB, OneCycleSchedulerCB
+from .callbacks.terminate_on_nan import TerminateOnNaNCB
 from .data.loaders import DataLoaders, DictCollate
 from .data.transforms import inplace
 from .device import def_device, to_cpu, to_device
@@ -14,6 +25,7 @@ from .dispatch import run_callbacks, with_cbs
 from .events import EVENTS
 from .exceptions import (CallbackError, CallbackSetupError, CancelBatchException, CancelEpochException,
                          CancelFitException)
+from .lr_find import LRFindResult, lr_find
 from .metrics import Accuracy, Mean
 from .models.conv import conv, get_model_conv
 from .seed import set_seed
@@ -22,7 +34,10 @@ from .trainer import Trainer
 
 __all__ = [
     "Callback", "ActivationStatsCB", "BasicTrainCB", "CoreCBs", "DeviceCB", "MetricsCB", "MomentumTrainCB",
-    "ProgressCB", "DataLoaders", "DictCollate", "inplace", "def_device", "to_cpu", "to_device", "run_callbacks",
+    "ProgressCB", "GradAccumCB", "CompileCB", "EarlyStoppingCB", "MonitorCB", "OneBatchCB", "SaveBestCB",
+    "TerminateOnNaNCB", "LRFinderCB", "LRFindResult", "lr_find", "GradClipCB", "MixedPrecisionCB",
+    "BaseSchedulerCB", "BatchSchedulerCB", "EpochSchedulerCB", "OneCycleSchedulerCB",
+    "DataLoaders", "DictCollate", "inplace", "def_device", "to_cpu", "to_device", "run_callbacks",
     "with_cbs", "EVENTS", "CallbackError", "CallbackSetupError", "CancelBatchException", "CancelEpochException",
     "CancelFitException", "Accuracy", "Mean", "conv", "get_model_conv", "set_seed", "view_source_code", "Trainer",
 ]

@@ -1,0 +1,33 @@
+"""`EarlyStoppingCB`: stops the fit when a monitored number has not improved for `patience` epochs."""
+from __future__ import annotations
+
+from ..exceptions import CancelFitException
+from .monitor import MonitorCB
+
+
+class EarlyStoppingCB(MonitorCB):
+    '''Stops the fit after `patience` epochs in a row without improvement of `epoch_log[monitor]` (see MonitorCB)
+
+    The decision is taken when the epoch's numbers are final and the fit stops before the next epoch starts, so
+    the epoch's row is still shown. `stopped_epoch` is the last epoch run when it stopped the fit, else None.
+    '''
+
+    def __init__(self, monitor: str = 'valid', patience: int = 3, min_delta: float = 0., mode: str = 'min'):
+        super().__init__(monitor, mode, min_delta)
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
+            raise ValueError(f"patience is a number of epochs, a whole number >= 1; got {patience!r}.")
+        self.patience, self.wait, self.stopped_epoch = patience, 0, None
+
+    def before_fit(self, trainer):
+        super().before_fit(trainer)
+        self.wait, self.stopped_epoch, self._stop = 0, None, False
+
+    def on_value(self, trainer, value, improved):
+        self.wait = 0 if improved else self.wait + 1
+        if self.wait >= self.patience: self._stop, self.stopped_epoch = True, trainer.epoch
+
+    def before_epoch(self, trainer):
+        if self._stop:
+            print(f"EarlyStoppingCB: no improvement of '{self.monitor}' for {self.patience} epochs; stopped after "
+                  f"epoch {self.stopped_epoch} (best {self.best:.6g} at epoch {self.best_epoch}).")
+            raise CancelFitException()

@@ -1,0 +1,53 @@
+"""`GradAccumCB`: one optimizer step per `n` training batches, on their averaged gradients."""
+from __future__ import annotations
+
+import torch
+
+from ..callback import Callback
+
+
+class GradAccumCB(Callback):
+    '''Steps and zeroes the gradients every `n` training batches, averaging the gradients over those batches
+
+    With a loss that is a mean over the batch, `n` batches of size b then make the same step as one batch of n*b.
+    Claims `step` and `zero_grad` (the optimizer steps through `trainer.opt.step()`, so MixedPrecisionCB's scaler
+    and GradClipCB's pre-step clipping apply, once per real step). The averaging divides the summed gradients by
+    the number of batches just before the step: the same as dividing each loss by n, but `trainer.loss` stays the
+    true loss for the metrics. A partial group left at the end of a training epoch still steps, averaged over its
+    own batches. Schedulers stepped per batch still step every batch.
+    '''
+
+    claims = ('step', 'zero_grad')
+
+    def __init__(self, n: int):
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"GradAccumCB(n): n is the number of batches per optimizer step, a whole number >= 1; got {n!r}.")
+        self.n, self.count = n, 0
+
+    def before_fit(self, trainer):
+        self.count = 0
+        trainer.opt.zero_grad()  # start from clean gradients whatever ran before
+
+    def step(self, trainer):
+        self.count += 1
+        if self.count == self.n: self._average_and_step(trainer)
+
+    def zero_grad(self, trainer):
+        if self.count == self.n: self._zero(trainer)
+
+    def after_epoch(self, trainer):
+        if trainer.training and self.count:
+            self._average_and_step(trainer)
+            self._zero(trainer)
+
+    def _average_and_step(self, trainer) -> None:
+        if self.count > 1:
+            with torch.no_grad():
+                for group in trainer.opt.param_groups:
+                    for p in group['params']:
+                        if p.grad is not None: p.grad.div_(self.count)
+        trainer.opt.step()
+
+    def _zero(self, trainer) -> None:
+        trainer.opt.zero_grad()
+        self.count = 0

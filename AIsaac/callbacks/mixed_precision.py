@@ -1,0 +1,81 @@
+"""`MixedPrecisionCB`: autocast for predict/get_loss, and a gradient scaler for float16."""
+from __future__ import annotations
+
+import types
+from typing import Any
+
+import torch
+
+from ..callback import Callback
+
+
+class MixedPrecisionCB(Callback):
+    '''Runs predict and get_loss under `torch.autocast(device_type, dtype)`; for float16 also scales the loss
+
+    bfloat16 (the default; works on CPU) needs no scaler and changes no step phase. float16 uses a
+    `torch.amp.GradScaler` (`scaler_kwargs` go to it), shown to other callbacks as `trainer.grad_scaler` during
+    the fit (None for bfloat16): this callback claims `backward` to backpropagate the scaled loss (`trainer.loss`
+    stays the true loss, for metrics), and for the fit makes `trainer.opt.step()` the scaler's step (unscale,
+    skip when a gradient is inf/nan, step, update the scale). So whichever callback steps (BasicTrainCB,
+    GradAccumCB, yours) steps correctly, and GradClipCB, a step pre-hook, sees unscaled gradients.
+    `device_type` defaults to the type of the model's device at `before_fit`.
+    '''
+
+    order = -5  # after DeviceCB (-10) has moved model and batch; before the after_batch of others reads the preds
+
+    def __init__(self, dtype: torch.dtype = torch.bfloat16, device_type: str | None = None, **scaler_kwargs: Any):
+        if dtype not in (torch.bfloat16, torch.float16):
+            raise ValueError(f"MixedPrecisionCB takes dtype=torch.bfloat16 or torch.float16; got {dtype!r}.")
+        self.dtype, self.device_type, self.scaler_kwargs = dtype, device_type, scaler_kwargs
+        self.claims = ('backward',) if dtype is torch.float16 else ()
+        if dtype is torch.bfloat16: self.backward = None  # bfloat16 leaves backward to the step callback
+        self.scaler: torch.amp.GradScaler | None = None
+        self._autocast, self._patched = None, None
+
+    def before_fit(self, trainer):
+        param = next(iter(trainer.model.parameters()), None)
+        self.device = self.device_type or (param.device.type if param is not None else "cpu")
+        self.scaler = torch.amp.GradScaler(self.device, **self.scaler_kwargs) if self.dtype is torch.float16 else None
+        trainer.grad_scaler = self.scaler
+        if self.scaler is not None: self._patch_step(trainer.opt)
+
+    def _patch_step(self, opt: torch.optim.Optimizer) -> None:
+        plain_step, scaler, inside = opt.step, self.scaler, False
+
+        def scaled_step(opt, *args, **kwargs):
+            # scaler.step(opt) unscales, checks for inf/nan, then calls opt.step() itself: that inner call is the plain one.
+            nonlocal inside
+            if inside: return plain_step(*args, **kwargs)
+            inside = True
+            try:
+                out = scaler.step(opt, *args, **kwargs)
+                scaler.update()
+                return out
+            finally: inside = False
+
+        # A bound method (torch's lr schedulers rewrap `opt.step.__func__`), set on this optimizer only and
+        # removed at cleanup_fit; the optimizer's class is untouched.
+        opt.step = types.MethodType(scaled_step, opt)
+        self._patched = opt
+
+    def before_batch(self, trainer):
+        self._autocast = torch.autocast(self.device, dtype=self.dtype)
+        self._autocast.__enter__()
+
+    def _exit(self) -> None:
+        if self._autocast is not None:
+            self._autocast.__exit__(None, None, None)
+            self._autocast = None
+
+    # Autocast covers predict and get_loss only: backward runs outside it, as torch.autocast's docs advise.
+    def before_backward(self, trainer): self._exit()
+    def after_batch(self, trainer): self._exit()
+    def cleanup_batch(self, trainer): self._exit()
+
+    def backward(self, trainer): self.scaler.scale(trainer.loss).backward()
+
+    def cleanup_fit(self, trainer):
+        self._exit()
+        if self._patched is not None: vars(self._patched).pop('step', None)
+        self._patched = None
+        trainer.grad_scaler = None

@@ -1,0 +1,60 @@
+import pytest
+
+from AIsaac.all import EarlyStoppingCB, ProgressCB
+
+
+class FakeLog:
+    '''Plays MetricsCB: writes a scripted epoch_log at each epoch's final cleanup_epoch'''
+
+    def __init__(self, values, key='valid'): self.values, self.key = values, key
+
+    def cleanup_epoch(self, trainer):
+        if not trainer.training: trainer.epoch_log = {'epoch': trainer.epoch, self.key: self.values[trainer.epoch]}
+
+
+class EpochCounter:
+    def before_fit(self, trainer): self.epochs = []
+    def after_epoch(self, trainer):
+        if trainer.training: self.epochs.append(trainer.epoch)
+
+
+def run(make_trainer, values, capsys=None, **kwargs):
+    counter = EpochCounter()
+    t = make_trainer([FakeLog(values, kwargs.pop('key', 'valid')), EarlyStoppingCB(**kwargs), counter], metrics=False)
+    t.fit(len(values))
+    return t.EarlyStoppingCB, counter.epochs
+
+
+def test_stops_after_patience_epochs_without_improvement(make_trainer, capsys):
+    cb, epochs = run(make_trainer, [1.0, 0.8, 0.9, 0.85, 0.81, 0.5, 0.4], patience=3)
+    assert epochs == [0, 1, 2, 3, 4] and cb.stopped_epoch == 4
+    assert cb.best == 0.8 and cb.best_epoch == 1
+    assert "stopped after epoch 4" in capsys.readouterr().out
+
+
+def test_min_delta_and_max_mode(make_trainer):
+    cb, epochs = run(make_trainer, [0.5, 0.505, 0.509, 0.6, 0.7], patience=2, mode='max', min_delta=0.01, key='acc',
+                     monitor='acc')
+    assert epochs == [0, 1, 2] and cb.best == 0.5
+
+
+def test_runs_to_the_end_while_improving(make_trainer):
+    cb, epochs = run(make_trainer, [3., 2., 1.], patience=1)
+    assert epochs == [0, 1, 2] and cb.stopped_epoch is None
+
+
+def test_reads_metrics_cb_before_progress_clears_it(make_trainer):
+    # Real MetricsCB and ProgressCB: the order must put it between them.
+    t = make_trainer([EarlyStoppingCB(patience=1), ProgressCB(bars=False)])
+    t.fit(3, lr=1e-9)  # a tiny lr: hardly any change; the strict improvement check decides
+    assert t.EarlyStoppingCB.best is not None
+
+
+def test_unknown_monitor_says_what_exists(make_trainer):
+    t = make_trainer([EarlyStoppingCB(monitor='acuracy')])
+    with pytest.raises(Exception, match="acuracy.*keys: epoch, train, valid"): t.fit(1)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="mode"): EarlyStoppingCB(mode='lowest')
+    with pytest.raises(ValueError, match="patience"): EarlyStoppingCB(patience=0)

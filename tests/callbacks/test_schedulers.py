@@ -1,0 +1,69 @@
+from functools import partial
+
+import pytest
+import torch
+from torch.optim.lr_scheduler import ExponentialLR, OneCycleLR, StepLR
+
+from AIsaac.all import BatchSchedulerCB, EpochSchedulerCB, OneCycleSchedulerCB
+
+
+def by_hand(sched_func, n_epochs, n_batches, per_batch, lr=0.1, opt_func=torch.optim.SGD):
+    """The lrs a plain optimizer sees at each training batch with the scheduler stepped by hand."""
+    opt = opt_func([torch.nn.Parameter(torch.zeros(1))], lr=lr)
+    sched, lrs = sched_func(opt), []
+    for _ in range(n_epochs):
+        for _ in range(n_batches):
+            lrs.append(opt.param_groups[0]['lr'])
+            opt.step()
+            if per_batch: sched.step()
+        if not per_batch: sched.step()
+    return lrs
+
+
+def test_batch_scheduler_matches_torch(make_trainer, recorder):
+    func = partial(StepLR, step_size=3, gamma=0.5)
+    t = make_trainer([BatchSchedulerCB(func), recorder])
+    t.fit(2, lr=0.1)
+    assert recorder.lrs == by_hand(func, 2, len(t.dls.train), per_batch=True)
+    assert len(set(recorder.lrs)) > 3
+
+
+def test_epoch_scheduler_matches_torch(make_trainer, recorder):
+    func = partial(ExponentialLR, gamma=0.5)
+    t = make_trainer([EpochSchedulerCB(func), recorder])
+    t.fit(3, lr=0.1)
+    assert recorder.lrs == by_hand(func, 3, len(t.dls.train), per_batch=False)
+    assert recorder.lrs[0] == 0.1 and recorder.lrs[-1] == 0.025
+
+
+def test_scheduler_does_not_step_in_validation(make_trainer):
+    cb = BatchSchedulerCB(partial(StepLR, step_size=1))
+    t = make_trainer([cb])
+    t.fit(1, lr=0.1)
+    assert cb.scheduler.last_epoch == len(t.dls.train)
+    t.fit(1, lr=0.1, train=False)
+    assert cb.scheduler.last_epoch == 0
+
+
+def test_one_cycle_matches_torch(make_trainer, recorder):
+    t = make_trainer([OneCycleSchedulerCB(pct_start=0.3), recorder], opt_func=torch.optim.Adam)
+    t.fit(3, lr=0.05)
+    n = len(t.dls.train)
+    expected = by_hand(partial(OneCycleLR, max_lr=0.05, total_steps=3 * n, pct_start=0.3), 3, n, True, lr=0.05,
+                       opt_func=torch.optim.Adam)
+    assert recorder.lrs == expected
+    assert max(recorder.lrs) == pytest.approx(0.05, rel=0.05)
+
+
+def test_one_cycle_refuses_what_it_sets():
+    with pytest.raises(ValueError, match="max_lr"): OneCycleSchedulerCB(max_lr=1.)
+
+
+def test_one_cycle_without_training_builds_nothing(make_trainer):
+    cb = OneCycleSchedulerCB()
+    make_trainer([cb]).fit(1, train=False)
+    assert cb.scheduler is None
+
+
+def test_scheduler_func_must_be_callable():
+    with pytest.raises(TypeError, match="partial"): BatchSchedulerCB(3)
