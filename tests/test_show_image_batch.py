@@ -29,3 +29,15 @@ def test_shows_the_batch_after_before_batch_and_restores_state():
     assert not model.training
     assert all(torch.equal(a, b) for a, b in zip(weights, model.parameters()))
     assert len(trainer.MetricsCB.losses_epoch) == 1  # the stopped fit recorded no epoch
+
+
+def test_fit_only_callbacks_are_applied_then_removed():
+    x, y = torch.rand(4, 1, 5, 5), torch.tensor([0, 1, 0, 1])
+    dls = DataLoaders(DataLoader(TensorDataset(x, y), batch_size=4), DataLoader(TensorDataset(x, y), batch_size=4))
+    trainer = Trainer(dls, nn.CrossEntropyLoss(), torch.optim.SGD, nn.Sequential(nn.Flatten(), nn.Linear(25, 2)),
+                      [DeviceCB('cpu'), BasicTrainCB()])
+    fig = trainer.show_image_batch(callbacks=[BatchAugmentationCB(lambda b: b * 0)])
+    assert all(ax.images[0].get_array().max() == 0 for ax in fig.axes if ax.images)
+    assert sum(bool(ax.images) for ax in fig.axes) == 4
+    assert [type(cb).__name__ for cb in trainer.cbs] == ['DeviceCB', 'BasicTrainCB']
+    assert 'opt' not in trainer.__dict__ or trainer.opt is None  # never fit: no optimizer left behind

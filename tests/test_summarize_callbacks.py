@@ -56,3 +56,13 @@ def test_run_order():
     assert sorted(order) == sorted(Trainer.events + ('custom',))
     assert order[:3] == ['before_fit', 'before_epoch', 'before_batch']
     assert order[-5:] == ['after_epoch', 'cleanup_epoch', 'after_fit', 'cleanup_fit', 'custom']
+
+
+def test_notebook_shows_html(monkeypatch, capsys):
+    IPython_display = __import__("IPython.display", fromlist=["display"])
+    import AIsaac.summarize_callbacks as sc
+    shown = []
+    monkeypatch.setattr(sc, "in_notebook", lambda: True)
+    monkeypatch.setattr(IPython_display, "display", lambda obj: shown.append(obj))
+    rows = make([DeviceCB('cpu')]).summarize_callbacks()
+    assert len(shown) == 1 and shown[0].data == rows_html(rows) and capsys.readouterr().out == ''
