@@ -59,7 +59,8 @@ def test_run_order():
 
 
 def test_notebook_shows_html(monkeypatch, capsys):
-    IPython_display = __import__("IPython.display", fromlist=["display"])
+    import IPython.display as IPython_display
+
     import AIsaac.summarize_callbacks as sc
     shown = []
     monkeypatch.setattr(sc, "in_notebook", lambda: True)
