@@ -3,7 +3,9 @@ from .callback import Callback
 from .callbacks.activation_stats import ActivationStatsCB
 from .callbacks.basic_train import BasicTrainCB
 from .callbacks.compile import CompileCB
+from .callbacks.batch_augmentation import BatchAugmentationCB
 from .callbacks.core import CoreCBs
+from .callbacks.csv_logger import CSVLoggerCB
 from .callbacks.device import DeviceCB
 from .callbacks.early_stopping import EarlyStoppingCB
 from .callbacks.grad_accum import GradAccumCB
@@ -18,7 +20,9 @@ from .callbacks.progress import ProgressCB
 from .callbacks.save_best import SaveBestCB
 from .callbacks.schedulers import BaseSchedulerCB, BatchSchedulerCB, EpochSchedulerCB, OneCycleSchedulerCB
 from .callbacks.terminate_on_nan import TerminateOnNaNCB
+from .callbacks.tensorboard import TensorBoardCB
 from .data.loaders import DataLoaders, DictCollate
+from .data.show import show_images
 from .data.transforms import inplace
 from .device import def_device, to_cpu, to_device
 from .dispatch import run_callbacks, with_cbs
@@ -28,9 +32,15 @@ from .exceptions import (CallbackError, CallbackSetupError, CancelBatchException
 from .lr_find import LRFindResult, lr_find
 from .metrics import Accuracy, Mean
 from .models.conv import conv, get_model_conv
+from .models.lsuv import lsuv_init
+from .models.timm import get_model_timm
+from .plots import plot_losses
 from .seed import set_seed
 from .source import view_source_code
 from .trainer import Trainer
+# Modules that attach methods: DataLoaders.show_batch, Trainer.show_image_batch, .summarize_callbacks,
+# .summarize_model, .get_preds, .predict (and MetricsCB.plot, from plots above).
+from . import predict, show_image_batch, summarize_callbacks, summarize_model  # noqa: F401  (imported to attach)
 
 __all__ = [
     "Callback", "ActivationStatsCB", "BasicTrainCB", "CoreCBs", "DeviceCB", "MetricsCB", "MomentumTrainCB",
@@ -40,4 +50,5 @@ __all__ = [
     "DataLoaders", "DictCollate", "inplace", "def_device", "to_cpu", "to_device", "run_callbacks",
     "with_cbs", "EVENTS", "CallbackError", "CallbackSetupError", "CancelBatchException", "CancelEpochException",
     "CancelFitException", "Accuracy", "Mean", "conv", "get_model_conv", "set_seed", "view_source_code", "Trainer",
+    "BatchAugmentationCB", "CSVLoggerCB", "TensorBoardCB", "show_images", "lsuv_init", "get_model_timm", "plot_losses",
 ]

@@ -1,0 +1,50 @@
+"""`CSVLoggerCB`: one CSV row per epoch from `trainer.epoch_log` (epoch, train and valid loss, metrics)."""
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+from ..callback import Callback
+from .epoch_log import final_epoch_log
+
+
+class CSVLoggerCB(Callback):
+    '''Writes `trainer.epoch_log` as a CSV row at the end of each epoch; needs MetricsCB
+
+    The file is rewritten at each fit, or added to when `append=True` (the header is written only to an empty file,
+    and an existing header decides the columns). Rows are flushed as they are written.
+    '''
+
+    order = 40  # after MetricsCB writes epoch_log (0), before ProgressCB clears it (50)
+
+    def __init__(self, path: str | os.PathLike = "history.csv", append: bool = False):
+        self.path, self.append = Path(path), append
+        self._file, self._writer = None, None
+
+    def before_fit(self, trainer):
+        self._close()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fields = None
+        if self.append and self.path.exists() and self.path.stat().st_size:
+            with open(self.path, newline="") as f: self._fields = next(csv.reader(f), None)
+        self._file = open(self.path, "a" if self.append else "w", newline="")
+        self._last = getattr(trainer, "epoch_log", None)  # a log left by an earlier fit is not this fit's
+
+    def cleanup_epoch(self, trainer):
+        log = final_epoch_log(trainer)
+        if log is None or log is self._last or self._file is None: return
+        self._last = log
+        if self._writer is None:
+            if self._fields is None:
+                self._fields = list(log)
+                csv.writer(self._file).writerow(self._fields)
+            self._writer = csv.DictWriter(self._file, self._fields, extrasaction="ignore")
+        self._writer.writerow(log)
+        self._file.flush()
+
+    def cleanup_fit(self, trainer): self._close()
+
+    def _close(self) -> None:
+        if self._file is not None: self._file.close()
+        self._file, self._writer = None, None

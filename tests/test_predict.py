@@ -1,0 +1,50 @@
+from functools import partial
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from AIsaac.all import DataLoaders, Trainer
+
+
+def make():
+    torch.manual_seed(0)
+    x, y = torch.randn(10, 4), torch.randint(0, 3, (10,))
+    train = DataLoader(TensorDataset(x[:6], y[:6]), batch_size=4)
+    valid = DataLoader(TensorDataset(x[6:], y[6:]), batch_size=3)
+    model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Dropout(0.5), nn.Linear(8, 3))
+    return Trainer(DataLoaders(train, valid), nn.CrossEntropyLoss(), torch.optim.SGD, model), x, y
+
+
+def test_get_preds_matches_plain_eval_forward():
+    trainer, x, y = make()
+    preds, targets = trainer.get_preds()
+    trainer.model.eval()
+    with torch.no_grad(): expected = trainer.model(x[6:])
+    trainer.model.train()
+    torch.testing.assert_close(preds, expected)
+    assert torch.equal(targets, y[6:]) and not preds.requires_grad
+    assert trainer.model.training  # mode restored
+
+
+def test_get_preds_other_loader_act_and_tta():
+    trainer, x, y = make()
+    trainer.model.eval()
+    preds = trainer.get_preds(trainer.dls.train, with_targets=False, act=partial(torch.softmax, dim=-1),
+                              tta=[lambda b: b, lambda b: -b])
+    with torch.no_grad():
+        m = trainer.model
+        expected = (torch.softmax(m(x[:6]), -1) + torch.softmax(m(-x[:6]), -1)) / 2
+    torch.testing.assert_close(preds, expected)
+    assert not trainer.model.training
+
+
+def test_predict_and_inputs_only_loader():
+    trainer, x, _ = make()
+    out = trainer.predict(x[:2])
+    trainer.model.eval()
+    with torch.no_grad(): torch.testing.assert_close(out, trainer.model(x[:2]))
+    inputs_only = DataLoader(x, batch_size=5)  # each batch is a tensor, not a tuple
+    torch.testing.assert_close(trainer.get_preds(inputs_only, with_targets=False), trainer.predict(x))
+    with pytest.raises(ValueError, match="with_targets=False"): trainer.get_preds(inputs_only)
