@@ -1,5 +1,6 @@
 """Everything a user needs, for `from AIsaac.all import *` (the only star-export of the package)."""
 from .callback import Callback
+from .callbacks.accelerate import AccelerateCB
 from .callbacks.activation_stats import ActivationStatsCB
 from .callbacks.basic_train import BasicTrainCB
 from .callbacks.core import CoreCBs
@@ -10,6 +11,7 @@ from .callbacks.progress import ProgressCB
 from .data.loaders import DataLoaders, DictCollate
 from .data.transforms import inplace
 from .device import def_device, to_cpu, to_device
+from .distributed import ProcessStopError
 from .dispatch import run_callbacks, with_cbs
 from .events import EVENTS
 from .exceptions import (CallbackError, CallbackSetupError, CancelBatchException, CancelEpochException,
@@ -21,8 +23,9 @@ from .source import view_source_code
 from .trainer import Trainer
 
 __all__ = [
-    "Callback", "ActivationStatsCB", "BasicTrainCB", "CoreCBs", "DeviceCB", "MetricsCB", "MomentumTrainCB",
-    "ProgressCB", "DataLoaders", "DictCollate", "inplace", "def_device", "to_cpu", "to_device", "run_callbacks",
-    "with_cbs", "EVENTS", "CallbackError", "CallbackSetupError", "CancelBatchException", "CancelEpochException",
-    "CancelFitException", "Accuracy", "Mean", "conv", "get_model_conv", "set_seed", "view_source_code", "Trainer",
+    "Callback", "AccelerateCB", "ActivationStatsCB", "BasicTrainCB", "CoreCBs", "DeviceCB", "MetricsCB",
+    "MomentumTrainCB", "ProgressCB", "DataLoaders", "DictCollate", "inplace", "def_device", "to_cpu", "to_device",
+    "ProcessStopError", "run_callbacks", "with_cbs", "EVENTS", "CallbackError", "CallbackSetupError",
+    "CancelBatchException", "CancelEpochException", "CancelFitException", "Accuracy", "Mean", "conv",
+    "get_model_conv", "set_seed", "view_source_code", "Trainer",
 ]
