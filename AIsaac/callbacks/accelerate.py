@@ -26,7 +26,8 @@ class AccelerateCB(Callback):
     are restored at the end of the fit; the model object the trainer was given holds the trained weights.
 
     Processes vote once per batch (and once per epoch phase and fit) on whether one of them raised, so a cancel
-    exception or an error on one process stops all of them after the same optimizer step, with the error shown.
+    exception or an error on one process stops all of them after the same optimizer step, with the error shown
+    (once stopped, the unfinished epoch's training loss is each process's own).
     `accelerator_kwargs` go to `Accelerator` (e.g. `cpu=True`); the accelerator is made at the first fit and reused.
     '''
 
@@ -67,17 +68,19 @@ class AccelerateCB(Callback):
         self._outer = sys.exc_info()[1]  # an exception the fit was called while handling is not one of the fit's
 
     def _make_accelerator(self):
-        try: from accelerate import Accelerator
+        try: from accelerate import Accelerator, PartialState
         except ImportError as e:
             raise ImportError("AccelerateCB needs Hugging Face Accelerate: pip install 'aisaac[distributed]' "
                               "(or pip install accelerate).") from e
+        # The process's device, known before the Accelerator fixes its settings for the whole process.
+        dev = PartialState(cpu=self.accelerator_kwargs.get('cpu', False)).device
+        if self.mixed_precision == 'fp16' and dev.type == 'cpu':
+            raise RuntimeError("mixed_precision='fp16' needs a GPU but this process runs on the CPU; use 'bf16' "
+                               "(or 'no') here, or launch on GPUs.")
         return Accelerator(mixed_precision=self.mixed_precision, **self.accelerator_kwargs)
 
     def _check_launch(self, trainer, acc) -> None:
         dev = acc.device
-        if self.mixed_precision == 'fp16' and dev.type != 'cuda':
-            raise RuntimeError(f"mixed_precision='fp16' needs a CUDA GPU but this process runs on {dev}; use 'bf16' "
-                               f"(or 'no') here, or launch on GPUs.")
         for cb in trainer.cbs:
             if not isinstance(cb, DeviceCB): continue
             want = cb.device
