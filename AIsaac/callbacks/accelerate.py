@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import sys
 from typing import Any
 
@@ -9,10 +10,16 @@ import torch
 import torch.distributed as dist
 
 from ..callback import Callback
+from ..device import def_device
 from ..distributed import BATCH, EPOCH, ERROR, FIT, OK, StopVote, stop_code, stop_exception
 from .device import DeviceCB
 
 MIXED_PRECISIONS = ("no", "fp16", "bf16")
+
+
+def launched_processes() -> int:
+    """How many processes the launcher (`accelerate launch`, `torchrun`) started: its WORLD_SIZE, else 1."""
+    return int(os.environ.get("WORLD_SIZE", 1))
 
 
 class AccelerateCB(Callback):
@@ -72,15 +79,23 @@ class AccelerateCB(Callback):
         except ImportError as e:
             raise ImportError("AccelerateCB needs Hugging Face Accelerate: pip install 'aisaac[distributed]' "
                               "(or pip install accelerate).") from e
+        kwargs = dict(self.accelerator_kwargs)
+        if launched_processes() > 1 and def_device.type == 'cpu':
+            # Accelerate runs each process of a multi-process launch alone when it finds no GPU, unless told cpu=True.
+            kwargs.setdefault('cpu', True)
         # The process's device, known before the Accelerator fixes its settings for the whole process.
-        dev = PartialState(cpu=self.accelerator_kwargs.get('cpu', False)).device
+        dev = PartialState(cpu=kwargs.get('cpu', False)).device
         if self.mixed_precision == 'fp16' and dev.type == 'cpu':
             raise RuntimeError("mixed_precision='fp16' needs a GPU but this process runs on the CPU; use 'bf16' "
                                "(or 'no') here, or launch on GPUs.")
-        return Accelerator(mixed_precision=self.mixed_precision, **self.accelerator_kwargs)
+        return Accelerator(mixed_precision=self.mixed_precision, **kwargs)
 
     def _check_launch(self, trainer, acc) -> None:
-        dev = acc.device
+        dev, launched = acc.device, launched_processes()
+        if launched != acc.num_processes:
+            raise RuntimeError(f"The launcher started {launched} processes but Accelerate runs {acc.num_processes} on "
+                               f"{dev} ({acc.distributed_type}); each would train alone. Launch with `accelerate "
+                               f"launch` (its config says how processes find each other), or check WORLD_SIZE.")
         for cb in trainer.cbs:
             if not isinstance(cb, DeviceCB): continue
             want = cb.device
