@@ -92,7 +92,7 @@ class AccelerateCB(Callback):
 
     def _check_launch(self, trainer, acc) -> None:
         dev, launched = acc.device, launched_processes()
-        if launched != acc.num_processes:
+        if launched > 1 and launched != acc.num_processes:  # (MPI and SLURM launches may not set WORLD_SIZE)
             raise RuntimeError(f"The launcher started {launched} processes but Accelerate runs {acc.num_processes} on "
                                f"{dev} ({acc.distributed_type}); each would train alone. Launch with `accelerate "
                                f"launch` (its config says how processes find each other), or check WORLD_SIZE.")
@@ -124,7 +124,7 @@ class AccelerateCB(Callback):
         model, opt, dls = self._originals
         self.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)  # takes autocast off model.forward
         trainer.model, trainer.opt, trainer.dls = model, opt, dls
-        trainer.reduce_sum = type(trainer).reduce_sum
+        del trainer.reduce_sum  # back to the trainer's one-process default
         self._originals = None
         self.accelerator.free_memory()  # the accelerator forgets this fit's prepared objects
 
