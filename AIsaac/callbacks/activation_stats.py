@@ -27,7 +27,8 @@ class ActivationStatsCB(Callback):
 
     def before_fit(self, trainer):
         self.remove_hooks()
-        named = [(n or type(m).__name__, m) for n, m in trainer.model.named_modules() if self.module_filter(m)]
+        named = [(f"{n} {type(m).__name__}" if n else type(m).__name__, m)
+                 for n, m in trainer.model.named_modules() if self.module_filter(m)]
         self.names = [n for n, _ in named]
         self.stats = [torch.zeros(0, 2 + self.bins) for _ in named]
         self._pending = [[] for _ in named]

@@ -1,0 +1,32 @@
+"""The `aisaac` command."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="aisaac", description="AIsaac: a PyTorch trainer made of callbacks.")
+    sub = p.add_subparsers(dest="command", required=True)
+    d = sub.add_parser("demo", help="train the tutorial's conv net with CoreCBs and save its plots")
+    d.add_argument("--data", help="folder with the Fashion-MNIST idx .gz files (default: $FASHION_MNIST_DIR, then "
+                                  "/usr/share/datasets/fashion-mnist; else scikit-learn's digits)")
+    d.add_argument("--out", default="aisaac_out", help="folder for the plots (default: aisaac_out)")
+    d.add_argument("--epochs", type=int, default=3)
+    d.add_argument("--bs", type=int, default=64, help="batch size")
+    d.add_argument("--lr", type=float, default=1e-3)
+    d.add_argument("--n-train", type=int, default=None, help="use only the first N training images")
+    d.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    args = p.parse_args(argv)
+    if args.command == "demo":
+        from .demo import run_demo
+        try:
+            run_demo(args.data, args.out, args.epochs, args.bs, args.lr, args.n_train, args.workers)
+        except (FileNotFoundError, ImportError, ValueError) as e:
+            print(f"aisaac demo: {e}", file=sys.stderr)
+            return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""The main job: the tutorial's model trained with `CoreCBs` on local data, with its plots saved."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .callbacks.core import CoreCBs
+from .data.fashion_mnist import fashion_mnist_dataset_dict, fashion_mnist_folder
+from .data.loaders import DataLoaders
+from .data.transforms import inplace
+from .metrics import Accuracy
+from .models.conv import get_model_conv
+from .seed import set_seed
+from .trainer import Trainer
+
+XMEAN, XSTD = 0.28, 0.35  # the tutorial's normalisation
+
+
+@inplace
+def normalize_images(b):
+    """PIL images to normalised 1x28x28 float tensors (what torchvision's to_tensor does, without torchvision)."""
+    b['image'] = [(torch.from_numpy(np.asarray(o, dtype=np.float32) / 255.).unsqueeze(0) - XMEAN) / XSTD
+                  for o in b['image']]
+
+
+def load_demo_data(data: str | None = None, n_train: int | None = None):
+    """(DatasetDict, description): Fashion-MNIST when its files are found, else scikit-learn's digits."""
+    folder = fashion_mnist_folder(data)
+    if folder is not None:
+        return fashion_mnist_dataset_dict(folder, n_train=n_train), f"Fashion-MNIST from {folder}"
+    if data: raise FileNotFoundError(f"No Fashion-MNIST idx files in {data}: it needs train-images-idx3-ubyte.gz, "
+                                     f"train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz.")
+    from .data.digits import digits_dataset_dict
+    return digits_dataset_dict(), ("scikit-learn's handwritten digits (Fashion-MNIST not found: apt-get install "
+                                   "dataset-fashion-mnist, or pass --data DIR)")
+
+
+def save_loss_plot(metrics_cb, path: Path) -> None:
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4))
+    train = [b['loss'] for b in metrics_cb.losses_batch if b['training']]
+    ax.plot(train, label='train (per batch)', alpha=.7)
+    per_epoch = len(train) / max(len(metrics_cb.losses_epoch), 1)
+    valid = [e.get('valid') for e in metrics_cb.losses_epoch]
+    ax.plot([per_epoch * (i + 1) for i in range(len(valid))], valid, 'o-', label='valid (per epoch)')
+    ax.set_xlabel('training batch'); ax.set_ylabel('loss'); ax.legend()
+    fig.savefig(path, dpi=100, bbox_inches='tight')
+    plt.close(fig)
+
+
+def run_demo(data: str | None = None, out: str = "aisaac_out", epochs: int = 3, batch_size: int = 64,
+             lr: float = 1e-3, n_train: int | None = None, num_workers: int = 0, seed: int = 42) -> Trainer:
+    """Train `get_model_conv()` with CoreCBs, print the epoch table, save loss and activation plots under `out`."""
+    import matplotlib
+    if not os.environ.get("MPLBACKEND"): matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    set_seed(seed)
+    dd, what = load_demo_data(data, n_train)
+    print(f"Data: {what}; {len(dd['train'])} training and {len(dd['test'])} test images.")
+    dls = DataLoaders.from_dataset_dict(dd.with_transform(normalize_images), batch_size, num_workers=num_workers)
+    trainer = Trainer(dls, nn.CrossEntropyLoss(), torch.optim.Adam, get_model_conv(),
+                      callbacks=[CoreCBs(Accuracy=Accuracy())])
+    trainer.fit(epochs, lr=lr)
+    outdir = Path(out)
+    outdir.mkdir(parents=True, exist_ok=True)
+    save_loss_plot(trainer.MetricsCB, outdir / "losses.png")
+    for name in ("color_dim", "plot_stats", "dead_chart"):
+        fig = getattr(trainer.ActivationStatsCB, name)()
+        fig.savefig(outdir / f"{name}.png", dpi=80, bbox_inches="tight")
+        plt.close(fig)
+    print(f"Plots written to {outdir.resolve()}: losses.png, color_dim.png, plot_stats.png, dead_chart.png")
+    return trainer

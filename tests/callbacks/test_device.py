@@ -1,0 +1,28 @@
+"""DeviceCB moves the model once per fit and each batch, whatever its nesting."""
+from types import SimpleNamespace
+
+import torch
+from torch import nn
+
+from AIsaac.all import DeviceCB, def_device
+
+
+def test_moves_model_and_nested_batch():
+    cb = DeviceCB("meta")  # a real second device on any machine; tensors there have shapes but no data
+    model = nn.Linear(2, 2)
+    trainer = SimpleNamespace(model=model, batch=(torch.ones(3, 2), [torch.zeros(3)], {"m": torch.ones(1)}, "id"))
+    cb.before_fit(trainer)
+    assert model.weight.device.type == "meta"
+    cb.before_batch(trainer)
+    x, (y,), d, s = trainer.batch
+    assert (x.device.type, y.device.type, d["m"].device.type, s) == ("meta", "meta", "meta", "id")
+
+
+def test_default_device_and_order():
+    assert DeviceCB().device == torch.device(def_device)
+    assert DeviceCB.order < 0  # moves the batch before other before_batch callbacks read it
+
+
+def test_model_without_to_is_left_alone():
+    trainer = SimpleNamespace(model=lambda x: x)
+    DeviceCB("cpu").before_fit(trainer)

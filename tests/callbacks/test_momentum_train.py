@@ -1,0 +1,26 @@
+"""MomentumTrainCB: gradients decay by `momentum` instead of being zeroed, as a hand loop does."""
+import copy
+
+import torch
+from torch import nn
+
+from AIsaac.all import MomentumTrainCB, Trainer
+
+
+def test_matches_hand_written_gradient_momentum(tiny_dls, tiny_model):
+    ours, ref = copy.deepcopy(tiny_model), copy.deepcopy(tiny_model)
+    Trainer(tiny_dls, nn.CrossEntropyLoss(), torch.optim.SGD, ours, callbacks=[MomentumTrainCB(0.8)]).fit(2, lr=0.1)
+    opt = torch.optim.SGD(ref.parameters(), 0.1)
+    for _ in range(2):
+        for xb, yb in tiny_dls.train:
+            nn.functional.cross_entropy(ref(xb), yb).backward()
+            opt.step()
+            with torch.no_grad():
+                for p in ref.parameters(): p.grad *= 0.8
+    for a, b in zip(ours.parameters(), ref.parameters()): torch.testing.assert_close(a, b)
+
+
+def test_is_a_basic_train_cb_variant():
+    from AIsaac.all import BasicTrainCB
+    cb = MomentumTrainCB(0.5)
+    assert isinstance(cb, BasicTrainCB) and cb.momentum == 0.5

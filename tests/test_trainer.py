@@ -1,0 +1,209 @@
+"""The Trainer: events, state, callback set, errors."""
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+import AIsaac.trainer as trainer_mod
+from AIsaac.all import (BasicTrainCB, Callback, CallbackError, CallbackSetupError, CancelBatchException,
+                        CancelEpochException, CancelFitException, EVENTS, Trainer)
+
+
+class Trace(Callback):
+    def __init__(self): self.events = []
+
+
+for _ev in EVENTS:
+    setattr(Trace, _ev, (lambda ev: lambda self, trainer: self.events.append((ev, trainer.training)))(_ev))
+
+
+def make_trainer(dls, model, *cbs):
+    return Trainer(dls, nn.CrossEntropyLoss(), torch.optim.SGD, model, callbacks=[BasicTrainCB(), *cbs])
+
+
+def test_event_sequence_of_a_fit(tiny_dls, tiny_model):
+    t = Trace()
+    make_trainer(tiny_dls, tiny_model, t).fit(1)
+    evs = [e for e, _ in t.events]
+    batch_train = ["before_batch", "predict", "get_loss", "before_backward", "backward", "step", "zero_grad",
+                   "after_batch", "cleanup_batch"]
+    batch_valid = ["before_batch", "predict", "get_loss", "after_batch", "cleanup_batch"]
+    expected = (["before_fit", "before_epoch"] + batch_train * 6 + ["after_epoch", "cleanup_epoch"] +
+                ["before_epoch"] + batch_valid * 3 + ["after_epoch", "cleanup_epoch", "after_fit", "cleanup_fit"])
+    assert evs == expected
+    assert [tr for e, tr in t.events if e == "predict"] == [True] * 6 + [False] * 3
+
+
+def test_fit_state_and_optimizer(tiny_dls, tiny_model):
+    seen = {}
+
+    class Look:
+        def before_fit(self, trainer): seen.update(opt=trainer.opt, lr=trainer.lr, n=trainer.n_epochs)
+        def before_epoch(self, trainer):
+            seen.setdefault("modes", []).append((trainer.training, trainer.model.training, torch.is_grad_enabled(),
+                                                 trainer.dl is (trainer.dls.train if trainer.training else trainer.dls.valid)))
+        def after_batch(self, trainer): seen["last"] = (trainer.epoch, trainer.batch_num, trainer.preds.shape, trainer.loss.ndim)
+
+    tr = make_trainer(tiny_dls, tiny_model, Look())
+    tr.fit(2, lr=0.05)
+    assert isinstance(seen["opt"], torch.optim.SGD) and seen["opt"].param_groups[0]["lr"] == 0.05
+    assert seen["lr"] == 0.05 and seen["n"] == 2
+    assert seen["modes"] == [(True, True, True, True), (False, False, False, True)] * 2
+    assert seen["last"] == (1, 2, (8, 3), 0)
+
+
+def test_fit_only_validation_or_only_training(tiny_dls, tiny_model):
+    t = Trace()
+    tr = make_trainer(tiny_dls, tiny_model, t)
+    before = [p.clone() for p in tiny_model.parameters()]
+    tr.fit(1, train=False)
+    assert {tr_ for e, tr_ in t.events if e == "predict"} == {False}
+    assert all(torch.equal(a, b) for a, b in zip(before, tiny_model.parameters()))
+    t.events.clear()
+    tr.fit(1, valid=False)
+    assert {tr_ for e, tr_ in t.events if e == "predict"} == {True}
+
+
+def test_cancel_epoch_skips_to_next_phase(tiny_dls, tiny_model):
+    class StopTrainEarly:
+        def after_batch(self, trainer):
+            if trainer.training and trainer.batch_num == 1: raise CancelEpochException()
+    t = Trace()
+    make_trainer(tiny_dls, tiny_model, t, StopTrainEarly()).fit(1)
+    assert sum(1 for e, tr in t.events if e == "predict" and tr) == 2
+    assert sum(1 for e, tr in t.events if e == "predict" and not tr) == 3
+    assert [e for e, _ in t.events].count("after_epoch") == 1  # only validation's
+    assert [e for e, _ in t.events][-2:] == ["after_fit", "cleanup_fit"]
+
+
+def test_callbacks_reachable_by_class_name_and_duplicates(tiny_dls, tiny_model):
+    tr = make_trainer(tiny_dls, tiny_model)
+    assert isinstance(tr.BasicTrainCB, BasicTrainCB)
+    with pytest.raises(CallbackSetupError, match="already on this trainer.*force=True"):
+        tr.add_callbacks(BasicTrainCB())
+    second = BasicTrainCB()
+    tr.add_callbacks(second, force=True)
+    assert tr.BasicTrainCB_2 is second
+    with pytest.raises(AttributeError, match="no attribute or callback 'Nope'"):
+        tr.Nope
+
+
+def test_callback_name_must_not_hide_trainer_attributes(tiny_dls, tiny_model):
+    fit = type("fit", (), {})
+    with pytest.raises(CallbackSetupError, match="hide the trainer's own `fit`"):
+        make_trainer(tiny_dls, tiny_model, fit())
+
+
+def test_groups_are_added_recursively_and_run_their_own_events(tiny_dls, tiny_model):
+    calls = []
+
+    class Leaf:
+        order = -1
+        def before_fit(self, trainer): calls.append("Leaf")
+
+    class Inner:
+        def __init__(self): self.callbacks = [Leaf()]
+
+    class Group:
+        def __init__(self): self.callbacks = [Inner()]
+        def before_fit(self, trainer): calls.append("Group")
+
+    tr = make_trainer(tiny_dls, tiny_model, Group())
+    assert all(hasattr(tr, n) for n in ("Group", "Inner", "Leaf"))
+    tr.fit(1)
+    assert calls == ["Leaf", "Group"]
+    tr.remove_callbacks(tr.Group)
+    assert not any(hasattr(tr, n) for n in ("Group", "Inner", "Leaf"))
+
+
+def test_order_ties_keep_insertion_order(tiny_dls, tiny_model):
+    calls = []
+    cbs = [type(f"C{i}", (), {"order": o, "before_fit": (lambda i: lambda self, t: calls.append(i))(i)})()
+           for i, o in enumerate([0, 1, 0, -1, 1, 0])]
+    make_trainer(tiny_dls, tiny_model, *cbs).fit(0)
+    assert calls == [3, 0, 2, 5, 1, 4]
+
+
+def test_fit_callbacks_are_removed_afterwards_even_on_error(tiny_dls, tiny_model):
+    class Boom:
+        def after_batch(self, trainer): raise RuntimeError("boom")
+    tr = make_trainer(tiny_dls, tiny_model)
+    tr.fit(1, callbacks=[Trace()])
+    assert not hasattr(tr, "Trace")
+    with pytest.raises(CallbackError):
+        tr.fit(1, callbacks=[Boom()])
+    assert not hasattr(tr, "Boom") and [type(c).__name__ for c in tr.cbs] == ["BasicTrainCB"]
+    tr.fit(1)  # the same trainer fits again
+
+
+def test_plan_is_built_when_the_set_changes_not_per_batch(tiny_dls, tiny_model, monkeypatch):
+    calls = []
+    real = trainer_mod.build_plan
+    monkeypatch.setattr(trainer_mod, "build_plan", lambda *a: calls.append(1) or real(*a))
+    tr = make_trainer(tiny_dls, tiny_model)
+    n = len(calls)
+    tr.fit(2)
+    assert len(calls) == n
+    tr.fit(1, callbacks=[Trace()])
+    assert len(calls) == n + 2  # added, then removed
+
+
+def test_callback_error_names_callback_event_epoch_batch(tiny_dls, tiny_model):
+    class Faulty:
+        def after_batch(self, trainer):
+            if trainer.epoch == 1 and trainer.batch_num == 2 and trainer.training: raise ZeroDivisionError("oops")
+    t = Trace()
+    with pytest.raises(CallbackError) as info:
+        make_trainer(tiny_dls, tiny_model, t, Faulty()).fit(2)
+    msg = str(info.value)
+    assert "Faulty failed at event 'after_batch' (epoch 1, batch 2, training): ZeroDivisionError: oops" == msg
+    assert isinstance(info.value.__cause__, ZeroDivisionError) and info.value.original is info.value.__cause__
+    assert [e for e, _ in t.events][-3:] == ["cleanup_batch", "cleanup_epoch", "cleanup_fit"]
+
+
+def test_cancel_exceptions_are_not_wrapped(tiny_dls, tiny_model):
+    class Stop:
+        def before_fit(self, trainer): raise CancelFitException()
+    t = Trace()
+    make_trainer(tiny_dls, tiny_model, Stop(), t).fit(1)
+    assert [e for e, _ in t.events] == ["cleanup_fit"]
+
+
+def test_unknown_event_names_the_nearest(tiny_dls, tiny_model):
+    tr = make_trainer(tiny_dls, tiny_model)
+    with pytest.raises(ValueError, match="'after_bach' is not an event; did you mean 'after_batch'"):
+        tr.run_callbacks("after_bach")
+
+
+def test_misspelt_event_method_warns_with_the_nearest_name(tiny_dls, tiny_model):
+    class Typo:
+        def after_bach(self, trainer): pass
+        def before_epochs(self, trainer): pass
+        def helper(self): pass
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        make_trainer(tiny_dls, tiny_model, Typo())
+    msgs = sorted(str(x.message) for x in w)
+    assert len(msgs) == 2
+    assert "Typo.after_bach looks like the event 'after_batch'" in msgs[0]
+    assert "Typo.before_epochs looks like the event 'before_epoch'" in msgs[1]
+
+
+@pytest.mark.parametrize("kwargs, match", [({"lr": 0}, "lr must be a number > 0"), ({"lr": -1e-3}, "lr must be"),
+                                           ({"n_epochs": -1}, "n_epochs must be a whole number"),
+                                           ({"n_epochs": 1.5}, "n_epochs must be")])
+def test_fit_arguments_are_checked(tiny_dls, tiny_model, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make_trainer(tiny_dls, tiny_model).fit(**kwargs)
+
+
+def test_opt_func_must_be_callable(tiny_dls, tiny_model):
+    with pytest.raises(TypeError, match="opt_func must be callable"):
+        Trainer(tiny_dls, nn.CrossEntropyLoss(), "adam", tiny_model)
+
+
+def test_model_as_keyword_and_no_callbacks(tiny_dls, tiny_model):
+    tr = Trainer(tiny_dls, nn.CrossEntropyLoss(), torch.optim.Adam, model=tiny_model)
+    tr.fit(1)  # no callbacks: nothing happens, but the loop runs
+    assert tr.cbs == [] and tr.epoch == 0
