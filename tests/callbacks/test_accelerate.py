@@ -1,4 +1,5 @@
 """AccelerateCB: on one process against plain PyTorch, and on two CPU processes (gloo) started as a real launch."""
+import importlib.util
 import json
 import os
 import socket
@@ -28,10 +29,12 @@ from AIsaac.trainer import Trainer
 
 
 pytest.importorskip("accelerate")
-import accelerate_worker as worker  # noqa: E402  (beside this file; pytest puts its folder on sys.path)
 
-WORKER = Path(worker.__file__)
+WORKER = Path(__file__).with_name("accelerate_worker.py")  # the script each of the two processes runs
 ROOT = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("accelerate_worker", WORKER)
+worker = importlib.util.module_from_spec(_spec)  # for its data and sizes
+_spec.loader.exec_module(worker)
 
 # ---- one process ----
 def tiny_data(shuffle=False):
