@@ -1,5 +1,8 @@
 """Everything a user needs, for `from AIsaac.all import *` (the only star-export of the package)."""
+import types as _types
+
 from .callback import Callback
+from .callbacks.accelerate import AccelerateCB
 from .callbacks.activation_stats import ActivationStatsCB
 from .callbacks.basic_train import BasicTrainCB
 from .callbacks.compile import CompileCB
@@ -25,6 +28,7 @@ from .data.loaders import DataLoaders, DictCollate
 from .data.show import show_images
 from .data.transforms import inplace
 from .device import def_device, to_cpu, to_device
+from .distributed import ProcessStopError
 from .dispatch import run_callbacks, with_cbs
 from .events import EVENTS
 from .exceptions import (CallbackError, CallbackSetupError, CancelBatchException, CancelEpochException,
@@ -42,13 +46,5 @@ from .trainer import Trainer
 # .summarize_model, .get_preds, .predict (and MetricsCB.plot, from plots above).
 from . import predict, show_image_batch, summarize_callbacks, summarize_model  # noqa: F401  (imported to attach)
 
-__all__ = [
-    "Callback", "ActivationStatsCB", "BasicTrainCB", "CoreCBs", "DeviceCB", "MetricsCB", "MomentumTrainCB",
-    "ProgressCB", "GradAccumCB", "CompileCB", "EarlyStoppingCB", "MonitorCB", "OneBatchCB", "SaveBestCB",
-    "TerminateOnNaNCB", "LRFinderCB", "LRFindResult", "lr_find", "GradClipCB", "MixedPrecisionCB",
-    "BaseSchedulerCB", "BatchSchedulerCB", "EpochSchedulerCB", "OneCycleSchedulerCB",
-    "DataLoaders", "DictCollate", "inplace", "def_device", "to_cpu", "to_device", "run_callbacks",
-    "with_cbs", "EVENTS", "CallbackError", "CallbackSetupError", "CancelBatchException", "CancelEpochException",
-    "CancelFitException", "Accuracy", "Mean", "conv", "get_model_conv", "set_seed", "view_source_code", "Trainer",
-    "BatchAugmentationCB", "CSVLoggerCB", "TensorBoardCB", "show_images", "lsuv_init", "get_model_timm", "plot_losses",
-]
+# Every public name imported above, modules excepted (the attach-only imports, say).
+__all__ = [_n for _n, _v in list(globals().items()) if not _n.startswith("_") and not isinstance(_v, _types.ModuleType)]

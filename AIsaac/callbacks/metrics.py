@@ -44,6 +44,15 @@ class MetricsCB(Callback):
             if callable(getattr(m, "to", None)): m.to(device)
         self._metric_device = device
 
+    def _mean_loss(self, trainer, phase: str, m: Mean) -> float | None:
+        # With several processes (see AIsaac/distributed.py) each trained on its own share, so the training loss is
+        # summed over them once per epoch; validation batches reach after_batch already gathered from all of them.
+        if phase == 'train' and getattr(trainer, 'num_processes', 1) > 1:
+            total = m.total.float() if m.total is not None else torch.zeros(())
+            total, weight = trainer.reduce_sum(torch.stack([total, total.new_tensor(m.weight)])).tolist()
+            return total / weight if weight else None
+        return float(m.compute()) if m.weight else None
+
     def cleanup_epoch(self, trainer):
         '''compute metrics and append to epoch stats'''
         if self._pending:  # one transfer per phase, not one per batch
@@ -52,7 +61,7 @@ class MetricsCB(Callback):
                                      for v in torch.stack(self._pending).float().cpu().tolist())
             self._pending = []
         if trainer.training and trainer.run_valid: return  # the epoch's numbers are final after validation
-        losses = {k: float(m.compute()) for k, m in self.losses.items() if m.weight}
+        losses = {k: v for k, m in self.losses.items() if (v := self._mean_loss(trainer, k, m)) is not None}
         metrics = {k: float(m.compute()) for k, m in self.metrics.items()} if not trainer.training else {}
         self.losses_epoch.append(losses)
         self.metrics_epoch.append(metrics)

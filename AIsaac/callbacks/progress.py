@@ -29,7 +29,9 @@ class ProgressCB(Callback):
     def before_fit(self, trainer):
         from tqdm.auto import tqdm
         self._notebook = in_notebook()
-        show = self.bars if self.bars is not None else (self._notebook or sys.stderr.isatty())
+        # With several processes only the main one shows anything (trainer state, see AIsaac/distributed.py).
+        self._main = getattr(trainer, 'is_main_process', True)
+        show = self._main and (self.bars if self.bars is not None else (self._notebook or sys.stderr.isatty()))
         self._tqdm = tqdm
         self._show = show
         self.epoch_bar = tqdm(total=trainer.n_epochs, desc="epoch", disable=not show, file=sys.stderr,
@@ -66,6 +68,7 @@ class ProgressCB(Callback):
             self._widths = [max(len(k), 8) for k in self._header]
         values = [log.get(k, "") for k in self._header]
         self._rows.append(values)
+        if not self._main: return
         if self._notebook: return self._show_html()
         if self._header is not None and len(self._rows) == 1:
             self._tqdm.write(format_table_row(self._header, self._widths), file=sys.stdout)

@@ -1,0 +1,217 @@
+"""`AccelerateCB`: the same fit on one or many processes (CPUs, GPUs, machines) through Hugging Face Accelerate."""
+from __future__ import annotations
+
+import copy
+import os
+import sys
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from ..callback import Callback
+from ..device import def_device
+from ..distributed import BATCH, EPOCH, ERROR, FIT, OK, StopVote, stop_code, stop_exception
+from .device import DeviceCB
+
+MIXED_PRECISIONS = ("no", "fp16", "bf16")
+
+
+def launched_processes() -> int:
+    """How many processes the launcher (`accelerate launch`, `torchrun`) started: its WORLD_SIZE, else 1."""
+    return int(os.environ.get("WORLD_SIZE", 1))
+
+
+class AccelerateCB(Callback):
+    '''Prepares model, optimizer and loaders with an `accelerate.Accelerator` and does the backward through it
+
+    Launched with several processes (`accelerate launch`, `torchrun`) each trains on its share of every batch
+    and gradients are averaged (DDP). In validation, callbacks after this one see in `after_batch` the batch of all
+    processes together: `trainer.preds`, `trainer.batch[1:]` gathered (the duplicates the sampler pads the last batch
+    with dropped; `trainer.batch[0]`, the inputs, stays this process's) and `trainer.loss` recomputed with
+    `trainer.loss_func` on them, so metrics cover the validation set exactly once. The model, optimizer and loaders
+    are restored at the end of the fit; the model object the trainer was given holds the trained weights.
+
+    Processes vote once per batch (and once per epoch phase and fit) on whether one of them raised, so a cancel
+    exception or an error on one process stops all of them after the same optimizer step, with the error shown
+    (once stopped, the unfinished epoch's training loss is each process's own).
+    `accelerator_kwargs` go to `Accelerator` (e.g. `cpu=True`); the accelerator is made at the first fit and reused.
+    '''
+
+    order = -20  # before DeviceCB (it checks the launch first) and before MetricsCB reads a validation batch
+    claims = ('backward',)
+
+    def __init__(self, mixed_precision: str = 'no', **accelerator_kwargs: Any):
+        if mixed_precision not in MIXED_PRECISIONS:
+            raise ValueError(f"mixed_precision must be one of {MIXED_PRECISIONS}; got {mixed_precision!r}.")
+        if accelerator_kwargs.get('gradient_accumulation_steps', 1) != 1:
+            raise ValueError("AccelerateCB steps the optimizer every batch; accumulate gradients with a callback that "
+                             "claims 'step' instead of Accelerator(gradient_accumulation_steps=...).")
+        if accelerator_kwargs.get('even_batches', True) is not True:
+            raise ValueError("AccelerateCB gathers validation batches of equal size from every process; leave "
+                             "even_batches at True (the padded duplicates are dropped when gathering).")
+        self.mixed_precision, self.accelerator_kwargs = mixed_precision, accelerator_kwargs
+        self.accelerator, self.vote, self._originals, self._gather, self.pending = None, None, None, False, None
+        self.callbacks = [AccelerateStopCB(self)]
+
+    # ---- fit ----
+    def before_fit(self, trainer):
+        self._gather, self.pending = False, None
+        acc = self.accelerator = self.accelerator or self._make_accelerator()
+        self._check_launch(trainer, acc)
+        self._originals = trainer.model, trainer.opt, trainer.dls
+        dls = copy.copy(trainer.dls)  # the user's DataLoaders keeps its own loaders
+        loaders = [n for n in ('train', 'valid') if getattr(dls, n, None) is not None]
+        model, opt, *prepared = acc.prepare(trainer.model, trainer.opt, *(getattr(dls, n) for n in loaders))
+        for n, dl in zip(loaders, prepared): setattr(dls, n, dl)
+        trainer.model, trainer.opt, trainer.dls = model, opt, dls
+        trainer.is_main_process, trainer.num_processes = acc.is_main_process, acc.num_processes
+        trainer.reduce_sum = self._reduce_sum
+        self._gather = acc.num_processes > 1
+        if self._gather and self.vote is None: self.vote = StopVote(self._vote_group())
+        # Stop agreement state: a stop agreed for the fit (code), or for this epoch phase; whether this batch voted.
+        self._fit_stop, self._phase_stop, self._voted = OK, False, False
+        self.epoch_done = self.fit_done = False
+        self._outer = sys.exc_info()[1]  # an exception the fit was called while handling is not one of the fit's
+
+    def _make_accelerator(self):
+        try: from accelerate import Accelerator, PartialState
+        except ImportError as e:
+            raise ImportError("AccelerateCB needs Hugging Face Accelerate: pip install 'aisaac[distributed]' "
+                              "(or pip install accelerate).") from e
+        kwargs = dict(self.accelerator_kwargs)
+        if launched_processes() > 1 and def_device.type == 'cpu':
+            # Accelerate runs each process of a multi-process launch alone when it finds no GPU, unless told cpu=True.
+            kwargs.setdefault('cpu', True)
+        # The process's device, known before the Accelerator fixes its settings for the whole process.
+        dev = PartialState(cpu=kwargs.get('cpu', False)).device
+        if self.mixed_precision == 'fp16' and dev.type == 'cpu':
+            raise RuntimeError("mixed_precision='fp16' needs a GPU but this process runs on the CPU; use 'bf16' "
+                               "(or 'no') here, or launch on GPUs.")
+        return Accelerator(mixed_precision=self.mixed_precision, **kwargs)
+
+    def _check_launch(self, trainer, acc) -> None:
+        dev, launched = acc.device, launched_processes()
+        if launched > 1 and launched != acc.num_processes:  # (MPI and SLURM launches may not set WORLD_SIZE)
+            raise RuntimeError(f"The launcher started {launched} processes but Accelerate runs {acc.num_processes} on "
+                               f"{dev} ({acc.distributed_type}); each would train alone. Launch with `accelerate "
+                               f"launch` (its config says how processes find each other), or check WORLD_SIZE.")
+        for cb in trainer.cbs:
+            if not isinstance(cb, DeviceCB): continue
+            want = cb.device
+            if want.type != dev.type or (want.index is not None and dev.index is not None and want.index != dev.index):
+                raise RuntimeError(f"DeviceCB puts the model and batches on {want} but this process of the launch runs "
+                                   f"on {dev} (AccelerateCB places them); remove DeviceCB, or make it DeviceCB("
+                                   f"'{dev.type}'), or launch so that the processes get {want.type} devices.")
+
+    def _vote_group(self):
+        # Votes travel as CPU tensors: on the default group when it is gloo, else on a gloo group made once.
+        if dist.get_backend() == 'gloo': return None
+        return dist.new_group(backend='gloo')
+
+    def _reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        # After a stop agreed for the whole fit, the processes may be at different events: no collective then.
+        if not self._gather or self._fit_stop: return tensor
+        return self.accelerator.reduce(tensor.to(self.accelerator.device), 'sum')
+
+    def cleanup_fit(self, trainer):
+        if self._gather and not self._fit_stop:
+            local = self._in_flight()
+            code = stop_code(local, FIT)
+            if code == OK and not self.fit_done: code = FIT  # a CancelFitException, already caught by the trainer
+            self._agree(code, local, raise_from=ERROR)  # a cancel has nothing left to stop at the end of the fit
+        if self._originals is None: return  # before_fit failed before preparing anything
+        model, opt, dls = self._originals
+        self.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)  # takes autocast off model.forward
+        trainer.model, trainer.opt, trainer.dls = model, opt, dls
+        del trainer.reduce_sum  # back to the trainer's one-process default
+        self._originals = None
+        self.accelerator.free_memory()  # the accelerator forgets this fit's prepared objects
+
+    # ---- the batch ----
+    def backward(self, trainer):
+        self._vote_in_batch()
+        self.accelerator.backward(trainer.loss)
+
+    def after_batch(self, trainer):
+        if trainer.training or not self._gather: return
+        self._vote_in_batch()
+        batch = trainer.batch
+        if not isinstance(batch, (tuple, list)) or len(batch) < 2:
+            raise TypeError(f"AccelerateCB gathers validation batches shaped (inputs, targets, ...); got a "
+                            f"{type(batch).__name__}.")
+        preds, rest = self.accelerator.gather_for_metrics((trainer.preds, tuple(batch[1:])))
+        trainer.preds, trainer.batch = preds, type(batch)((batch[0], *rest))
+        trainer.loss = trainer.loss_func(preds, rest[0])
+
+    def _vote_in_batch(self) -> None:
+        # The point before this batch's collective (the gradient all-reduce, or the gather): a process that raised
+        # earlier in the batch votes at its cleanup_batch instead, so every process casts one vote per batch here.
+        if not self._gather: return
+        agreed = self._agree(OK)
+        self._voted = True
+        if agreed: raise stop_exception(agreed, self.vote.messages)
+
+    def cleanup_batch(self, trainer):
+        if self._gather and not (self._fit_stop or self._phase_stop):
+            local = self._in_flight()
+            code = stop_code(local, BATCH)
+            if not self._voted:
+                # Cut short before the vote: by an exception still in flight, or by a CancelBatchException that
+                # the trainer has already caught.
+                self._agree(code or BATCH, local, raise_from=EPOCH)
+            elif code >= EPOCH:  # raised after this batch's vote: tell the others at their next vote
+                self._agree(code, local, raise_from=EPOCH)
+        self._voted = False
+
+    # ---- the epoch phase ----
+    def cleanup_epoch(self, trainer):
+        if self._gather and not (self._fit_stop or self._phase_stop):
+            local = self._in_flight()
+            code = stop_code(local, EPOCH)
+            if code == OK and not self.epoch_done: code = EPOCH  # a CancelEpochException, already caught
+            self._agree(code, local, raise_from=FIT)  # the phase is over: a CancelEpochException has nothing to stop
+        self._phase_stop, self.epoch_done = False, False
+
+    # ---- agreeing ----
+    def _in_flight(self) -> BaseException | None:
+        # In a cleanup event the trainer runs inside a `finally`, where the exception ending the batch, phase or fit
+        # (if any) is still being raised; cancel exceptions caught at their own level are no longer seen here.
+        e = sys.exc_info()[1]
+        return None if e is self._outer else e
+
+    def _agree(self, code: int, local: BaseException | None = None, raise_from: int | None = None) -> int:
+        """Vote `code` and remember a stop agreed for the phase or the fit.
+
+        In a cleanup event, an agreed stop of at least `raise_from` and more severe than this process's own is left
+        in `pending` for AccelerateStopCB to raise once the other callbacks have cleaned up.
+        """
+        message = f"{type(local).__name__}: {local}" if code == ERROR and local is not None else ""
+        agreed = self.vote(code, message)
+        if agreed >= EPOCH: self._phase_stop = True
+        if agreed >= FIT: self._fit_stop = agreed
+        if raise_from is not None and agreed > code and agreed >= raise_from:
+            self.pending = stop_exception(agreed, self.vote.messages)
+        return agreed
+
+    def __repr__(self) -> str: return f"AccelerateCB(mixed_precision={self.mixed_precision!r})"
+
+
+class AccelerateStopCB(Callback):
+    '''Part of AccelerateCB: marks phases and fits that ended normally, and raises a stop agreed with the other
+    processes at the end of the cleanup event, once every other callback has cleaned up'''
+
+    order = 1000  # last
+
+    def __init__(self, owner: AccelerateCB): self.owner = owner
+
+    def after_epoch(self, trainer): self.owner.epoch_done = True
+    def after_fit(self, trainer): self.owner.fit_done = True
+
+    def _raise_pending(self) -> None:
+        e, self.owner.pending = self.owner.pending, None
+        if e is not None: raise e
+
+    def cleanup_batch(self, trainer): self._raise_pending()
+    def cleanup_epoch(self, trainer): self._raise_pending()
+    def cleanup_fit(self, trainer): self._raise_pending()
