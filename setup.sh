@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Sets up a development environment in .venv: PyTorch with torchvision, AIsaac with its test extras, and the
+# Fashion-MNIST files (Debian's dataset-fashion-mnist) when apt-get can install them.
+#   bash setup.sh            # then: .venv/bin/aisaac demo    and    .venv/bin/python -m pytest
+set -euo pipefail
+cd "$(dirname "$0")"
+PY=${PYTHON:-python3}
+if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) >/dev/null 2>&1 \
+      || echo "setup: could not install dataset-fashion-mnist; the demo will use scikit-learn's digits instead"
+  else
+    echo "setup: Fashion-MNIST not found (sudo apt-get install dataset-fashion-mnist); the demo will use scikit-learn's digits"
+  fi
+fi
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+# torch and torchvision must be a matching pair; GPU users may install their own build first and drop this line.
+.venv/bin/python -m pip install -q torch==2.14.1 torchvision==0.29.1
+.venv/bin/python -m pip install -q -e ".[test]"
+echo "setup: done (.venv). Next: .venv/bin/aisaac demo"
