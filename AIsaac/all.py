@@ -2,20 +2,23 @@
 from .callback import Callback
 from .callbacks.activation_stats import ActivationStatsCB
 from .callbacks.basic_train import BasicTrainCB
+from .callbacks.checkpoint import CheckpointCB
 from .callbacks.core import CoreCBs
 from .callbacks.device import DeviceCB
 from .callbacks.metrics import MetricsCB
 from .callbacks.momentum_train import MomentumTrainCB
 from .callbacks.progress import ProgressCB
+from .checkpoint import latest_checkpoint, read_checkpoint, save_checkpoint
 from .data.loaders import DataLoaders, DictCollate
 from .data.transforms import inplace
 from .device import def_device, to_cpu, to_device
 from .dispatch import run_callbacks, with_cbs
 from .events import EVENTS
 from .exceptions import (CallbackError, CallbackSetupError, CancelBatchException, CancelEpochException,
-                         CancelFitException)
+                         CancelFitException, CheckpointError)
 from .metrics import Accuracy, Mean
 from .models.conv import conv, get_model_conv
+from .rng import get_rng_state, set_rng_state
 from .seed import set_seed
 from .source import view_source_code
 from .trainer import Trainer
@@ -25,4 +28,6 @@ __all__ = [
     "ProgressCB", "DataLoaders", "DictCollate", "inplace", "def_device", "to_cpu", "to_device", "run_callbacks",
     "with_cbs", "EVENTS", "CallbackError", "CallbackSetupError", "CancelBatchException", "CancelEpochException",
     "CancelFitException", "Accuracy", "Mean", "conv", "get_model_conv", "set_seed", "view_source_code", "Trainer",
+    "CheckpointCB", "CheckpointError", "latest_checkpoint", "read_checkpoint", "save_checkpoint", "get_rng_state",
+    "set_rng_state",
 ]
