@@ -12,6 +12,7 @@ import os
 import pickle
 import re
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -95,6 +96,8 @@ def read_checkpoint(path: str | os.PathLike, trainer: Any = None) -> dict[str, A
     that the checkpoint fits its model and callbacks."""
     path = Path(path)
     if path.is_dir(): path = latest_checkpoint(path)
+    if path.is_file() and not zipfile.is_zipfile(path):  # torch.save writes zip archives; a cut-off one is not one
+        raise CheckpointError(f"{path} is not a readable checkpoint (truncated or corrupt?): not a torch.save archive.")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -162,6 +165,11 @@ def restore_checkpoint(trainer: Any, state: dict[str, Any]) -> None:
 _END = object()
 
 
+def _too_short(done: int, n: int) -> CheckpointError:
+    return CheckpointError(f"The checkpoint was saved {done} batches into an epoch, but the train loader now has only "
+                           f"{n}; resume with the same data and batch size.")
+
+
 def replay_batches(dl: Any, resume: dict[str, Any]) -> Iterable[tuple[int, Any]]:
     """`enumerate(dl)` continued from a checkpoint: the interrupted pass's order, its first `resume['batch']` batches
     skipped, and then the RNGs as they were at the checkpoint."""
@@ -169,15 +177,14 @@ def replay_batches(dl: Any, resume: dict[str, Any]) -> Iterable[tuple[int, Any]]
     set_loader_rng_state(dl, resume["loader_rng"])
     try: n = len(dl)
     except TypeError: n = None
-    if n is not None and done >= n:  # the train phase was over: nothing to replay
+    if n is not None and done > n: raise _too_short(done, n)
+    if done == n:  # the train phase was over: nothing to replay
         set_rng_state(resume["rng"])
         return enumerate(())
     it = iter(dl)
     # The skipped batches are loaded but not trained on: that keeps the order and the workers' random streams as
     # they were in the interrupted run (skipping sampler indices instead would not, with num_workers > 0).
     for i in range(done):
-        if next(it, _END) is _END:
-            raise CheckpointError(f"The checkpoint was saved {done} batches into an epoch, but the train loader now "
-                                  f"has only {i}; resume with the same data and batch size.")
+        if next(it, _END) is _END: raise _too_short(done, i)
     set_rng_state(resume["rng"])
     return enumerate(it, done)
