@@ -55,8 +55,8 @@ class MetricsCB(Callback):
         phase = "training" if trainer.training else "validation"
         ruined = "; the weights are likely ruined from that step on" if trainer.training else ""
         warnings.warn(f"The {phase} loss was {bad[1]} at epoch {trainer.epoch}, batch {bad[0]} (the first non-finite "
-                      f"one of this phase){ruined}. Lower the learning rate, look for NaN or inf in the inputs, or add TerminateOnNaNCB to stop "
-                      f"at the first one.", RuntimeWarning, stacklevel=2)
+                      f"one of this phase){ruined}. Lower the learning rate, look for NaN or inf in the inputs, or add "
+                      f"TerminateOnNaNCB to stop at the first one.", RuntimeWarning, stacklevel=2)
 
     def cleanup_epoch(self, trainer):
         '''compute metrics and append to epoch stats'''
