@@ -70,7 +70,7 @@ def uninterrupted():
 
 
 def test_kill_and_resume_in_subprocesses_is_bit_identical(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     run = lambda *args: subprocess.Popen([sys.executable, str(SCRIPT), *map(str, args)], env=env, cwd=tmp_path)
     ckpt, marker = tmp_path / "ckpt", tmp_path / "marker"
     full, crash = run("full", tmp_path / "full.pt"), run("crash", ckpt, marker)
