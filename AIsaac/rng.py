@@ -47,8 +47,8 @@ def loader_generators(dl: Any) -> list[torch.Generator]:
 
 
 def loader_rng_state(dl: Any) -> dict[str, Any]:
-    """What decides the order (and worker seeds) of the next pass over `dl`: torch's CPU generator and the loader's own."""
-    return {"torch": torch.get_rng_state(), "generators": [g.get_state() for g in loader_generators(dl)]}
+    """What decides the order (and worker seeds) of the next pass over `dl`: the global RNGs and the loader's own."""
+    return {"global": get_rng_state(), "generators": [g.get_state() for g in loader_generators(dl)]}
 
 
 def set_loader_rng_state(dl: Any, state: dict[str, Any]) -> None:
@@ -57,5 +57,5 @@ def set_loader_rng_state(dl: Any, state: dict[str, Any]) -> None:
     if len(gens) != len(state["generators"]):
         raise ValueError(f"The train loader draws from {len(gens)} torch.Generator(s) but the checkpoint recorded "
                          f"{len(state['generators'])}; resume with the loader built the way it was when saving.")
-    torch.set_rng_state(state["torch"])
+    set_rng_state(state["global"])
     for g, s in zip(gens, state["generators"]): g.set_state(s)

@@ -34,12 +34,20 @@ def test_state_loads_with_weights_only_and_restores_more_than_once():
     assert draws() == first
 
 
-@pytest.mark.parametrize("generator", [None, "loader", "sampler"])
+class PythonRandomSampler:
+    """A sampler drawing from Python's `random`, not from torch."""
+
+    def __iter__(self): return iter(random.sample(range(20), 20))
+    def __len__(self): return 20
+
+
+@pytest.mark.parametrize("generator", [None, "loader", "sampler", "python"])
 def test_loader_state_replays_the_shuffle(generator):
     kw = {}
     if generator == "loader": kw["generator"] = torch.Generator().manual_seed(1)
     if generator == "sampler":
         kw["sampler"] = torch.utils.data.RandomSampler(range(20), generator=torch.Generator().manual_seed(2))
+    elif generator == "python": kw["sampler"] = PythonRandomSampler()
     else: kw["shuffle"] = True
     dl = DataLoader(range(20), batch_size=5, **kw)
     state = loader_rng_state(dl)
