@@ -41,8 +41,8 @@ def latest_checkpoint(folder: str | os.PathLike) -> Path:
     """The newest checkpoint in `folder`."""
     files = checkpoint_files(folder)
     if not files:
-        raise FileNotFoundError(f"No checkpoint in {folder}: CheckpointCB writes files named "
-                                f"checkpoint-e<epoch>-b<batch>.pt there; pass one of them or the folder that holds them.")
+        raise FileNotFoundError(f"No checkpoint in {folder}: CheckpointCB writes files named checkpoint-e<epoch>-"
+                                f"b<batch>.pt there; pass one of them or the folder that holds them.")
     return files[-1]
 
 
@@ -53,7 +53,7 @@ def stateful_callbacks(trainer: Any) -> dict[str, Any]:
 
 
 def trainer_state(trainer: Any, epoch: int, batch: int, loader_rng: dict | None) -> dict[str, Any]:
-    """Everything needed to continue `trainer`'s fit at `batch` batches into epoch `epoch` (see the module docstring)."""
+    """Everything needed to continue `trainer`'s fit `batch` batches into epoch `epoch` (see the module docstring)."""
     return {"format": FORMAT,
             "position": {"epoch": epoch, "batch": batch, "loader_rng": loader_rng if batch else None,
                          "n_epochs": trainer.n_epochs},
@@ -126,7 +126,7 @@ def check_model_state(saved: dict[str, torch.Tensor], model: torch.nn.Module, so
     if missing := [k for k in own if k not in saved]: problems.append(f"missing keys: {_listed(missing)}")
     if unexpected := [k for k in saved if k not in own]: problems.append(f"unexpected keys: {_listed(unexpected)}")
     shapes = [f"{k} (saved {tuple(saved[k].shape)}, model {tuple(v.shape)})" for k, v in own.items()
-              if k in saved and saved[k].shape != v.shape]
+              if isinstance(v, torch.Tensor) and isinstance(saved.get(k), torch.Tensor) and saved[k].shape != v.shape]
     if shapes: problems.append(f"shape mismatch: {_listed(shapes)}")
     if problems:
         raise CheckpointError(f"{source} was saved from a different model: " + "; ".join(problems) +

@@ -5,7 +5,8 @@ from AIsaac.all import DataLoaders
 
 
 def split(n=6):
-    return Dataset.from_dict({"x": [[float(i)] * 2 for i in range(n)], "y": [i % 2 for i in range(n)]}).with_format("torch")
+    columns = {"x": [[float(i)] * 2 for i in range(n)], "y": [i % 2 for i in range(n)]}
+    return Dataset.from_dict(columns).with_format("torch")
 
 
 def test_dataset_dict_without_a_train_split():
