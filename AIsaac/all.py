@@ -7,6 +7,7 @@ from .callbacks.activation_stats import ActivationStatsCB
 from .callbacks.basic_train import BasicTrainCB
 from .callbacks.compile import CompileCB
 from .callbacks.batch_augmentation import BatchAugmentationCB
+from .callbacks.checkpoint import CheckpointCB
 from .callbacks.core import CoreCBs
 from .callbacks.csv_logger import CSVLoggerCB
 from .callbacks.device import DeviceCB
@@ -24,6 +25,7 @@ from .callbacks.save_best import SaveBestCB
 from .callbacks.schedulers import BaseSchedulerCB, BatchSchedulerCB, EpochSchedulerCB, OneCycleSchedulerCB
 from .callbacks.terminate_on_nan import TerminateOnNaNCB
 from .callbacks.tensorboard import TensorBoardCB
+from .checkpoint import latest_checkpoint, read_checkpoint, save_checkpoint
 from .data.loaders import DataLoaders, DictCollate
 from .data.show import show_images
 from .data.transforms import inplace
@@ -32,13 +34,14 @@ from .distributed import ProcessStopError
 from .dispatch import run_callbacks, with_cbs
 from .events import EVENTS
 from .exceptions import (CallbackError, CallbackSetupError, CancelBatchException, CancelEpochException,
-                         CancelFitException)
+                         CancelFitException, CheckpointError)
 from .lr_find import LRFindResult, lr_find
 from .metrics import Accuracy, Mean
 from .models.conv import conv, get_model_conv
 from .models.lsuv import lsuv_init
 from .models.timm import get_model_timm
 from .plots import plot_losses
+from .rng import get_rng_state, set_rng_state
 from .seed import set_seed
 from .source import view_source_code
 from .trainer import Trainer

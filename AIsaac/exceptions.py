@@ -31,3 +31,7 @@ class CallbackError(RuntimeError):
 
 class CallbackSetupError(ValueError):
     """The set of callbacks cannot be run as given (duplicate names, conflicting step phases...)."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be read safely or does not fit the trainer resuming from it."""

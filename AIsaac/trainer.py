@@ -1,16 +1,19 @@
 """`Trainer`: the training loop, in which every piece of work is a callback event."""
 from __future__ import annotations
 
+import os
 from typing import Any, Callable, Iterable
 
 import torch
 from torch import nn
 
 from .callback import callback_name, flatten_callbacks, warn_misspelt_events
+from .checkpoint import read_checkpoint, replay_batches, restore_checkpoint
 from .dispatch import build_plan, with_cbs
 from .events import EVENTS, nearest_event
 from .exceptions import (CANCEL_EXCEPTIONS, CallbackError, CallbackSetupError, CancelBatchException,
                          CancelEpochException, CancelFitException)
+from .rng import loader_rng_state
 
 
 class Trainer:
@@ -24,6 +27,8 @@ class Trainer:
       dl: the loader of the current phase. batch_num, batch: the current batch and its index in `dl`.
       preds, loss: written by the step callbacks (`predict`, `get_loss`).
       epoch_log: written by MetricsCB when an epoch's numbers are final; ProgressCB shows it.
+      loader_rng: the RNG state each train phase began with, which replays its shuffle (CheckpointCB saves it).
+      resume_at: set while a fit resumed mid-epoch has yet to reach that epoch (see AIsaac.checkpoint).
     Each callback is also reachable as an attribute named by its class (`trainer.MetricsCB`).
     """
 
@@ -36,6 +41,7 @@ class Trainer:
                             f"momentum=0.9); got {type(opt_func).__name__}.")
         self.dls, self.loss_func, self.opt_func, self.model = dls, loss_func, opt_func, model
         self.opt, self.epoch, self.batch_num, self.training = None, 0, 0, False
+        self.loader_rng, self.resume_at = None, None
         self.cbs: list[Any] = []
         self._named: dict[str, Any] = {}
         self._plan = build_plan([], self.events)
@@ -119,7 +125,17 @@ class Trainer:
 
     @with_cbs('epoch', CancelEpochException)
     def one_epoch(self) -> None:
-        for self.batch_num, self.batch in enumerate(self.dl): self.one_batch()
+        for self.batch_num, self.batch in self._batches(): self.one_batch()
+
+    def _batches(self) -> Iterable[tuple[int, Any]]:
+        """`enumerate(self.dl)`; a train phase first records `loader_rng`, or, resuming, replays the interrupted one."""
+        if not self.training: return enumerate(self.dl)
+        resume, self.resume_at = self.resume_at, None
+        if resume is not None:
+            self.loader_rng = resume["loader_rng"]
+            return replay_batches(self.dl, resume)
+        self.loader_rng = loader_rng_state(self.dl)
+        return enumerate(self.dl)
 
     def run_phase(self, training: bool) -> None:
         """One pass over the train (or valid) loader."""
@@ -129,24 +145,33 @@ class Trainer:
         self.one_epoch()
 
     @with_cbs('fit', CancelFitException)
-    def _fit(self) -> None:
+    def _fit(self, checkpoint: dict | None = None) -> None:
+        # Restored after before_fit, once the callbacks have built the schedulers and scalers it loads into.
+        if checkpoint is not None: restore_checkpoint(self, checkpoint)
         for self.epoch in self.epochs:
             if self.run_train: self.run_phase(True)
             if self.run_valid:
                 with torch.no_grad(): self.run_phase(False)
 
     def fit(self, n_epochs: int = 3, lr: float = 1e-3, callbacks: Iterable[Any] | None = None,
-            train: bool = True, valid: bool = True) -> None:
-        """Train for `n_epochs` at learning rate `lr`; `callbacks` are added for this fit only."""
+            train: bool = True, valid: bool = True, resume_from: str | os.PathLike | None = None) -> None:
+        """Train for `n_epochs` at learning rate `lr`; `callbacks` are added for this fit only.
+
+        `resume_from`: a checkpoint written by CheckpointCB (a file, or a folder: its newest) to continue from, at
+        the epoch and batch where it was saved; pass the fit's original `n_epochs`.
+        """
         if isinstance(n_epochs, bool) or not isinstance(n_epochs, int) or n_epochs < 0:
             raise ValueError(f"n_epochs must be a whole number >= 0; got {n_epochs!r}.")
         if not isinstance(lr, (int, float)) or not lr > 0:
             raise ValueError(f"lr must be a number > 0 (for example 1e-3); got {lr!r}.")
         added = self.add_callbacks(callbacks) if callbacks else []
         try:
+            # Read and checked before any event runs: a wrong file fails here, with nothing changed.
+            checkpoint = read_checkpoint(resume_from, self) if resume_from is not None else None
             self.n_epochs, self.lr, self.run_train, self.run_valid = n_epochs, lr, train, valid
             self.epochs = range(n_epochs)
             self.opt = self.opt_func(self.model.parameters(), lr)
-            self._fit()
+            self._fit(checkpoint)
         finally:
+            self.resume_at = None
             if added: self.remove_callbacks(added)

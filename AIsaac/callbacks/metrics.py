@@ -1,6 +1,8 @@
 """`MetricsCB`: train/valid loss and any `update/compute/reset` metrics, read from the device once per epoch."""
 from __future__ import annotations
 
+import math
+import warnings
 from typing import Any
 
 import torch
@@ -22,17 +24,19 @@ class MetricsCB(Callback):
         self.losses = {'train': Mean(), 'valid': Mean()}
         self.metrics_epoch, self.losses_epoch, self.losses_batch = [], [], []
         self._pending: list[torch.Tensor] = []  # this phase's batch losses, still on the device
+        self._pending_batches: list[int] = []  # and their batch numbers
         self._metric_device = None
 
     def before_fit(self, trainer):
         for m in (*self.metrics.values(), *self.losses.values()): m.reset()
-        self._pending = []
+        self._pending, self._pending_batches = [], []
 
     def after_batch(self, trainer):
         '''stores losses and metrics for batch'''
         loss = trainer.loss.detach()
         self.losses['train' if trainer.training else 'valid'].update(loss, weight=len(trainer.batch[1]))
         self._pending.append(loss)
+        self._pending_batches.append(trainer.batch_num)
         if not trainer.training:
             preds, targets = trainer.preds, trainer.batch[1]
             if preds.device != self._metric_device: self._move_metrics(preds.device)
@@ -53,13 +57,24 @@ class MetricsCB(Callback):
             return total / weight if weight else None
         return float(m.compute()) if m.weight else None
 
+    def _warn_non_finite(self, trainer, values: list[float], batches: list[int]) -> None:
+        # Read from the losses already brought to the host for losses_batch: no extra sync.
+        bad = next(((b, v) for b, v in zip(batches, values) if not math.isfinite(v)), None)
+        if bad is None: return
+        phase = "training" if trainer.training else "validation"
+        ruined = "; the weights are likely ruined from that step on" if trainer.training else ""
+        warnings.warn(f"The {phase} loss was {bad[1]} at epoch {trainer.epoch}, batch {bad[0]} (the first non-finite "
+                      f"one of this phase){ruined}. Lower the learning rate, look for NaN or inf in the inputs, or add "
+                      f"TerminateOnNaNCB to stop at the first one.", RuntimeWarning, stacklevel=2)
+
     def cleanup_epoch(self, trainer):
         '''compute metrics and append to epoch stats'''
         if self._pending:  # one transfer per phase, not one per batch
             training = trainer.training
-            self.losses_batch.extend({'training': training, 'loss': v}
-                                     for v in torch.stack(self._pending).float().cpu().tolist())
-            self._pending = []
+            values = torch.stack(self._pending).float().cpu().tolist()
+            self.losses_batch.extend({'training': training, 'loss': v} for v in values)
+            self._warn_non_finite(trainer, values, self._pending_batches)
+            self._pending, self._pending_batches = [], []
         if trainer.training and trainer.run_valid: return  # the epoch's numbers are final after validation
         losses = {k: v for k, m in self.losses.items() if (v := self._mean_loss(trainer, k, m)) is not None}
         metrics = {k: float(m.compute()) for k, m in self.metrics.items()} if not trainer.training else {}

@@ -7,6 +7,11 @@ import torch
 from AIsaac.all import DataLoaders, DictCollate, inplace
 
 
+def split(n=6):
+    columns = {"x": [[float(i)] * 2 for i in range(n)], "y": [i % 2 for i in range(n)]}
+    return datasets.Dataset.from_dict(columns).with_format("torch")
+
+
 def dataset_dict(splits=("train", "test"), n=20):
     feats = datasets.Features({"image": datasets.Sequence(datasets.Value("float32")), "label": datasets.Value("int64")})
     return datasets.DatasetDict({s: datasets.Dataset.from_dict(
@@ -64,3 +69,11 @@ def test_dict_collate_is_picklable():
 def test_inplace_returns_its_argument():
     b = {"image": [[1.0]]}
     assert to_tensors(b) is b and torch.equal(b["image"][0], torch.tensor([2.0]))
+
+
+@pytest.mark.parametrize("name", ["validation", "valid", "test"])
+def test_any_validation_split_name_is_used(name):
+    dls = DataLoaders.from_dataset_dict(datasets.DatasetDict(train=split(6), **{name: split(4)}), 2)
+    x, y = next(iter(dls.valid))
+    assert x.shape == (4, 2) and y.tolist() == [0, 1, 0, 1]  # twice the batch size, in order
+    assert len(dls.train) == 3

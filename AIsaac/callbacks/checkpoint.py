@@ -1,0 +1,71 @@
+"""`CheckpointCB`: saves what a fit needs to continue exactly, every few batches, every epoch and on the way out."""
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from ..callback import Callback
+from ..checkpoint import (checkpoint_files, checkpoint_name, remove_stale_temp_files, save_checkpoint,
+                          trainer_state)
+
+
+class CheckpointCB(Callback):
+    '''Writes checkpoints into the folder `path`; `trainer.fit(..., resume_from=path)` continues from the newest
+
+    A checkpoint holds the model, the optimizer, every callback with `state_dict`/`load_state_dict` (schedulers,
+    gradient scalers...), the RNG states and the position (epoch, batch, and what replays the epoch's shuffle);
+    see AIsaac.checkpoint. It is written every `every_n_batches` training batches (None: never), after each epoch
+    when `every_epoch`, and when a fit stops early (KeyboardInterrupt, an error, CancelFitException) between two
+    training steps. Only the `keep` newest files are kept (None: all). Files are named checkpoint-e<epoch>-b<batch>.pt,
+    meaning <batch> batches of epoch <epoch> are done.
+    '''
+
+    order = 100  # after the other callbacks' after_batch and after_epoch: schedulers and scalers have stepped
+
+    def __init__(self, path: str | os.PathLike, every_n_batches: int | None = None, every_epoch: bool = True,
+                 keep: int | None = 2):
+        if every_n_batches is not None and (not isinstance(every_n_batches, int) or every_n_batches < 1):
+            raise ValueError(f"every_n_batches must be a whole number >= 1, or None; got {every_n_batches!r}.")
+        if keep is not None and (not isinstance(keep, int) or keep < 1):
+            raise ValueError(f"keep must be a whole number >= 1 (how many checkpoints to keep), or None for all; "
+                             f"got {keep!r}.")
+        self.path, self.every_n_batches, self.every_epoch, self.keep = Path(path), every_n_batches, every_epoch, keep
+        self.last_saved: Path | None = None
+
+    def before_fit(self, trainer):
+        if self.path.is_dir(): remove_stale_temp_files(self.path)
+        # _pos: where the fit could continue from now; _between_steps: no training step is half done.
+        self._pos, self._saved_pos, self._between_steps, self._finished = None, None, True, False
+
+    def before_batch(self, trainer):
+        if trainer.training: self._between_steps = False
+
+    def after_batch(self, trainer):
+        if not trainer.training: return
+        self._between_steps = True
+        self._pos = (trainer.epoch, trainer.batch_num + 1, trainer.loader_rng)
+        if self.every_n_batches and (trainer.batch_num + 1) % self.every_n_batches == 0: self._save(trainer)
+
+    def after_epoch(self, trainer):
+        if trainer.training and trainer.run_valid: return  # the epoch ends after its validation phase
+        self._pos = (trainer.epoch + 1, 0, None)
+        if self.every_epoch: self._save(trainer)
+
+    def after_fit(self, trainer): self._finished = True
+
+    def cleanup_fit(self, trainer):
+        # The fit stopped early: keep its progress, unless a training step was cut off halfway (its weights are
+        # then neither before nor after that step). The RNG states are those of the moment it stopped.
+        if not self._finished and self._between_steps and self._pos is not None and self._pos[:2] != self._saved_pos:
+            self._save(trainer)
+
+    def _save(self, trainer) -> None:
+        epoch, batch, loader_rng = self._pos
+        self.last_saved = save_checkpoint(trainer_state(trainer, epoch, batch, loader_rng),
+                                          self.path / checkpoint_name(epoch, batch))
+        self._saved_pos = (epoch, batch)
+        if self.keep is not None:
+            for old in checkpoint_files(self.path)[:-self.keep]:
+                if old == self.last_saved: continue  # file times can tie; never drop the one just written
+                with contextlib.suppress(FileNotFoundError): old.unlink()

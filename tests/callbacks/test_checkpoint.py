@@ -1,0 +1,193 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from AIsaac.all import (BasicTrainCB, Callback, CheckpointCB, DataLoaders, MetricsCB, Trainer, latest_checkpoint,
+                        set_seed)
+from tests.callbacks.resume_run import NoisyData, OneCycleCB
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = Path(__file__).with_name("resume_run.py")
+
+
+def make_trainer(seed=0, num_workers=0, callbacks=()):
+    set_seed(seed)
+    dls = DataLoaders(DataLoader(NoisyData(24), batch_size=4, shuffle=True, num_workers=num_workers),
+                      DataLoader(NoisyData(8), batch_size=4))
+    model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Dropout(0.3), nn.Linear(8, 3))
+    return Trainer(dls, nn.CrossEntropyLoss(), torch.optim.Adam, model,
+                   [BasicTrainCB(), MetricsCB(), OneCycleCB(), *callbacks])
+
+
+def weights(trainer): return [p.detach().clone() for p in trainer.model.state_dict().values()]
+
+
+def assert_same_weights(a, b):
+    assert len(a) == len(b)
+    for x, y in zip(a, b): assert torch.equal(x, y)
+
+
+class RaiseAt(Callback):
+    """Raises `exc` at `event` of training batch `at` (epoch, batch)."""
+
+    def __init__(self, event, at, exc=KeyboardInterrupt):
+        self.at, self.exc = at, exc
+        setattr(self, event, self._maybe_raise)
+
+    def _maybe_raise(self, trainer):
+        if trainer.training and (trainer.epoch, trainer.batch_num) == self.at: raise self.exc()
+
+
+class StopAfterBatch(Callback):
+    def __init__(self, at): self.at = at
+
+    def after_batch(self, trainer):
+        if trainer.training and (trainer.epoch, trainer.batch_num) == self.at: raise KeyboardInterrupt
+
+
+class StopInStep(Callback):
+    """A second `step` beside BasicTrainCB's: interrupts right after the optimizer stepped, before zero_grad."""
+
+    def __init__(self, at): self.at = at
+
+    def step(self, trainer):
+        if (trainer.epoch, trainer.batch_num) == self.at: raise KeyboardInterrupt
+
+
+@pytest.fixture(scope="module")
+def uninterrupted():
+    trainer = make_trainer()
+    trainer.fit(3, lr=1e-2)
+    return weights(trainer)
+
+
+def test_kill_and_resume_in_subprocesses_is_bit_identical(tmp_path):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    run = lambda *args: subprocess.Popen([sys.executable, str(SCRIPT), *map(str, args)], env=env, cwd=tmp_path)
+    ckpt, marker = tmp_path / "ckpt", tmp_path / "marker"
+    full, crash = run("full", tmp_path / "full.pt"), run("crash", ckpt, marker)
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists():
+            assert crash.poll() is None, "the training process died before reaching the kill point"
+            assert time.monotonic() < deadline, "the training process never reached the kill point"
+            time.sleep(0.05)
+        crash.send_signal(signal.SIGKILL)  # mid-epoch: epoch 1, batch 6; the newest checkpoint is 4 batches in
+        assert crash.wait(30) == -signal.SIGKILL
+    finally:
+        if crash.poll() is None: crash.kill()
+    assert latest_checkpoint(ckpt).name == "checkpoint-e1-b4.pt"
+    assert full.wait(120) == 0
+    resume = run("resume", ckpt, tmp_path / "resumed.pt")
+    assert resume.wait(120) == 0
+    a = torch.load(tmp_path / "full.pt", weights_only=True)
+    b = torch.load(tmp_path / "resumed.pt", weights_only=True)
+    assert a.keys() == b.keys()
+    for k in a: assert torch.equal(a[k], b[k]), k
+
+
+def test_resume_mid_epoch_matches_uninterrupted(tmp_path, uninterrupted):
+    trainer = make_trainer()
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit(3, lr=1e-2, callbacks=[CheckpointCB(tmp_path, every_n_batches=2), StopAfterBatch((1, 4))])
+    # Stopped after a step but before CheckpointCB's after_batch: the newest checkpoint is the periodic one.
+    assert latest_checkpoint(tmp_path).name == "checkpoint-e1-b4.pt"
+    resumed = make_trainer(seed=99)
+    resumed.fit(3, lr=1e-2, resume_from=tmp_path)
+    assert_same_weights(weights(resumed), uninterrupted)
+    assert resumed.OneCycleCB.sched.last_epoch == 3 * 6  # the scheduler went on from where it was, not from 0
+
+
+def test_resume_from_epoch_end_matches_uninterrupted(tmp_path, uninterrupted):
+    trainer = make_trainer()
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit(3, lr=1e-2, callbacks=[CheckpointCB(tmp_path), RaiseAt("before_batch", (2, 0))])
+    assert latest_checkpoint(tmp_path).name == "checkpoint-e2-b0.pt"
+    resumed = make_trainer(seed=7)
+    resumed.fit(3, lr=1e-2, resume_from=latest_checkpoint(tmp_path))
+    assert_same_weights(weights(resumed), uninterrupted)
+
+
+def test_resume_with_worker_processes_matches(tmp_path):
+    # Skipped batches are loaded (not trained on), so workers are re-seeded and fed as in the interrupted run.
+    reference = make_trainer(num_workers=1)
+    reference.fit(2, lr=1e-2)
+    trainer = make_trainer(num_workers=1)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit(2, lr=1e-2, callbacks=[CheckpointCB(tmp_path, every_n_batches=3), StopAfterBatch((1, 4))])
+    resumed = make_trainer(seed=5, num_workers=1)
+    resumed.fit(2, lr=1e-2, resume_from=tmp_path)
+    assert_same_weights(weights(resumed), weights(reference))
+
+
+def test_saves_every_n_batches_and_every_epoch_and_keeps_the_newest(tmp_path):
+    written = []
+
+    class Spy(Callback):
+        order = 200  # after CheckpointCB
+
+        def after_batch(self, trainer): written.append(sorted(p.name for p in tmp_path.iterdir()))
+
+    trainer = make_trainer()
+    trainer.fit(2, lr=1e-2, callbacks=[CheckpointCB(tmp_path, every_n_batches=4, keep=2), Spy()])
+    assert ["checkpoint-e0-b4.pt"] in written  # six batches an epoch: a checkpoint after the fourth
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-e1-b4.pt", "checkpoint-e2-b0.pt"]
+
+
+def test_checkpoint_holds_everything_and_loads_with_weights_only(tmp_path):
+    trainer = make_trainer()
+    trainer.fit(1, lr=1e-2, callbacks=[CheckpointCB(tmp_path, every_epoch=True)])
+    state = torch.load(tmp_path / "checkpoint-e1-b0.pt", weights_only=True)
+    assert state["position"]["epoch"] == 1 and state["position"]["batch"] == 0
+    for k, v in trainer.model.state_dict().items(): assert torch.equal(state["model"][k], v)
+    assert state["opt"]["state"][0]["step"] == 6
+    assert state["callbacks"]["OneCycleCB"]["last_epoch"] == 6
+    assert set(state["rng"]) >= {"python", "numpy", "torch"}
+
+
+def test_interrupt_saves_on_the_way_out_and_the_fit_can_resume(tmp_path, uninterrupted):
+    trainer = make_trainer()
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit(3, lr=1e-2, callbacks=[CheckpointCB(tmp_path, every_epoch=False), RaiseAt("before_batch", (1, 5))])
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint-e1-b5.pt"]  # five batches of epoch 1 were done
+    assert "CheckpointCB" not in trainer._named and "RaiseAt" not in trainer._named
+    resumed = make_trainer(seed=3)
+    resumed.fit(3, lr=1e-2, resume_from=tmp_path)
+    assert resumed.OneCycleCB.sched.last_epoch == 18
+    assert all(torch.isfinite(w).all() for w in weights(resumed))
+
+
+def test_interrupt_inside_a_training_step_writes_no_checkpoint(tmp_path):
+    trainer = make_trainer()
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit(3, lr=1e-2, callbacks=[CheckpointCB(tmp_path, every_n_batches=2), StopInStep((0, 3))])
+    # The weights are one step past batch 2, but not through batch 3: not a position to continue from.
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint-e0-b2.pt"]
+
+
+def test_cancelled_fit_is_saved_too(tmp_path):
+    from AIsaac.all import CancelFitException
+    trainer = make_trainer()
+    trainer.fit(3, lr=1e-2, callbacks=[CheckpointCB(tmp_path, every_epoch=False),
+                                       RaiseAt("before_batch", (0, 2), CancelFitException)])
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint-e0-b2.pt"]
+
+
+def test_stale_temporary_files_are_removed(tmp_path):
+    stale = tmp_path / ".checkpoint-e0-b2.pt.abc123.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    make_trainer().fit(1, lr=1e-2, callbacks=[CheckpointCB(tmp_path)])
+    assert not stale.exists()
+
+
+@pytest.mark.parametrize("kw", [dict(every_n_batches=0), dict(every_n_batches=1.5), dict(keep=0)])
+def test_bad_arguments(tmp_path, kw):
+    with pytest.raises(ValueError, match="whole number"): CheckpointCB(tmp_path, **kw)
