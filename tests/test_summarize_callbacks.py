@@ -28,7 +28,7 @@ def test_rows_follow_the_plan_with_groups_expanded(capsys):
     assert ('step', 'ClaimStepCB', 'Steps in my own way') in rows
     assert ('step', 'BasicTrainCB', '') not in rows  # claimed away: it does not run there
     befores = [c for s, c, _ in rows if s == 'before_fit']
-    assert befores == ['DeviceCB', 'MetricsCB', 'ActivationStatsCB', 'ProgressCB']  # by order, ties as added
+    assert befores == ['DeviceCB', 'BasicTrainCB', 'MetricsCB', 'ActivationStatsCB', 'ProgressCB']  # by order, ties as added
     text = capsys.readouterr().out
     assert text.splitlines()[0].split() == ['Step', 'Callback', 'Doc', 'String']
     assert 'Moves model to device' in text
