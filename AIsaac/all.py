@@ -7,6 +7,7 @@ from .callbacks.device import DeviceCB
 from .callbacks.metrics import MetricsCB
 from .callbacks.momentum_train import MomentumTrainCB
 from .callbacks.progress import ProgressCB
+from .data.fashion_mnist import fashion_mnist_dataset_dict
 from .data.loaders import DataLoaders, DictCollate
 from .data.transforms import inplace
 from .device import def_device, to_cpu, to_device
@@ -22,7 +23,7 @@ from .trainer import Trainer
 
 __all__ = [
     "Callback", "ActivationStatsCB", "BasicTrainCB", "CoreCBs", "DeviceCB", "MetricsCB", "MomentumTrainCB",
-    "ProgressCB", "DataLoaders", "DictCollate", "inplace", "def_device", "to_cpu", "to_device", "run_callbacks",
+    "ProgressCB", "fashion_mnist_dataset_dict", "DataLoaders", "DictCollate", "inplace", "def_device", "to_cpu", "to_device", "run_callbacks",
     "with_cbs", "EVENTS", "CallbackError", "CallbackSetupError", "CancelBatchException", "CancelEpochException",
     "CancelFitException", "Accuracy", "Mean", "conv", "get_model_conv", "set_seed", "view_source_code", "Trainer",
 ]
