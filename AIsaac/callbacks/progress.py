@@ -53,7 +53,7 @@ class ProgressCB(Callback):
         now = time.monotonic()
         if now - self._last >= self.refresh:  # a host-device sync, so only a few times a second
             self._last = now
-            self.batch_bar.set_postfix(loss=f"{float(trainer.loss):.4f}", refresh=False)
+            self.batch_bar.set_postfix(loss=f"{float(trainer.loss.detach()):.4f}", refresh=False)
 
     def cleanup_epoch(self, trainer):
         if self.batch_bar is not None:
