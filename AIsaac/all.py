@@ -26,6 +26,7 @@ from .callbacks.schedulers import BaseSchedulerCB, BatchSchedulerCB, EpochSchedu
 from .callbacks.terminate_on_nan import TerminateOnNaNCB
 from .callbacks.tensorboard import TensorBoardCB
 from .checkpoint import latest_checkpoint, read_checkpoint, save_checkpoint
+from .data.fashion_mnist import fashion_mnist_dataset_dict
 from .data.loaders import DataLoaders, DictCollate
 from .data.show import show_images
 from .data.transforms import inplace

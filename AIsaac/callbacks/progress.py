@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import sys
 import time
+from html import escape
 
 from ..callback import Callback
+from ..html_bar import HTMLBar, show_html
 from ..notebook import in_notebook
 
 
@@ -16,8 +18,9 @@ def format_table_row(values: list, widths: list[int]) -> str:
 class ProgressCB(Callback):
     '''Progress bars (epochs, batches) and one table row per epoch: epoch, train and valid loss, metrics
 
-    Bars go to stderr and only when it is a terminal (or as widgets in a notebook), so logs get no carriage
-    returns. The current loss is read from the device at most every `refresh` seconds.
+    Bars go to stderr and only when it is a terminal, so logs get no carriage returns. In a notebook the bars and
+    the table are HTML outputs redrawn in place. The current loss is read from the device at most every `refresh`
+    seconds.
     '''
 
     order = 50  # after MetricsCB has finished the epoch's numbers
@@ -32,17 +35,19 @@ class ProgressCB(Callback):
         # With several processes only the main one shows anything (trainer state, see AIsaac/distributed.py).
         self._main = getattr(trainer, 'is_main_process', True)
         show = self._main and (self.bars if self.bars is not None else (self._notebook or sys.stderr.isatty()))
-        self._tqdm = tqdm
+        # In a notebook: HTML bars, which static copies of the notebook show as they were last drawn.
+        self._tqdm = HTMLBar if self._notebook else tqdm
         self._show = show
-        self.epoch_bar = tqdm(total=trainer.n_epochs, desc="epoch", disable=not show, file=sys.stderr,
-                              dynamic_ncols=True)
+        self.epoch_bar = self._tqdm(total=trainer.n_epochs, desc="epoch", disable=not show, file=sys.stderr,
+                                    dynamic_ncols=True)
         self.batch_bar, self._header, self._rows, self._handle = None, None, [], None
+        self._bar_place = {"handle": None} if self._notebook else {}  # every phase's bar in one notebook output
         trainer.epoch_log = None
 
     def before_epoch(self, trainer):
         total = len(trainer.dl) if hasattr(trainer.dl, "__len__") else None
         self.batch_bar = self._tqdm(total=total, desc="train" if trainer.training else "valid", leave=False,
-                                    disable=not self._show, file=sys.stderr, dynamic_ncols=True)
+                                    disable=not self._show, file=sys.stderr, dynamic_ncols=True, **self._bar_place)
         self._last = time.monotonic()
 
     def after_batch(self, trainer):
@@ -54,7 +59,9 @@ class ProgressCB(Callback):
             self.batch_bar.set_postfix(loss=f"{trainer.loss.detach().item():.4f}")
 
     def cleanup_epoch(self, trainer):
-        if self.batch_bar is not None: self.batch_bar.close()
+        if self.batch_bar is not None:
+            self.batch_bar.close()
+            if self._bar_place: self._bar_place["handle"] = self.batch_bar.handle
         self.batch_bar = None
         log = getattr(trainer, "epoch_log", None)
         if log is not None and log.get("epoch") == trainer.epoch and (not trainer.training or not trainer.run_valid):
@@ -75,13 +82,13 @@ class ProgressCB(Callback):
         self._tqdm.write(format_table_row(values, self._widths), file=sys.stdout)
 
     def _show_html(self) -> None:
-        from IPython.display import HTML, display
-        head = "".join(f"<th>{h}</th>" for h in self._header)
-        body = "".join("<tr>" + "".join(f"<td>{v:.6f}</td>" if isinstance(v, float) else f"<td>{v}</td>" for v in r)
+        head = "".join(f"<th>{escape(str(h))}</th>" for h in self._header)
+        body = "".join("<tr>" + "".join(f"<td>{v:.6f}</td>" if isinstance(v, float) else f"<td>{escape(str(v))}</td>" for v in r)
                        + "</tr>" for r in self._rows)
-        html = HTML(f"<table class='dataframe'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
-        if self._handle is None: self._handle = display(html, display_id=True)
-        else: self._handle.update(html)
+        table = f"<table class='dataframe'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        # The same table as the terminal prints it, for readers that do not render HTML.
+        plain = "\n".join(format_table_row(r, self._widths) for r in (self._header, *self._rows))
+        self._handle = show_html(table, plain, self._handle)
 
     def cleanup_fit(self, trainer):
         for bar in (self.batch_bar, self.epoch_bar):  # None when an earlier before_fit failed

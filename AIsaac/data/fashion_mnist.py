@@ -1,4 +1,4 @@
-"""Fashion-MNIST from the original idx files on disk, as a `DatasetDict` shaped like the Hugging Face one."""
+"""`fashion_mnist_dataset_dict`: Fashion-MNIST from its four local idx files, shaped like the Hugging Face dataset."""
 from __future__ import annotations
 
 import gzip
@@ -8,51 +8,77 @@ from pathlib import Path
 import numpy as np
 
 DEFAULT_FOLDER = "/usr/share/datasets/fashion-mnist"
-CLASS_NAMES = ["T - shirt / top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-               "Ankle boot"]
-_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
-          "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
+# The class names exactly as load_dataset('fashion_mnist') spells them, so code written for either source agrees.
+CLASS_NAMES = ("T - shirt / top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+               "Ankle boot")
+_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+          "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 
 
-def fashion_mnist_folder(folder: str | os.PathLike | None = None) -> Path | None:
-    """The folder holding the four idx .gz files: `folder`, else $FASHION_MNIST_DIR, else Debian's; None if absent."""
-    for cand in (folder, os.environ.get("FASHION_MNIST_DIR"), DEFAULT_FOLDER):
-        if cand and all((Path(cand) / f).is_file() for pair in _FILES.values() for f in pair): return Path(cand)
+def _find(folder: Path, stem: str) -> Path | None:
+    for name in (f"{stem}.gz", stem):  # the .gz files as distributed, or the same files unpacked
+        if (folder / name).is_file(): return folder / name
     return None
 
 
-def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """An idx file (optionally gzipped) as a uint8 array."""
+def read_idx(path: str | os.PathLike, limit: int | None = None) -> np.ndarray:
+    """The unsigned-byte array stored in an idx file (gzipped or not); `limit` keeps the first rows only."""
     opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rb") as f: data = f.read()
-    if data[:2] != b"\x00\x00" or data[2] != 8:
-        raise ValueError(f"{path} is not an idx file of unsigned bytes (magic {data[:4].hex()}).")
-    ndim = data[3]
-    shape = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
-
-
-def fashion_mnist_arrays(split: str, folder: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(images uint8 [n, 28, 28], labels int64 [n]) of the 'train' or 'test' split."""
-    where = fashion_mnist_folder(folder)
-    if where is None:
-        raise FileNotFoundError(f"Fashion-MNIST idx files not found (looked in {folder or '$FASHION_MNIST_DIR'} and "
-                                f"{DEFAULT_FOLDER}). On Debian/Ubuntu: apt-get install dataset-fashion-mnist; or put "
-                                f"the four *-ubyte.gz files in a folder and pass it.")
-    images, labels = _FILES[split]
-    return read_idx(where / images), read_idx(where / labels).astype(np.int64)
+    with opener(path, "rb") as f:
+        head = f.read(4)
+        if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] != 0x08:
+            raise ValueError(f"{path} is not an idx file of unsigned bytes (its first bytes are {head!r}); "
+                             f"expected the Fashion-MNIST files as published, e.g. train-images-idx3-ubyte.gz.")
+        shape = [int.from_bytes(f.read(4), "big") for _ in range(head[3])]
+        if limit is not None: shape[0] = min(shape[0], limit)
+        count = int(np.prod(shape))
+        data = f.read(count)  # reading only the rows asked for keeps small subsets fast
+    if len(data) != count:
+        raise ValueError(f"{path} is truncated: its header promises {count} bytes for shape {shape} but only "
+                         f"{len(data)} follow; download the file again.")
+    return np.frombuffer(data, dtype=np.uint8).reshape(shape)
 
 
 def fashion_mnist_dataset_dict(folder: str | os.PathLike | None = None, n_train: int | None = None,
                                n_test: int | None = None):
-    """Splits 'train' and 'test' with features 'image' (PIL, mode L) and 'label' (ClassLabel); n_* keep the first n."""
+    """Fashion-MNIST as a `datasets.DatasetDict` like `load_dataset('fashion_mnist')`, read from local idx files.
+
+    Splits 'train' (60,000 rows) and 'test' (10,000); features 'image' (PIL, mode L, 28x28) and 'label'
+    (ClassLabel with the ten class names). `n_train`/`n_test` keep the first rows of a split, for quick runs.
+    `folder` defaults to $FASHION_MNIST_DIR, else /usr/share/datasets/fashion-mnist (Debian's
+    dataset-fashion-mnist package).
+    """
     import datasets
     from PIL import Image
-    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=CLASS_NAMES)})
+
+    folder = Path(folder if folder is not None else os.environ.get("FASHION_MNIST_DIR", DEFAULT_FOLDER))
+    for name, n in (("n_train", n_train), ("n_test", n_test)):
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+            raise ValueError(f"{name} must be a whole number >= 1 or None (all rows); got {n!r}.")
+    stems = [s for pair in _FILES.values() for s in pair]
+    missing = [s + ".gz" for s in stems if _find(folder, s) is None]
+    if missing:
+        raise FileNotFoundError(
+            f"Fashion-MNIST files not found in {folder} (missing: {', '.join(missing)}). Install them with "
+            f"`apt-get install dataset-fashion-mnist` (Debian/Ubuntu, into {DEFAULT_FOLDER}), or download the four "
+            f"idx .gz files from https://github.com/zalandoresearch/fashion-mnist and pass folder=... "
+            f"(or set FASHION_MNIST_DIR).")
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=list(CLASS_NAMES))})
     splits = {}
     for split, n in (("train", n_train), ("test", n_test)):
-        x, y = fashion_mnist_arrays(split, folder)
-        if n: x, y = x[:n], y[:n]
+        images_stem, labels_stem = _FILES[split]
+        images, labels = read_idx(_find(folder, images_stem), n), read_idx(_find(folder, labels_stem), n)
+        if len(images) != len(labels):
+            raise ValueError(f"The {split} split of {folder} has {len(images)} images but {len(labels)} labels; "
+                             f"the files do not belong together, download them again.")
         splits[split] = datasets.Dataset.from_dict(
-            {"image": [Image.fromarray(im) for im in x], "label": y.tolist()}, features=features)
+            {"image": [Image.fromarray(im) for im in images], "label": labels.astype(np.int64).tolist()},
+            features=features)
     return datasets.DatasetDict(splits)
+
+
+def fashion_mnist_folder(folder: str | os.PathLike | None = None) -> Path | None:
+    """The first of `folder`, $FASHION_MNIST_DIR and Debian's folder that holds all four files; None when none does."""
+    for cand in (folder, os.environ.get("FASHION_MNIST_DIR"), DEFAULT_FOLDER):
+        if cand and all(_find(Path(cand), s) for pair in _FILES.values() for s in pair): return Path(cand)
+    return None

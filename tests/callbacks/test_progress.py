@@ -1,10 +1,13 @@
 """ProgressCB: the epoch table, and no carriage-return spam when output is not a terminal."""
 import re
 
+import IPython.display
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
-from AIsaac.all import Accuracy, BasicTrainCB, MetricsCB, ProgressCB, Trainer
+from AIsaac.callbacks import progress
+from AIsaac.all import Accuracy, BasicTrainCB, DataLoaders, MetricsCB, ProgressCB, Trainer
 from AIsaac.callbacks.progress import format_table_row
 
 
@@ -40,3 +43,41 @@ def test_runs_after_metrics_so_rows_are_final():
 
 def test_row_format():
     assert format_table_row([0, 0.5, "x"], [5, 8, 3]) == "0      0.500000  x"
+
+
+def tiny_trainer():
+    torch.manual_seed(0)
+    ds = TensorDataset(torch.randn(12, 3), torch.randint(0, 2, (12,)))
+    dls = DataLoaders(DataLoader(ds, batch_size=4), DataLoader(ds, batch_size=6))
+    return Trainer(dls, nn.CrossEntropyLoss(), torch.optim.SGD, nn.Linear(3, 2),
+                   [BasicTrainCB(), MetricsCB(Accuracy=Accuracy()), ProgressCB()])
+
+
+def test_terminal_prints_the_table_as_text(capsys):
+    tiny_trainer().fit(2)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["epoch", "train", "valid", "Accuracy"]
+    assert [line.split()[0] for line in lines[1:]] == ["0", "1"]
+
+
+def test_notebook_shows_bars_and_table_as_html(monkeypatch):
+    outs = []
+
+    class Handle:
+        def __init__(self, bundle): self.i = len(outs); outs.append(bundle)
+        def update(self, bundle, raw=False): outs[self.i] = bundle
+
+    monkeypatch.setattr(progress, "in_notebook", lambda: True)
+    monkeypatch.setattr(IPython.display, "display", lambda bundle, raw, display_id: Handle(bundle))
+    trainer = tiny_trainer()
+    trainer.fit(2)
+    # Three outputs, each redrawn in place: the epoch bar, the phase bars (blank when done), the table.
+    assert len(outs) == 3
+    assert outs[0]["text/plain"].startswith("epoch: 2/2 100%") and "<progress value='2' max='2'" in outs[0]["text/html"]
+    assert outs[1] == {"text/html": "", "text/plain": ""}
+    table = outs[2]["text/html"]
+    assert table.startswith("<table") and "<th>train</th><th>valid</th><th>Accuracy</th>" in table
+    assert table.count("<tr>") == 3
+    losses = trainer.MetricsCB.losses_epoch[-1]
+    assert f"<td>{losses['train']:.6f}</td><td>{losses['valid']:.6f}</td>" in table
+    assert outs[2]["text/plain"].splitlines()[0].split() == ["epoch", "train", "valid", "Accuracy"]

@@ -1,0 +1,39 @@
+"""The scripts in examples/ run from the command line on a small subset of Fashion-MNIST."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.docs
+ROOT = Path(__file__).resolve().parents[2]
+SMALL = ["--n-train", "512", "--n-test", "256"]
+
+
+def run(script: str, *args: str, env: dict) -> str:
+    done = subprocess.run([sys.executable, str(ROOT / "examples" / script), *args], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"{script} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def test_train_fashion_mnist(docs_env, tmp_path):
+    out = run("train_fashion_mnist.py", *SMALL, "--epochs", "2", "--save", str(tmp_path / "model.pt"), env=docs_env)
+    lines = out.splitlines()
+    assert lines[0].split() == ["epoch", "train", "valid", "Accuracy"]
+    assert [line.split()[0] for line in lines[1:3]] == ["0", "1"]
+    import torch
+    state = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert state and all(isinstance(v, torch.Tensor) for v in state.values())
+
+
+def test_custom_callback_stops_early_and_keeps_the_best(docs_env):
+    # patience 1 over 6 epochs on a tiny subset: if the loss never stalls, all epochs run; either way the report holds.
+    out = run("custom_callback.py", *SMALL, "--epochs", "6", "--patience", "1", env=docs_env)
+    rows = [line.split() for line in out.splitlines() if line[:1].isdigit()]
+    valid = [float(r[2]) for r in rows]
+    best = min(range(len(valid)), key=valid.__getitem__)
+    assert f"best valid loss {valid[best]:.4f} at epoch {best}" in out
+    stopped = "stopping after epoch" in out
+    assert stopped == (len(rows) < 6), out
+    if stopped: assert len(rows) - 1 - best == 1  # stopped exactly `patience` epochs after the best one
