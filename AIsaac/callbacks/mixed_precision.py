@@ -74,6 +74,15 @@ class MixedPrecisionCB(Callback):
 
     def backward(self, trainer): self.scaler.scale(trainer.loss).backward()
 
+    # Saved by CheckpointCB: a resumed float16 fit goes on with the loss scale it had reached.
+    def state_dict(self) -> dict[str, Any]:
+        """The gradient scaler's state (empty for bfloat16)."""
+        return {"scaler": self.scaler.state_dict()} if self.scaler is not None else {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the scaler built at before_fit to `state`."""
+        if self.scaler is not None and "scaler" in state: self.scaler.load_state_dict(state["scaler"])
+
     def cleanup_fit(self, trainer):
         self._exit()
         if self._patched is not None: vars(self._patched).pop('step', None)

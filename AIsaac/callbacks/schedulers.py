@@ -29,6 +29,16 @@ class BaseSchedulerCB(Callback):
     def _step(self, trainer):
         if trainer.training and self.scheduler is not None: self.scheduler.step()
 
+    # CheckpointCB saves these and fit(resume_from=...) loads them after before_fit has built the scheduler, so a
+    # resumed fit continues the schedule instead of restarting it.
+    def state_dict(self) -> dict[str, Any]:
+        """The scheduler's state (empty before the first fit)."""
+        return self.scheduler.state_dict() if self.scheduler is not None else {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the scheduler built at before_fit to `state`."""
+        if self.scheduler is not None and state: self.scheduler.load_state_dict(state)
+
 
 class BatchSchedulerCB(BaseSchedulerCB):
     '''Steps the scheduler after every training batch (with GradAccumCB: every batch, not every optimizer step)'''

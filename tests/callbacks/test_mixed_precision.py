@@ -112,3 +112,22 @@ def test_float16_with_a_scheduler_matches_hand_loop(make_trainer, make_model, ma
         opt.zero_grad()
         sched.step()
     for p, q in zip(model.parameters(), ref.parameters()): assert_close(p, q)
+
+
+def test_float16_resume_keeps_the_loss_scale(make_trainer, make_model, tmp_path):
+    from AIsaac.all import CheckpointCB, Callback
+
+    class StopAt(Callback):
+        def after_batch(self, trainer):
+            if trainer.training and (trainer.epoch, trainer.batch_num) == (1, 4): raise KeyboardInterrupt
+
+    # A scale of 2**24 overflows at first, so the scale changes during the fit and must be carried over.
+    full = make_trainer([MixedPrecisionCB(torch.float16, init_scale=2.**24)], model=make_model())
+    full.fit(2, lr=0.1)
+    with pytest.raises(KeyboardInterrupt):
+        make_trainer([MixedPrecisionCB(torch.float16, init_scale=2.**24)], model=make_model()).fit(
+            2, lr=0.1, callbacks=[CheckpointCB(tmp_path, every_n_batches=2), StopAt()])
+    resumed = make_trainer([MixedPrecisionCB(torch.float16, init_scale=2.**24)], model=make_model(seed=1))
+    resumed.fit(2, lr=0.1, resume_from=tmp_path)
+    assert resumed.MixedPrecisionCB.scaler.get_scale() == full.MixedPrecisionCB.scaler.get_scale() < 2.**24
+    for p, q in zip(resumed.model.parameters(), full.model.parameters()): assert torch.equal(p, q)

@@ -67,3 +67,28 @@ def test_one_cycle_without_training_builds_nothing(make_trainer):
 
 def test_scheduler_func_must_be_callable():
     with pytest.raises(TypeError, match="partial"): BatchSchedulerCB(3)
+
+
+class _StopAt:
+    '''Raises KeyboardInterrupt after the step of training batch `at` (epoch, batch), as Ctrl-C would'''
+
+    def __init__(self, at): self.at = at
+
+    def after_batch(self, trainer):
+        if trainer.training and (trainer.epoch, trainer.batch_num) == self.at: raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("make_cb", [lambda: OneCycleSchedulerCB(),
+                                     lambda: EpochSchedulerCB(partial(StepLR, step_size=2, gamma=0.5))])
+def test_resumed_fit_continues_the_schedule(make_trainer, recorder, tmp_path, make_cb):
+    from AIsaac.all import CheckpointCB
+    full = make_trainer([make_cb(), recorder])
+    full.fit(3, lr=0.1)
+    lrs, weights = recorder.lrs, [p.detach().clone() for p in full.model.parameters()]
+    with pytest.raises(KeyboardInterrupt):
+        make_trainer([make_cb()]).fit(3, lr=0.1, callbacks=[CheckpointCB(tmp_path, every_n_batches=2),
+                                                            _StopAt((1, 4))])
+    resumed = make_trainer([make_cb(), recorder])
+    resumed.fit(3, lr=0.1, resume_from=tmp_path)  # from 4 batches into epoch 1 (8 batches per epoch)
+    assert recorder.lrs == lrs[8 + 4:]
+    for p, q in zip(resumed.model.parameters(), weights): assert torch.equal(p, q)
