@@ -37,3 +37,11 @@ def test_custom_callback_stops_early_and_keeps_the_best(docs_env):
     stopped = "stopping after epoch" in out
     assert stopped == (len(rows) < 6), out
     if stopped: assert len(rows) - 1 - best == 1  # stopped exactly `patience` epochs after the best one
+
+
+def test_resume_after_crash_is_bit_identical(docs_env):
+    # The script exits 1 when the resumed weights differ from the uninterrupted run's: run() asserts status 0.
+    out = run("resume_after_crash.py", *SMALL, "--epochs", "2", env=docs_env)
+    assert "killed with SIGKILL in epoch 1" in out
+    assert "resuming from checkpoint-e1-b4.pt" in out  # 8 batches per epoch: checkpoints every 2, killed at batch 5
+    assert "bit-identical" in out
