@@ -4,7 +4,7 @@
     accelerate launch --num_processes 2 examples/train_distributed.py      # two processes (GPUs, or CPUs with --cpu)
     torchrun --nproc_per_node 2 examples/train_distributed.py              # the same, launched by torchrun
 
-Options: --epochs 2 --bs 256 --lr 3e-3 --mixed-precision no|fp16|bf16 --n-train 60000 --save model.pt.
+Options: --epochs 2 --bs 256 --lr 3e-3 --mixed-precision no|fp16|bf16 --n-train 60000 --n-test 10000 --save model.pt.
 The images are read from the idx .gz files in $FASHION_MNIST_DIR (default /usr/share/datasets/fashion-mnist).
 """
 import argparse
@@ -43,12 +43,13 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--mixed-precision", default="no", choices=["no", "fp16", "bf16"])
     p.add_argument("--n-train", type=int, default=None, help="keep the first N training images (quick runs)")
+    p.add_argument("--n-test", type=int, default=None, help="validate on the first N test images (quick runs)")
     p.add_argument("--save", default=None, help="write the trained weights here (from the main process only)")
     args = p.parse_args()
 
     set_seed(42)  # the same start on every process (DDP also copies rank 0's weights at the first fit)
     dls = DataLoaders(DataLoader(split("train", args.n_train), batch_size=args.bs, shuffle=True),
-                      DataLoader(split("t10k", None), batch_size=args.bs * 2))
+                      DataLoader(split("t10k", args.n_test), batch_size=args.bs * 2))
     model = get_model_conv()
     trainer = Trainer(dls, F.cross_entropy, torch.optim.AdamW, model,
                       [AccelerateCB(args.mixed_precision), DeviceCB(), BasicTrainCB(),

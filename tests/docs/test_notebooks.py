@@ -37,7 +37,8 @@ def assert_tutorial_outputs(nb) -> None:
 
 def test_there_are_notebooks():
     assert {p.name for p in NOTEBOOKS} >= {"01_callbacks.ipynb", "02_vision_fashion_mnist.ipynb",
-                                           "03_writing_callbacks.ipynb"}
+                                           "03_writing_callbacks.ipynb", "04_mixed_precision_checkpoints_resume.ipynb",
+                                           "05_distributed.ipynb"}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
