@@ -16,5 +16,5 @@ fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 # torch and torchvision must be a matching pair; GPU users may install their own build first and drop this line.
 .venv/bin/python -m pip install -q torch==2.14.1 torchvision==0.29.1
-.venv/bin/python -m pip install -q -e ".[test]"
+.venv/bin/python -m pip install -q -e ".[test,docs]"
 echo "setup: done (.venv). Next: .venv/bin/aisaac demo"

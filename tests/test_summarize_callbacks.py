@@ -39,7 +39,7 @@ def test_second_copy_shows_its_trainer_name_and_html(capsys):
     trainer.add_callbacks(ProgressCB())
     trainer.add_callbacks(ProgressCB(), force=True)
     rows = trainer.summarize_callbacks(show=False)
-    assert [c for s, c, _ in rows if s == 'before_fit'] == ['ProgressCB', 'ProgressCB_2']
+    assert [c for s, c, _ in rows if s == 'before_fit'] == ['BasicTrainCB', 'ProgressCB', 'ProgressCB_2']
     assert capsys.readouterr().out == ''
     page = rows_html([('predict', 'A<B', 'x & y')])
     assert '<th>Doc String</th>' in page and '<td>A&lt;B</td>' in page and 'x &amp; y' in page

@@ -21,4 +21,6 @@ def docs_env(monkeypatch):
         pytest.skip("Fashion-MNIST idx files missing (apt-get install dataset-fashion-mnist, or set FASHION_MNIST_DIR)")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
     monkeypatch.setenv("AISAAC_DOCS_N_TRAIN", str(SMALL_N_TRAIN))
+    # The kernel must draw inline, as in Jupyter: the test suite's own Agg backend must not reach it.
+    monkeypatch.delenv("MPLBACKEND", raising=False)
     return dict(os.environ)

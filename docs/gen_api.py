@@ -1,0 +1,53 @@
+"""Writes one API page per AIsaac module under docs/api/ and the API part of mkdocs.yml's nav.
+
+    python docs/gen_api.py      # after adding or removing a module; tests/docs/test_api_pages.py checks it was run
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+GROUPS = [("Trainer and its loop", ("trainer", "dispatch", "events", "callback", "exceptions", "checks")),
+          ("Callbacks", ("callbacks.",)), ("Data", ("data.",)), ("Models and metrics", ("models.", "metrics")),
+          ("Utilities", ())]
+
+
+def modules() -> list[str]:
+    pkg = ROOT / "AIsaac"
+    names = [".".join(p.relative_to(pkg).with_suffix("").parts) for p in pkg.rglob("*.py")]
+    return sorted(n for n in names if not n.endswith("__init__") and n not in ("all", "cli"))
+
+
+def group_of(name: str) -> str:
+    for title, prefixes in GROUPS:
+        if any(name == p or (p.endswith(".") and name.startswith(p)) for p in prefixes): return title
+    return GROUPS[-1][0]
+
+
+def nav_block(mods: list[str]) -> str:
+    lines = ["  - API reference:"]
+    for title, _ in GROUPS:
+        members = [m for m in mods if group_of(m) == title]
+        if not members: continue
+        lines.append(f"    - {title}:")
+        lines += [f"      - {m}: api/{m.replace('.', '/')}.md" for m in members]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    mods = modules()
+    api = ROOT / "docs" / "api"
+    for old in api.rglob("*.md"): old.unlink()
+    for m in mods:
+        page = api / (m.replace(".", "/") + ".md")
+        page.parent.mkdir(parents=True, exist_ok=True)
+        page.write_text(f"# `AIsaac.{m}`\n\n::: AIsaac.{m}\n")
+    cfg = ROOT / "mkdocs.yml"
+    text = cfg.read_text()
+    text = re.sub(r"  - API reference:\n(?:    .*\n)*", nav_block(mods), text)
+    cfg.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
