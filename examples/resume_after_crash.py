@@ -41,7 +41,7 @@ class StallCB(Callback):
     def before_backward(self, trainer):
         if (trainer.epoch, trainer.batch_num) == self.at:
             self.marker.write_text("stalled")
-            time.sleep(600)  # the parent kills us long before this ends
+            time.sleep(300)  # the parent kills us long before this ends
 
 
 def make_trainer(args: argparse.Namespace, seed: int) -> Trainer:
