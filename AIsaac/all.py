@@ -8,6 +8,7 @@ from .callbacks.metrics import MetricsCB
 from .callbacks.momentum_train import MomentumTrainCB
 from .callbacks.progress import ProgressCB
 from .data.loaders import DataLoaders, DictCollate
+from .data.tensor_loader import TensorLoader
 from .data.transforms import inplace
 from .device import def_device, to_cpu, to_device
 from .dispatch import run_callbacks, with_cbs
@@ -22,7 +23,7 @@ from .trainer import Trainer
 
 __all__ = [
     "Callback", "ActivationStatsCB", "BasicTrainCB", "CoreCBs", "DeviceCB", "MetricsCB", "MomentumTrainCB",
-    "ProgressCB", "DataLoaders", "DictCollate", "inplace", "def_device", "to_cpu", "to_device", "run_callbacks",
+    "ProgressCB", "DataLoaders", "DictCollate", "TensorLoader", "inplace", "def_device", "to_cpu", "to_device", "run_callbacks",
     "with_cbs", "EVENTS", "CallbackError", "CallbackSetupError", "CancelBatchException", "CancelEpochException",
     "CancelFitException", "Accuracy", "Mean", "conv", "get_model_conv", "set_seed", "view_source_code", "Trainer",
 ]
