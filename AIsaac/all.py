@@ -3,6 +3,7 @@ from .callback import Callback
 from .callbacks.activation_stats import ActivationStatsCB
 from .callbacks.basic_train import BasicTrainCB
 from .callbacks.core import CoreCBs
+from .callbacks.cuda_graph import CudaGraphCB
 from .callbacks.device import DeviceCB
 from .callbacks.metrics import MetricsCB
 from .callbacks.momentum_train import MomentumTrainCB
@@ -24,7 +25,7 @@ from .source import view_source_code
 from .trainer import Trainer
 
 __all__ = [
-    "Callback", "ActivationStatsCB", "BasicTrainCB", "CoreCBs", "DeviceCB", "MetricsCB", "MomentumTrainCB",
+    "Callback", "ActivationStatsCB", "BasicTrainCB", "CoreCBs", "CudaGraphCB", "DeviceCB", "MetricsCB", "MomentumTrainCB",
     "ProfileCB", "ProgressCB", "DataLoaders", "DictCollate", "TensorLoader", "inplace", "def_device", "to_cpu", "to_device", "run_callbacks",
     "with_cbs", "EVENTS", "CallbackError", "CallbackSetupError", "CancelBatchException", "CancelEpochException",
     "CancelFitException", "Accuracy", "Mean", "conv", "get_model_conv", "set_seed", "view_source_code", "Trainer",
