@@ -1,6 +1,7 @@
 """`CudaGraphCB`: the training step (predict, get_loss, backward, step) captured once per fit as a CUDA graph."""
 from __future__ import annotations
 
+import contextlib
 import warnings
 from typing import Any
 
@@ -141,14 +142,15 @@ class CudaGraphCB(Callback):
             self._restore(trainer, saved)
             opt.zero_grad(set_to_none=True)  # so the graph's backward allocates the gradients in its own pool
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
+            # thread_local: a DataLoader's pin-memory thread may call CUDA while we capture, which is harmless.
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
                 with torch.autocast("cuda", dtype=dtype, enabled=autocast, cache_enabled=False):
                     self.static_preds = model(x)
                     self.static_loss = loss_func(self.static_preds, y)
                 self.static_loss.backward()
                 opt.step()
         except Exception as e:
-            torch.cuda.synchronize()
+            with contextlib.suppress(Exception): torch.cuda.synchronize()
             self._restore(trainer, saved)
             opt.zero_grad(set_to_none=True)
             self.static = None
