@@ -46,5 +46,5 @@ PY
 
 data=bench/data; [ -f "$data/train-images-idx3-ubyte.gz" ] || data=none
 echo "== gpu_bench (data: $data)" | tee "$out/gpu_bench.log"
-timeout 300 "$py" -W ignore bench/gpu_bench.py --data "$data" 2>&1 | tee -a "$out/gpu_bench.log"
+timeout 300 "$py" -W ignore bench/gpu_bench.py --data "$data" ${GPU_BENCH_ARGS:-} 2>&1 | tee -a "$out/gpu_bench.log"
 echo "== done; logs in $out"
