@@ -10,6 +10,7 @@ from .callbacks.batch_augmentation import BatchAugmentationCB
 from .callbacks.checkpoint import CheckpointCB
 from .callbacks.core import CoreCBs
 from .callbacks.csv_logger import CSVLoggerCB
+from .callbacks.cuda_graph import CudaGraphCB
 from .callbacks.device import DeviceCB
 from .callbacks.early_stopping import EarlyStoppingCB
 from .callbacks.grad_accum import GradAccumCB
@@ -20,6 +21,7 @@ from .callbacks.mixed_precision import MixedPrecisionCB
 from .callbacks.momentum_train import MomentumTrainCB
 from .callbacks.monitor import MonitorCB
 from .callbacks.one_batch import OneBatchCB
+from .callbacks.profile import ProfileCB
 from .callbacks.progress import ProgressCB
 from .callbacks.save_best import SaveBestCB
 from .callbacks.schedulers import BaseSchedulerCB, BatchSchedulerCB, EpochSchedulerCB, OneCycleSchedulerCB
@@ -29,6 +31,7 @@ from .checkpoint import latest_checkpoint, read_checkpoint, save_checkpoint
 from .data.fashion_mnist import fashion_mnist_dataset_dict
 from .data.loaders import DataLoaders, DictCollate
 from .data.show import show_images
+from .data.tensor_loader import TensorLoader
 from .data.transforms import inplace
 from .device import def_device, to_cpu, to_device
 from .distributed import ProcessStopError
@@ -43,6 +46,7 @@ from .models.lsuv import lsuv_init
 from .models.timm import get_model_timm
 from .plots import plot_losses
 from .rng import get_rng_state, set_rng_state
+from . import profile as _profile  # noqa: F401  (attaches Trainer.profile)
 from .seed import set_seed
 from .source import view_source_code
 from .trainer import Trainer

@@ -16,14 +16,17 @@ def _default_device() -> torch.device:
 def_device: torch.device = _default_device()
 
 
-def to_device(x: Any, device: torch.device | str = def_device) -> Any:
-    """Move the tensors in `x` (tensors nested in tuples, lists and dicts) to `device`; other leaves stay."""
-    if isinstance(x, torch.Tensor):
-        # non_blocking only helps host->accelerator copies; a copy to the host must be complete when read.
-        return x.to(device, non_blocking=torch.device(device).type != "cpu")
-    if isinstance(x, dict): return {k: to_device(v, device) for k, v in x.items()}
-    if isinstance(x, tuple) and hasattr(x, "_fields"): return type(x)(*(to_device(o, device) for o in x))
-    if isinstance(x, (list, tuple)): return type(x)(to_device(o, device) for o in x)
+def to_device(x: Any, device: torch.device | str = def_device, non_blocking: bool | None = None) -> Any:
+    """Move the tensors in `x` (tensors nested in tuples, lists and dicts) to `device`; other leaves stay.
+
+    `non_blocking` defaults to True for accelerators (it only helps host->device copies) and False for the CPU,
+    since a copy to the host must be complete when it is read.
+    """
+    if non_blocking is None: non_blocking = torch.device(device).type != "cpu"
+    if isinstance(x, torch.Tensor): return x.to(device, non_blocking=non_blocking)
+    if isinstance(x, dict): return {k: to_device(v, device, non_blocking) for k, v in x.items()}
+    if isinstance(x, tuple) and hasattr(x, "_fields"): return type(x)(*(to_device(o, device, non_blocking) for o in x))
+    if isinstance(x, (list, tuple)): return type(x)(to_device(o, device, non_blocking) for o in x)
     return x
 
 

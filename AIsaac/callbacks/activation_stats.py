@@ -41,8 +41,9 @@ class ActivationStatsCB(Callback):
             out = output[0] if isinstance(output, (tuple, list)) else output
             if not isinstance(out, torch.Tensor) or not out.is_floating_point(): return
             acts = out.detach().float()
-            hist = torch.histc(acts.abs(), self.bins, *self.hist_range)
-            self._pending[i].append(torch.cat([torch.stack([acts.mean(), acts.std()]), hist]))
+            # Kept as separate tensors; the records are assembled once per epoch in _flush, not per batch.
+            # (mean and std separately: on the CPU torch.std_mean is several times slower than both together.)
+            self._pending[i].append((acts.mean(), acts.std(), torch.histc(acts.abs(), self.bins, *self.hist_range)))
         return hook
 
     def before_batch(self, trainer):
@@ -64,7 +65,10 @@ class ActivationStatsCB(Callback):
     def _flush(self) -> None:
         self._record = False
         for i, pending in enumerate(getattr(self, "_pending", [])):
-            if pending: self.stats[i] = torch.cat([self.stats[i], torch.stack(pending).cpu()])
+            if pending:
+                means, stds, hists = (torch.stack(p) for p in zip(*pending))
+                new = torch.cat([means[:, None], stds[:, None], hists], dim=1).cpu()
+                self.stats[i] = torch.cat([self.stats[i], new])
             self._pending[i] = []
         if self.stats and max(len(s) for s in self.stats) > self.max_records:
             self.stats = [s[::2] for s in self.stats]

@@ -12,7 +12,9 @@ class DeviceCB(Callback):
 
     order = -10  # before any callback that reads the batch
 
-    def __init__(self, device: torch.device | str = def_device): self.device = torch.device(device)
+    def __init__(self, device: torch.device | str = def_device):
+        self.device = torch.device(device)
+        self._non_blocking = self.device.type != "cpu"  # decided once, not per tensor per batch
 
     def before_fit(self, trainer):
         '''Moves model to device'''
@@ -20,4 +22,4 @@ class DeviceCB(Callback):
 
     def before_batch(self, trainer):
         '''moves batch to device'''
-        trainer.batch = to_device(trainer.batch, device=self.device)
+        trainer.batch = to_device(trainer.batch, self.device, self._non_blocking)

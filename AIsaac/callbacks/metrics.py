@@ -3,12 +3,44 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any
+from array import array
+from typing import Any, Iterable, Sequence
 
 import torch
 
 from ..callback import Callback
 from ..metrics import Mean
+
+
+class BatchLosses(Sequence):
+    """`MetricsCB.losses_batch`: a list-like of `{'training': bool, 'loss': float}`, one per batch.
+
+    Stored as 9 bytes a batch (a float64 array and a byte array) rather than a dict each, so long fits stay small.
+    """
+
+    def __init__(self, records: Iterable[dict] = ()):
+        self._loss, self._training = array('d'), bytearray()
+        self.extend(records)
+
+    def add(self, training: bool, losses: Sequence[float]) -> None:
+        """Append one record per loss in `losses`, all of phase `training`."""
+        self._loss.extend(losses)
+        self._training.extend(b"\x01" * len(losses) if training else bytes(len(losses)))
+
+    def append(self, record: dict) -> None: self.add(bool(record['training']), [float(record['loss'])])
+    def extend(self, records: Iterable[dict]) -> None:
+        for r in records: self.append(r)
+    def clear(self) -> None: self.__init__()
+    def __len__(self) -> int: return len(self._loss)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice): return [self[j] for j in range(*i.indices(len(self)))]
+        return {'training': bool(self._training[i]), 'loss': self._loss[i]}
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Sequence) and len(other) == len(self) and all(a == b for a, b in zip(self, other))
+
+    def __repr__(self) -> str: return f"BatchLosses({len(self)} batches)"
 
 
 class MetricsCB(Callback):
@@ -22,21 +54,26 @@ class MetricsCB(Callback):
                                 f"methods, like torcheval.metrics.MulticlassAccuracy() or a torchmetrics metric.")
         self.metrics = metrics
         self.losses = {'train': Mean(), 'valid': Mean()}
-        self.metrics_epoch, self.losses_epoch, self.losses_batch = [], [], []
+        self.metrics_epoch, self.losses_epoch, self.losses_batch = [], [], BatchLosses()
         self._pending: list[torch.Tensor] = []  # this phase's batch losses, still on the device
-        self._pending_batches: list[int] = []  # and their batch numbers
+        self._sizes: list[int] = []  # and their batch sizes, the weights of the phase's mean loss
+        self._batch_nums: list[int] = []  # and their batch numbers, to name a non-finite one
+        self._chunks: list[torch.Tensor] = []
         self._metric_device = None
 
     def before_fit(self, trainer):
         for m in (*self.metrics.values(), *self.losses.values()): m.reset()
-        self._pending, self._pending_batches = [], []
+        self._pending, self._sizes, self._batch_nums, self._chunks = [], [], [], []
 
     def after_batch(self, trainer):
         '''stores losses and metrics for batch'''
-        loss = trainer.loss.detach()
-        self.losses['train' if trainer.training else 'valid'].update(loss, weight=len(trainer.batch[1]))
-        self._pending.append(loss)
-        self._pending_batches.append(trainer.batch_num)
+        # Only a reference per batch: the weighted mean is one reduction per phase, at cleanup_epoch.
+        self._pending.append(trainer.loss.detach())
+        self._sizes.append(len(trainer.batch[1]))
+        self._batch_nums.append(trainer.batch_num)
+        if len(self._pending) == 1024:  # bound the number of live tensor objects in long epochs (no sync)
+            self._chunks.append(torch.stack(self._pending))
+            self._pending = []
         if not trainer.training:
             preds, targets = trainer.preds, trainer.batch[1]
             if preds.device != self._metric_device: self._move_metrics(preds.device)
@@ -69,12 +106,16 @@ class MetricsCB(Callback):
 
     def cleanup_epoch(self, trainer):
         '''compute metrics and append to epoch stats'''
-        if self._pending:  # one transfer per phase, not one per batch
-            training = trainer.training
-            values = torch.stack(self._pending).float().cpu().tolist()
-            self.losses_batch.extend({'training': training, 'loss': v} for v in values)
-            self._warn_non_finite(trainer, values, self._pending_batches)
-            self._pending, self._pending_batches = [], []
+        if self._pending: self._chunks.append(torch.stack(self._pending))
+        if self._chunks:  # one transfer per phase, not one per batch
+            losses = torch.cat(self._chunks).cpu().double()  # float64 on the CPU: an exact sum, on every backend
+            weight = float(sum(self._sizes))
+            mean = (losses * torch.tensor(self._sizes, dtype=torch.float64)).sum() / weight
+            self.losses['train' if trainer.training else 'valid'].update(mean, weight=weight)
+            values = losses.tolist()
+            self.losses_batch.add(trainer.training, values)
+            self._warn_non_finite(trainer, values, self._batch_nums)
+            self._pending, self._sizes, self._batch_nums, self._chunks = [], [], [], []
         if trainer.training and trainer.run_valid: return  # the epoch's numbers are final after validation
         losses = {k: v for k, m in self.losses.items() if (v := self._mean_loss(trainer, k, m)) is not None}
         metrics = {k: float(m.compute()) for k, m in self.metrics.items()} if not trainer.training else {}

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import torch
 from torch.utils.data import DataLoader, default_collate
+
+from .tensor_loader import TensorLoader, as_tensor
 
 
 class DictCollate:
@@ -18,6 +21,12 @@ class DictCollate:
     def __repr__(self) -> str: return f"DictCollate({list(self.keys)})"
 
 
+def split_tensors(split: Any) -> tuple[torch.Tensor, ...]:
+    """A dataset split read whole (`split[:]`, so its transform or format applies) as one tensor per feature."""
+    columns = split[:]
+    return tuple(as_tensor(columns[k]) for k in split.features)
+
+
 VALID_SPLITS = ("validation", "valid", "test")
 
 
@@ -30,11 +39,32 @@ class DataLoaders:
     def __repr__(self) -> str: return f"DataLoaders(train={self.train!r}, valid={self.valid!r})"
 
     @classmethod
-    def from_dataset_dict(cls, dataset_dict: Any, batch_size: int, **dataloader_kwargs: Any) -> "DataLoaders":
+    def from_tensors(cls, train: Sequence[Any], valid: Sequence[Any], batch_size: int, drop_last: bool = False,
+                     device: torch.device | str | None = None) -> "DataLoaders":
+        """`TensorLoader`s over in-memory data: `train` (a tuple like `(x, y)` of tensors or arrays) shuffled, `valid`
+        in order at twice `batch_size`; `drop_last` applies to the training loader only; `device` makes them resident."""
+        dls = cls(TensorLoader(*train, batch_size=batch_size, shuffle=True, drop_last=drop_last),
+                  TensorLoader(*valid, batch_size=batch_size * 2, shuffle=False))
+        return dls.to_device(device) if device is not None else dls
+
+    def to_device(self, device: torch.device | str) -> "DataLoaders":
+        """The same loaders with their data held on `device` (each batch then costs no copy); `TensorLoader`s only."""
+        for name, dl in (("train", self.train), ("valid", self.valid)):
+            if not callable(getattr(dl, "to", None)):
+                raise TypeError(f"DataLoaders.to_device moves in-memory loaders only, but the {name} loader is a "
+                                f"{type(dl).__name__}; build them with DataLoaders.from_tensors(...) or "
+                                f"from_dataset_dict(..., in_memory=True), or keep DeviceCB moving each batch.")
+        return type(self)(self.train.to(device), self.valid.to(device))
+
+    @classmethod
+    def from_dataset_dict(cls, dataset_dict: Any, batch_size: int, in_memory: bool = False,
+                          **dataloader_kwargs: Any) -> "DataLoaders":
         """Loaders over a Hugging Face `DatasetDict`: the 'train' split shuffled, the 'validation' split (else 'test')
         in order at twice `batch_size`; each batch is a tuple of the features in their declared order.
 
         Extra keyword arguments (num_workers, pin_memory, ...) go to both `torch.utils.data.DataLoader`s.
+        `in_memory=True` instead reads each split once, whole, through its transform or format (e.g.
+        `dd.with_format('torch')`), and returns `TensorLoader`s (then only `drop_last` is accepted, for training).
         """
         splits = list(dataset_dict.keys())
         if "train" not in splits:
@@ -47,6 +77,11 @@ class DataLoaders:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a whole number >= 1; got {batch_size!r}.")
         train, valid = dataset_dict["train"], dataset_dict[valid_name]
+        if in_memory:
+            extra = set(dataloader_kwargs) - {"drop_last"}
+            if extra: raise ValueError(f"from_dataset_dict(in_memory=True) builds TensorLoaders, which take only drop_last; "
+                                       f"leave out {sorted(extra)} (workers are not needed: a batch is one gather).")
+            return cls.from_tensors(split_tensors(train), split_tensors(valid), batch_size, **dataloader_kwargs)
         kwargs = {"collate_fn": DictCollate(train.features), **dataloader_kwargs}
         for k in ("shuffle", "batch_size"):
             if k in kwargs: raise ValueError(f"from_dataset_dict sets {k} itself; pass batch_size positionally and "
