@@ -68,7 +68,7 @@ def fit(acc, rank, out, name, fail_on_rank1=None, epochs=2):
     except Exception as e: error = f"{type(e).__name__}: {e}"
     torch.save(model.state_dict(), out / f"rank{rank}_{name}.pt")
     return {'error': error, 'seen': rec.seen, 'steps': rec.steps, 'end': rec.end,
-            'losses': metrics.losses_epoch, 'losses_batch': metrics.losses_batch, 'metrics': metrics.metrics_epoch,
+            'losses': metrics.losses_epoch, 'losses_batch': list(metrics.losses_batch), 'metrics': metrics.metrics_epoch,
             'restored': trainer.model is model and isinstance(trainer.opt, torch.optim.SGD),
             'is_main_process': trainer.is_main_process}
 
