@@ -3,7 +3,7 @@
   PYTHONPATH=. python tests/callbacks/gpu_resume_check.py
 
 Prints one line per check; exits 1 if a check that must hold fails. Whether a resumed GPU run is bit-identical is
-reported, not required (see docs/readme/resume.md).
+reported, not required (see the README section "Checkpoints and exact resume").
 """
 import sys
 import tempfile
