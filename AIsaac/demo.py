@@ -14,6 +14,7 @@ from .data.loaders import DataLoaders
 from .data.transforms import inplace
 from .metrics import Accuracy
 from .models.conv import get_model_conv
+from .plots import plot_losses
 from .seed import set_seed
 from .trainer import Trainer
 
@@ -39,19 +40,6 @@ def load_demo_data(data: str | None = None, n_train: int | None = None):
                                    "dataset-fashion-mnist, or pass --data DIR)")
 
 
-def save_loss_plot(metrics_cb, path: Path) -> None:
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(7, 4))
-    train = [b['loss'] for b in metrics_cb.losses_batch if b['training']]
-    ax.plot(train, label='train (per batch)', alpha=.7)
-    per_epoch = len(train) / max(len(metrics_cb.losses_epoch), 1)
-    valid = [e.get('valid') for e in metrics_cb.losses_epoch]
-    ax.plot([per_epoch * (i + 1) for i in range(len(valid))], valid, 'o-', label='valid (per epoch)')
-    ax.set_xlabel('training batch'); ax.set_ylabel('loss'); ax.legend()
-    fig.savefig(path, dpi=100, bbox_inches='tight')
-    plt.close(fig)
-
-
 def run_demo(data: str | None = None, out: str = "aisaac_out", epochs: int = 3, batch_size: int = 64,
              lr: float = 1e-3, n_train: int | None = None, num_workers: int = 0, seed: int = 42) -> Trainer:
     """Train `get_model_conv()` with CoreCBs, print the epoch table, save loss and activation plots under `out`."""
@@ -67,7 +55,9 @@ def run_demo(data: str | None = None, out: str = "aisaac_out", epochs: int = 3, 
     trainer.fit(epochs, lr=lr)
     outdir = Path(out)
     outdir.mkdir(parents=True, exist_ok=True)
-    save_loss_plot(trainer.MetricsCB, outdir / "losses.png")
+    fig = plot_losses(trainer)
+    fig.savefig(outdir / "losses.png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
     for name in ("color_dim", "plot_stats", "dead_chart"):
         fig = getattr(trainer.ActivationStatsCB, name)()
         fig.savefig(outdir / f"{name}.png", dpi=80, bbox_inches="tight")
