@@ -14,7 +14,9 @@ if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
   fi
 fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
+# pip as asked, without the notes some machines print for every package about local indexes it cannot read.
+pip_install() { .venv/bin/python -m pip install -q "$@" 2>&1 | sed "/^WARNING: Location '.*' is ignored/d"; }
 # torch and torchvision must be a matching pair; GPU users may install their own build first and drop this line.
-.venv/bin/python -m pip install -q torch==2.14.1 torchvision==0.29.1
-.venv/bin/python -m pip install -q -e ".[test,docs]"
+pip_install torch==2.14.1 torchvision==0.29.1
+pip_install -e ".[test,docs]"
 echo "setup: done (.venv). Next: .venv/bin/aisaac demo"
