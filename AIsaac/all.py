@@ -5,9 +5,9 @@ from .callback import Callback
 from .callbacks.accelerate import AccelerateCB
 from .callbacks.activation_stats import ActivationStatsCB
 from .callbacks.basic_train import BasicTrainCB
-from .callbacks.compile import CompileCB
 from .callbacks.batch_augmentation import BatchAugmentationCB
 from .callbacks.checkpoint import CheckpointCB
+from .callbacks.compile import CompileCB
 from .callbacks.core import CoreCBs
 from .callbacks.csv_logger import CSVLoggerCB
 from .callbacks.cuda_graph import CudaGraphCB
@@ -46,13 +46,12 @@ from .models.lsuv import lsuv_init
 from .models.timm import get_model_timm
 from .plots import plot_losses
 from .rng import get_rng_state, set_rng_state
-from . import profile as _profile  # noqa: F401  (attaches Trainer.profile)
 from .seed import set_seed
 from .source import view_source_code
 from .trainer import Trainer
 # Modules that attach methods: DataLoaders.show_batch, Trainer.show_image_batch, .summarize_callbacks,
-# .summarize_model, .get_preds, .predict (and MetricsCB.plot, from plots above).
-from . import predict, show_image_batch, summarize_callbacks, summarize_model  # noqa: F401  (imported to attach)
+# .summarize_model, .get_preds, .predict, .profile (and MetricsCB.plot, Trainer.lr_find, from the imports above).
+from . import predict, profile, show_image_batch, summarize_callbacks, summarize_model  # noqa: F401
 
 # Every public name imported above, modules excepted (the attach-only imports, say).
 __all__ = [_n for _n, _v in list(globals().items()) if not _n.startswith("_") and not isinstance(_v, _types.ModuleType)]
