@@ -6,7 +6,6 @@ A sync cannot be observed on a CPU, so we count the calls that would be one on a
 import contextlib
 import io
 
-import pytest
 import torch
 from torch import nn
 

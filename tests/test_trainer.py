@@ -6,8 +6,7 @@ import torch
 from torch import nn
 
 import AIsaac.trainer as trainer_mod
-from AIsaac.all import (BasicTrainCB, Callback, CallbackError, CallbackSetupError, CancelBatchException,
-                        CancelEpochException, CancelFitException, EVENTS, Trainer)
+from AIsaac.all import (BasicTrainCB, Callback, CallbackError, CallbackSetupError, CancelEpochException, CancelFitException, EVENTS, Trainer)
 
 
 class Trace(Callback):

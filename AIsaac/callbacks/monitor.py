@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 from ..callback import Callback
+from .epoch_log import final_epoch_log
 
 
 class MonitorCB(Callback):
@@ -26,8 +27,8 @@ class MonitorCB(Callback):
         self.best, self.best_epoch, self._last_epoch = None, None, None
 
     def cleanup_epoch(self, trainer):
-        log = getattr(trainer, 'epoch_log', None)
-        if not log or log.get('epoch') != trainer.epoch or self._last_epoch == trainer.epoch: return
+        log = final_epoch_log(trainer)
+        if not log or self._last_epoch == trainer.epoch: return
         if self.monitor not in log:
             if self.monitor == 'valid' and not trainer.run_valid: return  # a fit without validation (lr_find, say)
             raise KeyError(f"{type(self).__name__} monitors '{self.monitor}', which is not in the epoch log "

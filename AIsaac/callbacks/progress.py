@@ -8,6 +8,7 @@ from html import escape
 from ..callback import Callback
 from ..html_bar import HTMLBar, show_html
 from ..notebook import in_notebook
+from .epoch_log import final_epoch_log
 
 
 def format_table_row(values: list, widths: list[int]) -> str:
@@ -63,8 +64,8 @@ class ProgressCB(Callback):
             self.batch_bar.close()
             if self._bar_place: self._bar_place["handle"] = self.batch_bar.handle
         self.batch_bar = None
-        log = getattr(trainer, "epoch_log", None)
-        if log is not None and log.get("epoch") == trainer.epoch and (not trainer.training or not trainer.run_valid):
+        log = final_epoch_log(trainer)
+        if log is not None:
             self._show_row(log)
             trainer.epoch_log = None
             self.epoch_bar.update(1)

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from AIsaac.all import BasicTrainCB, DataLoaders, MetricsCB, Trainer
+from AIsaac.all import Accuracy, BasicTrainCB, DataLoaders, DeviceCB, MetricsCB, ProgressCB, Trainer
 
 
 def _dls(n_train: int = 64, n_valid: int = 32, bs: int = 8, seed: int = 0) -> DataLoaders:
@@ -35,6 +35,18 @@ def make_trainer():
         return Trainer(dls or _dls(**dls_kwargs), nn.CrossEntropyLoss(), opt_func, model or _model(), cbs)
     return make
 
+
+@pytest.fixture
+def tiny_trainer():
+    """A trainer on 24 random rows of 3 classes with DeviceCB, BasicTrainCB, MetricsCB(Accuracy), a quiet ProgressCB, and `cbs`."""
+    def make(*cbs):
+        torch.manual_seed(0)
+        x, y = torch.randn(24, 4), torch.randint(0, 3, (24,))
+        dls = DataLoaders(DataLoader(TensorDataset(x, y), batch_size=8, shuffle=True),
+                          DataLoader(TensorDataset(x[:12], y[:12]), batch_size=5))
+        return Trainer(dls, nn.CrossEntropyLoss(), torch.optim.SGD, nn.Linear(4, 3),
+                       [DeviceCB('cpu'), BasicTrainCB(), MetricsCB(Accuracy=Accuracy()), ProgressCB(bars=False), *cbs])
+    return make
 
 class Recorder:
     '''Records the lr of param group 0 at every training batch (what the step of that batch used)'''

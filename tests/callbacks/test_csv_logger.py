@@ -2,25 +2,17 @@ import csv
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 
-from AIsaac.all import Accuracy, BasicTrainCB, CSVLoggerCB, DataLoaders, DeviceCB, MetricsCB, ProgressCB, Trainer
+from AIsaac.all import CSVLoggerCB
 
 
-def tiny_trainer(*cbs):
-    torch.manual_seed(0)
-    x, y = torch.randn(24, 4), torch.randint(0, 3, (24,))
-    dls = DataLoaders(DataLoader(TensorDataset(x, y), batch_size=8, shuffle=True),
-                      DataLoader(TensorDataset(x[:12], y[:12]), batch_size=5))
-    return Trainer(dls, nn.CrossEntropyLoss(), torch.optim.SGD, nn.Linear(4, 3),
-                   [DeviceCB('cpu'), BasicTrainCB(), MetricsCB(Accuracy=Accuracy()), ProgressCB(bars=False), *cbs])
 
 
 def read(path):
     with open(path, newline="") as f: return list(csv.reader(f))
 
 
-def test_one_row_per_epoch_matching_metrics_and_pytorch(tmp_path, capsys):
+def test_one_row_per_epoch_matching_metrics_and_pytorch(tiny_trainer, tmp_path, capsys):
     path = tmp_path / "logs" / "history.csv"
     trainer = tiny_trainer(CSVLoggerCB(path))
     trainer.fit(3, lr=0.1)
@@ -38,7 +30,7 @@ def test_one_row_per_epoch_matching_metrics_and_pytorch(tmp_path, capsys):
     assert "Accuracy" in capsys.readouterr().out  # ProgressCB still shows its table
 
 
-def test_rewrite_or_append(tmp_path):
+def test_rewrite_or_append(tiny_trainer, tmp_path):
     path = tmp_path / "h.csv"
     trainer = tiny_trainer(CSVLoggerCB(path))
     trainer.fit(2, lr=0.1)
@@ -51,7 +43,7 @@ def test_rewrite_or_append(tmp_path):
     assert [r[0] for r in rows] == ["epoch", "0", "0", "0", "1"]
 
 
-def test_train_only_fit_and_no_metrics_cb(tmp_path):
+def test_train_only_fit_and_no_metrics_cb(tiny_trainer, tmp_path):
     trainer = tiny_trainer(CSVLoggerCB(tmp_path / "t.csv"))
     trainer.fit(2, lr=0.1, valid=False)
     assert read(tmp_path / "t.csv") == [["epoch", "train"], ["0", repr(trainer.MetricsCB.losses_epoch[0]["train"])],

@@ -6,8 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from AIsaac.all import (ActivationStatsCB, BasicTrainCB, CudaGraphCB, DataLoaders, DeviceCB, MetricsCB, TensorLoader,
-                        Trainer, get_model_conv)
+from AIsaac.all import (ActivationStatsCB, BasicTrainCB, CudaGraphCB, DataLoaders, DeviceCB, MetricsCB, Trainer, get_model_conv)
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 CapturableAdam = functools.partial(torch.optim.Adam, capturable=True)

@@ -2,22 +2,13 @@ import sys
 
 import pytest
 import torch
-from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 
-from AIsaac.all import Accuracy, BasicTrainCB, DataLoaders, DeviceCB, MetricsCB, ProgressCB, TensorBoardCB, Trainer
+from AIsaac.all import TensorBoardCB
 
 pytest.importorskip("tensorboard")
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 
 
-def tiny_trainer(*cbs):
-    torch.manual_seed(0)
-    x, y = torch.randn(24, 4), torch.randint(0, 3, (24,))
-    dls = DataLoaders(DataLoader(TensorDataset(x, y), batch_size=8, shuffle=True),
-                      DataLoader(TensorDataset(x[:12], y[:12]), batch_size=5))
-    return Trainer(dls, nn.CrossEntropyLoss(), torch.optim.SGD, nn.Linear(4, 3),
-                   [DeviceCB('cpu'), BasicTrainCB(), MetricsCB(Accuracy=Accuracy()), ProgressCB(bars=False), *cbs])
 
 
 def scalars(log_dir):
@@ -26,7 +17,7 @@ def scalars(log_dir):
     return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
 
 
-def test_event_files_hold_epoch_and_batch_scalars(tmp_path):
+def test_event_files_hold_epoch_and_batch_scalars(tiny_trainer, tmp_path):
     trainer = tiny_trainer(TensorBoardCB(tmp_path))
     trainer.fit(2, lr=0.1)
     got = scalars(tmp_path)
@@ -41,7 +32,7 @@ def test_event_files_hold_epoch_and_batch_scalars(tmp_path):
     torch.testing.assert_close(torch.tensor([v for _, v in got["loss/train_batch"]]), torch.tensor(batch))
 
 
-def test_steps_continue_across_fits(tmp_path):
+def test_steps_continue_across_fits(tiny_trainer, tmp_path):
     trainer = tiny_trainer(TensorBoardCB(tmp_path))
     trainer.fit(1, lr=0.1)
     trainer.fit(1, lr=0.1)
