@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from ..callback import Callback
+from ..model_device import model_device
 
 
 class MixedPrecisionCB(Callback):
@@ -33,8 +34,7 @@ class MixedPrecisionCB(Callback):
         self._autocast, self._patched = None, None
 
     def before_fit(self, trainer):
-        param = next(iter(trainer.model.parameters()), None)
-        self.device = self.device_type or (param.device.type if param is not None else "cpu")
+        self.device = self.device_type or model_device(trainer.model).type
         self.scaler = torch.amp.GradScaler(self.device, **self.scaler_kwargs) if self.dtype is torch.float16 else None
         trainer.grad_scaler = self.scaler
         if self.scaler is not None: self._patch_step(trainer.opt)
