@@ -1,57 +1,71 @@
 """Everything a user needs, for `from AIsaac.all import *` (the only star-export of the package)."""
-import types as _types
-
-from .callback import Callback
+from .callback import Callback, Order, final_epoch_log
 from .callbacks.accelerate import AccelerateCB
 from .callbacks.activation_stats import ActivationStatsCB
 from .callbacks.basic_train import BasicTrainCB
 from .callbacks.batch_augmentation import BatchAugmentationCB
 from .callbacks.checkpoint import CheckpointCB
 from .callbacks.compile import CompileCB
-from .callbacks.core import CoreCBs
 from .callbacks.csv_logger import CSVLoggerCB
 from .callbacks.cuda_graph import CudaGraphCB
 from .callbacks.device import DeviceCB
 from .callbacks.early_stopping import EarlyStoppingCB
 from .callbacks.grad_accum import GradAccumCB
 from .callbacks.grad_clip import GradClipCB
-from .callbacks.lr_finder import LRFinderCB
-from .callbacks.metrics import MetricsCB
+from .callbacks.lr_finder import LRFinderCB, LRFindResult, lr_find
+from .callbacks.metrics import Accuracy, Mean, MetricsCB
 from .callbacks.mixed_precision import MixedPrecisionCB
 from .callbacks.momentum_train import MomentumTrainCB
 from .callbacks.monitor import MonitorCB
 from .callbacks.one_batch import OneBatchCB
+from .callbacks.presets import CoreCBs
 from .callbacks.profile import ProfileCB
 from .callbacks.progress import ProgressCB
 from .callbacks.save_best import SaveBestCB
 from .callbacks.schedulers import BaseSchedulerCB, BatchSchedulerCB, EpochSchedulerCB, OneCycleSchedulerCB
-from .callbacks.terminate_on_nan import TerminateOnNaNCB
 from .callbacks.tensorboard import TensorBoardCB
-from .checkpoint import latest_checkpoint, read_checkpoint, save_checkpoint
+from .callbacks.terminate_on_nan import TerminateOnNaNCB
 from .data.fashion_mnist import fashion_mnist_dataset_dict
 from .data.loaders import DataLoaders, DictCollate
-from .data.show import show_images
 from .data.tensor_loader import TensorLoader
 from .data.transforms import inplace
-from .device import def_device, to_cpu, to_device
-from .distributed import ProcessStopError
 from .dispatch import run_callbacks, with_cbs
+from .display.images import show_images
+from .display.plots import plot_losses
+from .display.source import view_source_code
 from .events import EVENTS
 from .exceptions import (CallbackError, CallbackSetupError, CancelBatchException, CancelEpochException,
                          CancelFitException, CheckpointError)
-from .lr_find import LRFindResult, lr_find
-from .metrics import Accuracy, Mean
 from .models.conv import conv, get_model_conv
 from .models.lsuv import lsuv_init
 from .models.timm import get_model_timm
-from .plots import plot_losses
-from .rng import get_rng_state, set_rng_state
-from .seed import set_seed
-from .source import view_source_code
+from .runtime.checkpoint import latest_checkpoint, read_checkpoint, save_checkpoint
+from .runtime.device import def_device, model_device, to_cpu, to_device
+from .runtime.distributed import ProcessStopError
+from .runtime.rng import get_rng_state, set_rng_state, set_seed
+from .tools.sandbox import restoring
 from .trainer import Trainer
-# Modules that attach methods: DataLoaders.show_batch, Trainer.show_image_batch, .summarize_callbacks,
-# .summarize_model, .get_preds, .predict, .profile (and MetricsCB.plot, Trainer.lr_find, from the imports above).
-from . import predict, profile, show_image_batch, summarize_callbacks, summarize_model  # noqa: F401
 
-# Every public name imported above, modules excepted (the attach-only imports, say).
-__all__ = [_n for _n, _v in list(globals().items()) if not _n.startswith("_") and not isinstance(_v, _types.ModuleType)]
+__all__ = [
+    # the kernel
+    "Trainer", "Callback", "Order", "EVENTS", "run_callbacks", "with_cbs", "final_epoch_log",
+    "CancelBatchException", "CancelEpochException", "CancelFitException", "CallbackError", "CallbackSetupError",
+    "CheckpointError", "ProcessStopError",
+    # callbacks
+    "AccelerateCB", "ActivationStatsCB", "BasicTrainCB", "BatchAugmentationCB", "CheckpointCB", "CompileCB",
+    "CoreCBs", "CSVLoggerCB", "CudaGraphCB", "DeviceCB", "EarlyStoppingCB", "GradAccumCB", "GradClipCB",
+    "LRFinderCB", "LRFindResult", "lr_find", "MetricsCB", "MixedPrecisionCB", "MomentumTrainCB", "MonitorCB", "OneBatchCB",
+    "ProfileCB", "ProgressCB", "SaveBestCB", "BaseSchedulerCB", "BatchSchedulerCB", "EpochSchedulerCB",
+    "OneCycleSchedulerCB", "TensorBoardCB", "TerminateOnNaNCB",
+    # metrics
+    "Accuracy", "Mean",
+    # data
+    "DataLoaders", "DictCollate", "TensorLoader", "fashion_mnist_dataset_dict", "inplace",
+    # models
+    "conv", "get_model_conv", "get_model_timm", "lsuv_init",
+    # runtime
+    "def_device", "model_device", "to_device", "to_cpu", "set_seed", "get_rng_state", "set_rng_state",
+    "latest_checkpoint", "read_checkpoint", "save_checkpoint",
+    # tools and display
+    "restoring", "show_images", "plot_losses", "view_source_code",
+]

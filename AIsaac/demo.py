@@ -8,14 +8,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from .callbacks.core import CoreCBs
+from .callbacks.metrics import Accuracy
+from .callbacks.presets import CoreCBs
 from .data.fashion_mnist import fashion_mnist_dataset_dict, fashion_mnist_folder
 from .data.loaders import DataLoaders
 from .data.transforms import inplace
-from .metrics import Accuracy
 from .models.conv import get_model_conv
-from .plots import plot_losses
-from .seed import set_seed
+from .display.plots import plot_losses
+from .runtime.rng import set_seed
 from .trainer import Trainer
 
 XMEAN, XSTD = 0.28, 0.35  # the tutorial's normalisation

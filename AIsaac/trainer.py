@@ -2,21 +2,30 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Iterable
+from types import MappingProxyType
+from typing import Any, Callable, Iterable, Mapping
 
 import torch
 from torch import nn
 
 from .callback import callback_name, flatten_callbacks, warn_misspelt_events
-from .checkpoint import read_checkpoint, replay_batches, restore_checkpoint
+from .callbacks.lr_finder import LRFindMixin
+from .callbacks.profile import ProfileMixin
 from .dispatch import build_plan, with_cbs
 from .events import EVENTS, nearest_event
 from .exceptions import (CANCEL_EXCEPTIONS, CallbackError, CallbackSetupError, CancelBatchException,
                          CancelEpochException, CancelFitException)
-from .rng import loader_rng_state
+from .runtime.checkpoint import read_checkpoint, replay_batches, restore_checkpoint
+from .runtime.rng import loader_rng_state
+from .tools.predict import PredictMixin
+from .tools.show_batch import ShowBatchMixin
+from .tools.summarize import SummaryMixin
+
+# (event, callback name, planned method) -> the callable to run instead; see Trainer.wrap_plan.
+PlanWrapper = Callable[[str, str, Callable], Callable]
 
 
-class Trainer:
+class Trainer(PredictMixin, LRFindMixin, ProfileMixin, SummaryMixin, ShowBatchMixin):
     """Runs `fit` as events on its callbacks; the callbacks do all the work, the training step included.
 
     State the callbacks read and write (set by the trainer unless noted):
@@ -26,13 +35,28 @@ class Trainer:
       training: True in a training phase, False in validation (under `torch.no_grad()`, model in eval mode).
       dl: the loader of the current phase. batch_num, batch: the current batch and its index in `dl`.
       preds, loss: written by the step callbacks (`predict`, `get_loss`).
-      epoch_log: written by MetricsCB when an epoch's numbers are final; ProgressCB shows it.
+      epoch_log: None as each epoch phase begins (the trainer resets it); MetricsCB fills it with the epoch's numbers
+        at the cleanup_epoch of the epoch's last phase; callbacks ordered after it read it (`final_epoch_log`).
       loader_rng: the RNG state each train phase began with, which replays its shuffle (CheckpointCB saves it).
-      resume_at: set while a fit resumed mid-epoch has yet to reach that epoch (see AIsaac.checkpoint).
-    Each callback is also reachable as an attribute named by its class (`trainer.MetricsCB`).
+      resume_at: set while a fit resumed mid-epoch has yet to reach that epoch (see AIsaac.runtime.checkpoint).
+      is_main_process, num_processes, reduce_sum: the distributed state (one process by default; AccelerateCB sets
+        them for its fits; see AIsaac.runtime.distributed).
+    Each callback is also reachable as an attribute named by its class (`trainer.MetricsCB`); `named_callbacks` and
+    `plan` are read-only views of the callbacks by name and of what runs at each event.
+    The methods from the mixins: `get_preds`, `predict` (PredictMixin), `lr_find` (LRFindMixin), `profile`
+    (ProfileMixin), `summarize_callbacks`, `summarize_model` (SummaryMixin), `show_image_batch` (ShowBatchMixin).
     """
 
     events: tuple[str, ...] = EVENTS
+    # One process unless a distributed callback (AccelerateCB) sets these on the trainer for its fits.
+    is_main_process: bool = True
+    num_processes: int = 1
+    epoch_log: dict[str, Any] | None = None
+
+    @staticmethod
+    def reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+        """`tensor` summed over the processes (a collective under AccelerateCB); with one process, `tensor` itself."""
+        return tensor
 
     def __init__(self, dls: Any, loss_func: Callable, opt_func: Callable, model: nn.Module,
                  callbacks: Iterable[Any] | None = None):
@@ -44,8 +68,34 @@ class Trainer:
         self.loader_rng, self.resume_at = None, None
         self.cbs: list[Any] = []
         self._named: dict[str, Any] = {}
+        self._plan_wrapper: PlanWrapper | None = None
         self._plan = build_plan([], self.events)
         self.add_callbacks(callbacks or [])
+
+    # ---- read-only views, and the one way to wrap what runs ----
+    @property
+    def named_callbacks(self) -> Mapping[str, Any]:
+        """The callbacks by the name they are reachable by (`trainer.<name>`), read-only."""
+        return MappingProxyType(self._named)
+
+    @property
+    def plan(self) -> Mapping[str, tuple[Callable, ...]]:
+        """For each event, the methods that run there, in order (claims applied), read-only."""
+        return MappingProxyType(self._plan)
+
+    def wrap_plan(self, wrapper: PlanWrapper | None) -> None:
+        """Run every planned method through `wrapper(event, callback_name, method)` (a timer, say) from now on,
+        also after the plan is rebuilt when callbacks change; `None` runs the methods themselves again."""
+        self._plan_wrapper = wrapper
+        self._plan = self._build_plan(self.cbs)
+
+    def _build_plan(self, cbs: list[Any], named: Mapping[str, Any] | None = None) -> dict[str, tuple[Callable, ...]]:
+        plan = build_plan(cbs, self.events)
+        wrapper = self._plan_wrapper
+        if wrapper is None: return plan
+        names = {id(cb): n for n, cb in (named if named is not None else self._named).items()}
+        return {ev: tuple(wrapper(ev, names.get(id(o := getattr(m, "__self__", m)), callback_name(o)), m) for m in ms)
+                for ev, ms in plan.items()}
 
     # ---- the callback set: changed rarely, planned once per change ----
     def add_callbacks(self, callbacks: Any | Iterable[Any], force: bool = False) -> list[Any]:
@@ -69,7 +119,7 @@ class Trainer:
                 raise CallbackSetupError(f"A callback class named {name} would hide the trainer's own `{name}`; rename the class.")
             names[name] = cb
         for cb in new: warn_misspelt_events(cb, self.events)
-        plan = build_plan(self.cbs + new, self.events)  # fails before anything changes
+        plan = self._build_plan(self.cbs + new, {**self._named, **names})  # fails before anything changes
         self.cbs.extend(new)
         self._named.update(names)
         self._plan = plan
@@ -81,7 +131,7 @@ class Trainer:
         gone = {id(cb) for cb in flatten_callbacks(callbacks)}
         self.cbs = [cb for cb in self.cbs if id(cb) not in gone]
         self._named = {n: cb for n, cb in self._named.items() if id(cb) not in gone}
-        self._plan = build_plan(self.cbs, self.events)
+        self._plan = self._build_plan(self.cbs)
 
     def __getattr__(self, name: str) -> Any:
         named = self.__dict__.get("_named", {})
@@ -139,7 +189,7 @@ class Trainer:
 
     def run_phase(self, training: bool) -> None:
         """One pass over the train (or valid) loader."""
-        self.training = training
+        self.training, self.epoch_log = training, None
         self.model.train(training)
         self.dl = self.dls.train if training else self.dls.valid
         self.one_epoch()

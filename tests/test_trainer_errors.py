@@ -68,7 +68,7 @@ def test_callback_error_names_callback_event_epoch_batch_and_chains_the_original
     assert rec.counts["after_fit"] == 0 and rec.counts["cleanup_fit"] == 1
     assert all(not m._forward_hooks for m in trainer.model.modules())  # ActivationStatsCB's hooks are gone
     assert [type(cb).__name__ for cb in trainer.cbs] == ["BasicTrainCB", "Recorder", "ActivationStatsCB"]
-    assert "FailAt" not in trainer._named and "MetricsCB" not in trainer._named
+    assert "FailAt" not in trainer.named_callbacks and "MetricsCB" not in trainer.named_callbacks
     before = [p.detach().clone() for p in trainer.model.parameters()]
     trainer.fit(1, lr=0.1)  # the same trainer fits again
     assert any(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))
@@ -83,7 +83,7 @@ def test_keyboard_interrupt_stops_at_once_cleans_up_and_leaves_model_and_optimiz
     assert rec.counts["predict"] == 1  # stopped at once: batch 1 was not run
     assert_scopes_closed(rec.counts)
     assert all(not m._forward_hooks for m in trainer.model.modules())
-    assert "FailAt" not in trainer._named
+    assert "FailAt" not in trainer.named_callbacks
     loss = trainer.loss_func(trainer.model(torch.randn(2, 3)), torch.tensor([0, 1]))
     loss.backward()
     trainer.opt.step()  # the optimizer of the interrupted fit still works
@@ -126,7 +126,7 @@ def test_two_callbacks_claiming_one_step_phase_is_an_error():
     trainer = make_trainer([AmpStep()])
     with pytest.raises(CallbackSetupError, match="AmpStep and AccumulateStep both claim the step phase 'step'"):
         trainer.fit(1, callbacks=[AccumulateStep()])
-    assert "AccumulateStep" not in trainer._named
+    assert "AccumulateStep" not in trainer.named_callbacks
 
 
 # ---- bad input ----

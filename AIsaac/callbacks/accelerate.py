@@ -9,9 +9,9 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from ..callback import Callback
-from ..device import def_device
-from ..distributed import BATCH, EPOCH, ERROR, FIT, OK, StopVote, stop_code, stop_exception
+from ..callback import Callback, Order
+from ..runtime.device import def_device
+from ..runtime.distributed import BATCH, EPOCH, ERROR, FIT, OK, StopVote, stop_code, stop_exception
 from .device import DeviceCB
 
 MIXED_PRECISIONS = ("no", "fp16", "bf16")
@@ -38,7 +38,7 @@ class AccelerateCB(Callback):
     `accelerator_kwargs` go to `Accelerator` (e.g. `cpu=True`); the accelerator is made at the first fit and reused.
     '''
 
-    order = -20  # before DeviceCB (it checks the launch first) and before MetricsCB reads a validation batch
+    order = Order.LAUNCH  # before DeviceCB (it checks the launch first) and before MetricsCB reads a validation batch
     claims = ('backward',)
 
     def __init__(self, mixed_precision: str = 'no', **accelerator_kwargs: Any):
@@ -201,7 +201,7 @@ class AccelerateStopCB(Callback):
     '''Part of AccelerateCB: marks phases and fits that ended normally, and raises a stop agreed with the other
     processes at the end of the cleanup event, once every other callback has cleaned up'''
 
-    order = 1000  # last
+    order = Order.FINAL  # last
 
     def __init__(self, owner: AccelerateCB): self.owner = owner
 

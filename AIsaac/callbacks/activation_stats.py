@@ -4,10 +4,14 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import torch
-from fastcore.basics import noop
 from torch import nn
 
 from ..callback import Callback
+
+
+def all_modules(module: nn.Module) -> bool:
+    """The default module filter: every module."""
+    return True
 
 
 class ActivationStatsCB(Callback):
@@ -18,7 +22,7 @@ class ActivationStatsCB(Callback):
     module has more than `max_records` records every second one is dropped and recording continues at half the rate.
     '''
 
-    def __init__(self, module_filter: Callable[[nn.Module], Any] = noop, bins: int = 40,
+    def __init__(self, module_filter: Callable[[nn.Module], Any] = all_modules, bins: int = 40,
                  hist_range: tuple[float, float] = (0.0, 10.0), max_records: int = 4096):
         self.module_filter, self.bins, self.hist_range, self.max_records = module_filter, bins, hist_range, max_records
         self.names: list[str] = []

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-from ..callback import Callback
+from ..callback import Callback, Order
 
 Transform = Callable[[Any], Any]
 
@@ -16,7 +16,7 @@ class BatchAugmentationCB(Callback):
     batches are transformed; `on_valid=True` transforms validation batches too.
     '''
 
-    order = -5  # after DeviceCB (-10), before any callback that reads the batch (0 and up)
+    order = Order.STEP_WRAPPER  # after DeviceCB has moved the batch, before any callback reads it
 
     def __init__(self, tfms: Transform | Sequence[Transform | None], on_train: bool = True, on_valid: bool = False):
         if callable(tfms): tfms = (tfms,)

@@ -5,8 +5,8 @@ import contextlib
 import os
 from pathlib import Path
 
-from ..callback import Callback
-from ..checkpoint import (checkpoint_files, checkpoint_name, remove_stale_temp_files, save_checkpoint,
+from ..callback import Callback, Order
+from ..runtime.checkpoint import (checkpoint_files, checkpoint_name, remove_stale_temp_files, save_checkpoint,
                           trainer_state)
 
 
@@ -21,7 +21,7 @@ class CheckpointCB(Callback):
     meaning <batch> batches of epoch <epoch> are done.
     '''
 
-    order = 100  # after the other callbacks' after_batch and after_epoch: schedulers and scalers have stepped
+    order = Order.LAST  # after the other callbacks' after_batch and after_epoch: schedulers and scalers have stepped
 
     def __init__(self, path: str | os.PathLike, every_n_batches: int | None = None, every_epoch: bool = True,
                  keep: int | None = 2):

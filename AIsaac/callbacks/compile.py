@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from ..callback import Callback
+from ..callback import Callback, Order
 
 
 class CompileCB(Callback):
@@ -18,7 +18,7 @@ class CompileCB(Callback):
     logged by torch. `compiled` tells whether the last fit ran a compiled model.
     '''
 
-    order = -5  # after DeviceCB (-10) has moved the model, so compile sees it on its device
+    order = Order.STEP_WRAPPER  # after DeviceCB has moved the model, so compile sees it on its device
 
     def __init__(self, fallback: bool = True, **compile_kwargs: Any):
         self.fallback, self.compile_kwargs = fallback, compile_kwargs

@@ -5,8 +5,7 @@ import csv
 import os
 from pathlib import Path
 
-from ..callback import Callback
-from .epoch_log import final_epoch_log
+from ..callback import Callback, Order, final_epoch_log
 
 
 class CSVLoggerCB(Callback):
@@ -16,7 +15,7 @@ class CSVLoggerCB(Callback):
     and an existing header decides the columns). Rows are flushed as they are written.
     '''
 
-    order = 40  # after MetricsCB writes epoch_log (0), before ProgressCB clears it (50)
+    order = Order.LOGGER  # reads epoch_log once MetricsCB has filled it
 
     def __init__(self, path: str | os.PathLike = "history.csv", append: bool = False):
         self.path, self.append = Path(path), append
@@ -29,12 +28,10 @@ class CSVLoggerCB(Callback):
         if self.append and self.path.exists() and self.path.stat().st_size:
             with open(self.path, newline="") as f: self._fields = next(csv.reader(f), None)
         self._file = open(self.path, "a" if self.append else "w", newline="")
-        self._last = getattr(trainer, "epoch_log", None)  # a log left by an earlier fit is not this fit's
 
     def cleanup_epoch(self, trainer):
         log = final_epoch_log(trainer)
-        if log is None or log is self._last or self._file is None: return
-        self._last = log
+        if log is None or self._file is None: return
         if self._writer is None:
             if self._fields is None:
                 self._fields = list(log)

@@ -46,7 +46,7 @@ class CudaGraphCB(Callback):
         if not all(g.get("capturable", False) for g in trainer.opt.param_groups):
             reasons.append(f"the optimizer ({type(trainer.opt).__name__}) was not built with capturable=True; pass "
                            f"opt_func=functools.partial(torch.optim.Adam, capturable=True) (or AdamW, ...)")
-        hooks = [getattr(m, "__self__", m) for m in trainer._plan.get("before_backward", ())]
+        hooks = [getattr(m, "__self__", m) for m in trainer.plan.get("before_backward", ())]
         if hooks:
             reasons.append(f"{', '.join(type(h).__name__ for h in hooks)} hook(s) before_backward, which would run "
                            f"after the captured backward and step")

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import torch
 
-from ..callback import Callback
-from ..device import def_device, to_device
+from ..callback import Callback, Order
+from ..runtime.device import def_device, to_device
 
 
 class DeviceCB(Callback):
     '''Callback to train on specific device'''
 
-    order = -10  # before any callback that reads the batch
+    order = Order.DEVICE  # before any callback that reads the batch
 
     def __init__(self, device: torch.device | str = def_device):
         self.device = torch.device(device)

@@ -1,12 +1,17 @@
-"""`LRFinderCB`: grows the learning rate each batch and records the loss, to pick a learning rate."""
+"""`LRFinderCB`, which grows the learning rate each batch and records the loss, and `Trainer.lr_find`, the search
+that runs it and leaves the trainer as it found it."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from ..callback import Callback
+from ..callback import Callback, Order
 from ..exceptions import CancelEpochException, CancelFitException
+from ..tools.sandbox import restoring
+from .schedulers import BaseSchedulerCB
 
 
 class LRFinderCB(Callback):
@@ -18,7 +23,7 @@ class LRFinderCB(Callback):
     `lrs`, `losses` and `smooth_losses` hold the records (one per finished batch).
     '''
 
-    order = 90  # after the other callbacks' after_batch have seen the batch at its lr
+    order = Order.LAST  # after the other callbacks' after_batch have seen the batch at its lr
 
     def __init__(self, lr_mult: float = 1.3, max_mult: float = 3., max_iter: int = 100, beta: float = 0.98):
         if not lr_mult > 1: raise ValueError(f"lr_mult must be > 1 (the lr grows by it each batch); got {lr_mult!r}.")
@@ -71,3 +76,43 @@ class LRFinderCB(Callback):
         ax.legend()
         fig.tight_layout()
         return fig
+
+
+@dataclass
+class LRFindResult:
+    """The search's suggestions (`lr_steep`, `lr_min`), its records and its plot (None without `show_plot`)."""
+    lr_steep: float
+    lr_min: float
+    lrs: list[float] = field(repr=False)
+    losses: list[float] = field(repr=False)
+    fig: Any = field(default=None, repr=False)
+
+    @property
+    def suggestion(self) -> float: return self.lr_steep
+
+
+class LRFindMixin:
+    """`Trainer.lr_find`."""
+
+    def lr_find(self, start_lr: float = 1e-7, lr_mult: float = 1.3, max_mult: float = 3., max_iter: int = 100,
+                show_plot: bool = True) -> LRFindResult:
+        """Train from `start_lr` with the lr multiplied by `lr_mult` each batch until the loss diverges (or `max_iter`
+        batches), then put model, optimizer, callbacks, trainer state and random generators back as they were.
+
+        Schedulers on the trainer are left out of the search. Nothing is written to disk.
+        """
+        finder = LRFinderCB(lr_mult=lr_mult, max_mult=max_mult, max_iter=max_iter)
+        trainer: Any = self
+        with restoring(trainer):
+            trainer.remove_callbacks([cb for cb in trainer.cbs if isinstance(cb, BaseSchedulerCB)])  # they set the lr
+            n_epochs = max(1, math.ceil(max_iter / max(1, len(trainer.dls.train))))
+            trainer.fit(n_epochs, lr=start_lr, valid=False, callbacks=[finder])
+        if not finder.lrs:
+            raise RuntimeError(f"lr_find recorded no batch: the first loss at lr={start_lr} was not finite. "
+                               f"Check the model and data with a plain fit, or start lower.")
+        fig = finder.plot() if show_plot else None
+        return LRFindResult(**finder.suggestions(), lrs=finder.lrs, losses=finder.losses, fig=fig)
+
+
+# The search as a function of the trainer, `lr_find(trainer, ...)`, as well as the method `trainer.lr_find(...)`.
+lr_find = LRFindMixin.lr_find

@@ -1,4 +1,5 @@
-"""`MetricsCB`: train/valid loss and any `update/compute/reset` metrics, read from the device once per epoch."""
+"""`MetricsCB`: train/valid loss and any `update/compute/reset` metrics, read from the device once per epoch;
+`Mean` and `Accuracy`, metric objects that keep their state on the device of their inputs."""
 from __future__ import annotations
 
 import math
@@ -8,8 +9,47 @@ from typing import Any, Iterable, Sequence
 
 import torch
 
-from ..callback import Callback
-from ..metrics import Mean
+from ..callback import Callback, Order
+
+
+class Mean:
+    """Weighted mean of scalars; the running sum stays on the values' device, so `update` never syncs."""
+
+    def __init__(self): self.reset()
+
+    def reset(self) -> None:
+        self.total, self.weight = None, 0.0
+
+    def update(self, value: torch.Tensor | float, weight: float = 1.0) -> "Mean":
+        value = value.detach().float() if isinstance(value, torch.Tensor) else torch.tensor(float(value))
+        term = value * weight if value.ndim == 0 else (value * weight).sum()
+        self.total = term if self.total is None else self.total + term
+        self.weight += float(weight) if value.ndim == 0 else float(weight) * value.numel()
+        return self
+
+    def compute(self) -> torch.Tensor:
+        """The mean so far (NaN when nothing was added)."""
+        if self.total is None or self.weight == 0: return torch.tensor(float("nan"))
+        return self.total / self.weight
+
+
+class Accuracy:
+    """Fraction of rows whose arg-max prediction equals the target (dependency-free; torcheval's works too)."""
+
+    def __init__(self): self.reset()
+
+    def reset(self) -> None:
+        self.correct, self.count = None, 0
+
+    def update(self, preds: torch.Tensor, targets: torch.Tensor) -> "Accuracy":
+        hits = (preds.argmax(dim=-1) == targets).sum()
+        self.correct = hits if self.correct is None else self.correct + hits
+        self.count += targets.numel()
+        return self
+
+    def compute(self) -> torch.Tensor:
+        if self.correct is None or self.count == 0: return torch.tensor(float("nan"))
+        return self.correct.float() / self.count
 
 
 class BatchLosses(Sequence):
@@ -45,6 +85,8 @@ class BatchLosses(Sequence):
 
 class MetricsCB(Callback):
     '''Callback to track train/valid loss + metrics'''
+
+    order = Order.METRICS  # fills trainer.epoch_log at the cleanup_epoch of each epoch's last phase
 
     def __init__(self, *ms: Any, **metrics: Any):
         for m in ms: metrics[type(m).__name__] = m
@@ -123,3 +165,8 @@ class MetricsCB(Callback):
         self.metrics_epoch.append(metrics)
         for m in (*self.metrics.values(), *self.losses.values()): m.reset()
         trainer.epoch_log = {'epoch': trainer.epoch, **losses, **metrics}
+
+    def plot(self, figsize: tuple[float, float] = (8, 4.5)):
+        """This callback's losses and metrics as a figure; see `plot_losses`."""
+        from ..display.plots import plot_losses
+        return plot_losses(self, figsize)

@@ -6,8 +6,8 @@ from typing import Any
 
 import torch
 
-from ..callback import Callback
-from ..model_device import model_device
+from ..callback import Callback, Order
+from ..runtime.device import model_device
 
 
 class MixedPrecisionCB(Callback):
@@ -22,7 +22,7 @@ class MixedPrecisionCB(Callback):
     `device_type` defaults to the type of the model's device at `before_fit`.
     '''
 
-    order = -5  # after DeviceCB (-10) has moved model and batch; before the after_batch of others reads the preds
+    order = Order.STEP_WRAPPER  # after DeviceCB has moved model and batch; before others' after_batch reads the preds
 
     def __init__(self, dtype: torch.dtype = torch.bfloat16, device_type: str | None = None, **scaler_kwargs: Any):
         if dtype not in (torch.bfloat16, torch.float16):

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import math
 
-from ..callback import Callback
-from .epoch_log import final_epoch_log
+from ..callback import Callback, Order, final_epoch_log
 
 
 class MonitorCB(Callback):
@@ -14,7 +13,7 @@ class MonitorCB(Callback):
     when it beats it by more than `min_delta`. `best` and `best_epoch` hold the best value and its epoch.
     '''
 
-    order = 10  # after MetricsCB (0) has written epoch_log at cleanup_epoch, before ProgressCB (50) shows and clears it
+    order = Order.LOGGER  # reads epoch_log once MetricsCB has filled it
 
     def __init__(self, monitor: str = 'valid', mode: str = 'min', min_delta: float = 0.):
         if mode not in ('min', 'max'):

@@ -1,4 +1,5 @@
-"""`ProfileCB`: the time each callback spends at each event over a fit, and the host-device syncs it causes."""
+"""`ProfileCB`: the time each callback spends at each event over a fit, and the host-device syncs it causes;
+`Trainer.profile`, a fit under it."""
 from __future__ import annotations
 
 import time
@@ -6,7 +7,8 @@ from typing import Any, Callable
 
 import torch
 
-from ..callback import Callback, callback_name
+from ..callback import Callback, Order
+from ..display.tables import text_table
 
 # Tensor methods that copy a value to the host: on an accelerator each waits for all queued work (a sync).
 HOST_READS = ("item", "tolist", "cpu", "numpy", "__float__", "__int__", "__bool__", "__index__")
@@ -70,41 +72,39 @@ class ProfileCB(Callback):
     CPU tensors too, to find per-batch reads before moving to a GPU). `trainer.profile()` also times before_fit.
     '''
 
-    order = -1000  # its before_fit first, so that the others' later events are all timed
+    order = Order.FIRST  # its before_fit first, so that the others' later events are all timed
 
     def __init__(self, show: bool = True, count_cpu: bool = False, sync: bool | None = None):
         self.show, self.count_cpu, self.sync_arg = show, count_cpu, sync
         self.records: dict[tuple[str, str], list] = {}
-        self.seconds, self._wrapped, self._original = 0.0, None, None
+        self.seconds, self._wrapping = 0.0, False
 
     def wrap(self, trainer) -> None:
-        """Replace `trainer._plan` with timed wrappers (the plan is restored at cleanup_fit)."""
-        if self._wrapped is not None:
-            if trainer._plan is self._wrapped: return
-            self.counter.__exit__()  # the plan was rebuilt since (callbacks added): wrap the new one
+        """Time every planned method from now on, through `trainer.wrap_plan` (undone by `unwrap` at cleanup_fit)."""
+        if self._wrapping: return
         self.sync = torch.cuda.is_available() if self.sync_arg is None else self.sync_arg
         self.counter = HostReadCounter(None if self.count_cpu else ("cuda", "mps", "xpu")).__enter__()
-        names = {id(cb): n for n, cb in trainer._named.items()}
-        self.records, self._original = {}, trainer._plan
-        plan = {}
-        for event, methods in trainer._plan.items():
-            wrapped = []
-            for m in methods:
-                owner = getattr(m, "__self__", m)
-                if owner is self: wrapped.append(m); continue
-                rec = self.records.setdefault((names.get(id(owner), callback_name(owner)), event), [0, 0.0, 0])
-                wrapped.append(_Timed(m, owner, rec, self))
-            plan[event] = tuple(wrapped)
-        trainer._plan = self._wrapped = plan
-        self._t0 = time.perf_counter()
+        self.records = {}
+        trainer.wrap_plan(self._timed)  # kept when the plan is rebuilt (callbacks added during the fit)
+        self._wrapping, self._t0 = True, time.perf_counter()
+
+    def _timed(self, event: str, name: str, method: Callable) -> Callable:
+        owner = getattr(method, "__self__", method)
+        if owner is self: return method
+        return _Timed(method, owner, self.records.setdefault((name, event), [0, 0.0, 0]), self)
+
+    def unwrap(self, trainer) -> None:
+        """Stop timing: the trainer's plan runs the callbacks' own methods again."""
+        if not self._wrapping: return
+        self.counter.__exit__()
+        trainer.wrap_plan(None)
+        self._wrapping = False
 
     def before_fit(self, trainer): self.wrap(trainer)
 
     def cleanup_fit(self, trainer):
         self.seconds = time.perf_counter() - self._t0
-        self.counter.__exit__()
-        if trainer._plan is self._wrapped: trainer._plan = self._original
-        self._wrapped = None
+        self.unwrap(trainer)
         if self.show: print(self.table())
 
     def rows(self) -> list[tuple[str, str, int, float, float, int]]:
@@ -119,7 +119,23 @@ class ProfileCB(Callback):
         """The profile as a text table."""
         head = ("callback", "event", "calls", "total ms", "mean us", "syncs")
         cells = [head] + [(cb, ev, str(n), f"{ms:.2f}", f"{us:.1f}", str(k)) for cb, ev, n, ms, us, k in self.rows()]
-        widths = [max(len(r[i]) for r in cells) for i in range(len(head))]
-        fmt = lambda r: "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
-        return "\n".join([fmt(cells[0]), fmt(["-" * w for w in widths])] + [fmt(r) for r in cells[1:]] +
-                         [f"fit: {self.seconds * 1e3:.1f} ms" + (" (CUDA synchronised around each call)" if self.sync else "")])
+        footer = f"fit: {self.seconds * 1e3:.1f} ms" + (" (CUDA synchronised around each call)" if self.sync else "")
+        return text_table(cells[0], cells[1:], right=(False, False, True, True, True, True)) + "\n" + footer
+
+
+class ProfileMixin:
+    """`Trainer.profile`."""
+
+    def profile(self, n_epochs: int = 1, lr: float = 1e-3, show: bool = True, count_cpu: bool = False,
+                **fit_kwargs: Any) -> ProfileCB:
+        """Fit under a `ProfileCB` (printing its table when `show`) and return it; `fit_kwargs` go to `fit`."""
+        trainer: Any = self
+        cb = ProfileCB(show=show, count_cpu=count_cpu)
+        trainer.add_callbacks(cb)
+        try:
+            cb.wrap(trainer)  # now rather than at before_fit, so that every callback's before_fit is timed too
+            trainer.fit(n_epochs, lr, **fit_kwargs)
+        finally:
+            cb.unwrap(trainer)  # when the fit never started (bad arguments), cleanup_fit did not
+            trainer.remove_callbacks(cb)
+        return cb

@@ -3,17 +3,12 @@ from __future__ import annotations
 
 import sys
 import time
-from html import escape
 
-from ..callback import Callback
-from ..html_bar import HTMLBar, show_html
-from ..notebook import in_notebook
-from .epoch_log import final_epoch_log
+from ..callback import Callback, Order, final_epoch_log
+from ..display.html_bar import HTMLBar, show_html
+from ..display.notebook import in_notebook
+from ..display.tables import html_table, text_row
 
-
-def format_table_row(values: list, widths: list[int]) -> str:
-    cells = [f"{v:.6f}" if isinstance(v, float) else str(v) for v in values]
-    return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
 
 
 class ProgressCB(Callback):
@@ -24,7 +19,7 @@ class ProgressCB(Callback):
     seconds.
     '''
 
-    order = 50  # after MetricsCB has finished the epoch's numbers
+    order = Order.DISPLAY  # shows epoch_log once MetricsCB (and the loggers) are done with the epoch
 
     def __init__(self, refresh: float = 0.5, bars: bool | None = None):
         self.refresh, self.bars = refresh, bars
@@ -43,7 +38,6 @@ class ProgressCB(Callback):
                                     dynamic_ncols=True)
         self.batch_bar, self._header, self._rows, self._handle = None, None, [], None
         self._bar_place = {"handle": None} if self._notebook else {}  # every phase's bar in one notebook output
-        trainer.epoch_log = None
 
     def before_epoch(self, trainer):
         total = len(trainer.dl) if hasattr(trainer.dl, "__len__") else None
@@ -67,7 +61,6 @@ class ProgressCB(Callback):
         log = final_epoch_log(trainer)
         if log is not None:
             self._show_row(log)
-            trainer.epoch_log = None
             self.epoch_bar.update(1)
 
     def _show_row(self, log: dict) -> None:
@@ -79,16 +72,13 @@ class ProgressCB(Callback):
         if not self._main: return
         if self._notebook: return self._show_html()
         if self._header is not None and len(self._rows) == 1:
-            self._tqdm.write(format_table_row(self._header, self._widths), file=sys.stdout)
-        self._tqdm.write(format_table_row(values, self._widths), file=sys.stdout)
+            self._tqdm.write(text_row(self._header, self._widths), file=sys.stdout)
+        self._tqdm.write(text_row(values, self._widths), file=sys.stdout)
 
     def _show_html(self) -> None:
-        head = "".join(f"<th>{escape(str(h))}</th>" for h in self._header)
-        body = "".join("<tr>" + "".join(f"<td>{v:.6f}</td>" if isinstance(v, float) else f"<td>{escape(str(v))}</td>" for v in r)
-                       + "</tr>" for r in self._rows)
-        table = f"<table class='dataframe'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        table = html_table(self._header, self._rows)
         # The same table as the terminal prints it, for readers that do not render HTML.
-        plain = "\n".join(format_table_row(r, self._widths) for r in (self._header, *self._rows))
+        plain = "\n".join(text_row(r, self._widths) for r in (self._header, *self._rows))
         self._handle = show_html(table, plain, self._handle)
 
     def cleanup_fit(self, trainer):

@@ -4,8 +4,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ..callback import Callback
-from .epoch_log import final_epoch_log
+from ..callback import Callback, Order, final_epoch_log
 
 
 class TensorBoardCB(Callback):
@@ -16,7 +15,7 @@ class TensorBoardCB(Callback):
     `log_dir=None` lets SummaryWriter choose `runs/<date>_<host>`; extra keyword arguments go to SummaryWriter.
     '''
 
-    order = 40  # after MetricsCB writes epoch_log (0), before ProgressCB clears it (50)
+    order = Order.LOGGER  # reads epoch_log once MetricsCB has filled it
 
     def __init__(self, log_dir: str | os.PathLike | None = None, **writer_kwargs: Any):
         try:
@@ -31,14 +30,12 @@ class TensorBoardCB(Callback):
     def before_fit(self, trainer):
         self.writer = self._writer_cls(log_dir=None if self.log_dir is None else str(self.log_dir), **self.writer_kwargs)
         self.log_dir = self.writer.log_dir  # later fits write to the same folder
-        self._last = getattr(trainer, "epoch_log", None)  # a log left by an earlier fit is not this fit's
         self._metrics_cb = getattr(trainer, "MetricsCB", None)
         self._seen = len(self._metrics_cb.losses_batch) if self._metrics_cb is not None else 0
 
     def cleanup_epoch(self, trainer):
         log = final_epoch_log(trainer)
-        if log is None or log is self._last or self.writer is None: return
-        self._last = log
+        if log is None or self.writer is None: return
         if self._metrics_cb is not None:
             for rec in self._metrics_cb.losses_batch[self._seen:]:
                 if rec["training"]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from ..callback import Callback
+from ..callback import Callback, Order
 from ..exceptions import CancelFitException
 
 
@@ -16,7 +16,7 @@ class TerminateOnNaNCB(Callback):
     each phase: one sync per k batches, the batch reported is still exact, but up to k-1 more steps may run.
     '''
 
-    order = -1  # before the step callbacks' after_batch/backward work on a bad loss
+    order = Order.GUARD  # before the step callbacks' after_batch/backward work on a bad loss
 
     def __init__(self, every: int = 1):
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:

@@ -38,6 +38,15 @@ class DataLoaders:
 
     def __repr__(self) -> str: return f"DataLoaders(train={self.train!r}, valid={self.valid!r})"
 
+    def show_batch(self, n: int = 9, ncols: int | None = None, figsize: tuple[float, float] | None = None,
+                   cmap: str | None = "gray"):
+        """The first `n` images of a training batch, titled with their class names (else label numbers); the figure."""
+        from ..display.images import class_names, label_titles, show_images
+        batch = next(iter(self.train))
+        images = batch[0][:n]
+        titles = label_titles(batch[1], class_names(self.train), len(images)) if len(batch) > 1 else None
+        return show_images(images, titles, ncols=ncols, figsize=figsize, cmap=cmap)
+
     @classmethod
     def from_tensors(cls, train: Sequence[Any], valid: Sequence[Any], batch_size: int, drop_last: bool = False,
                      device: torch.device | str | None = None) -> "DataLoaders":

@@ -20,17 +20,17 @@ from AIsaac.callbacks.device import DeviceCB
 from AIsaac.callbacks.metrics import MetricsCB
 from AIsaac.callbacks.progress import ProgressCB
 from AIsaac.data.loaders import DataLoaders
-from AIsaac.distributed import (BATCH, EPOCH, ERROR, FIT, OK, ProcessStopError, stop_code,
+from AIsaac.runtime.distributed import (BATCH, EPOCH, ERROR, FIT, OK, ProcessStopError, stop_code,
                                 stop_exception)
 from AIsaac.exceptions import (CallbackError, CallbackSetupError, CancelBatchException,
                                CancelEpochException, CancelFitException)
-from AIsaac.metrics import Accuracy
+from AIsaac.callbacks.metrics import Accuracy
 from AIsaac.trainer import Trainer
 
 
 pytest.importorskip("accelerate")
 
-WORKER = Path(__file__).with_name("accelerate_worker.py")  # the script each of the two processes runs
+WORKER = Path(__file__).parents[1] / "helpers" / "accelerate_worker.py"  # the script each of the two processes runs
 ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("accelerate_worker", WORKER)
 worker = importlib.util.module_from_spec(_spec)  # for its data and sizes

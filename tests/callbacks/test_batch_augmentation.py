@@ -52,7 +52,7 @@ def test_per_position_list_and_on_valid():
 def test_runs_after_device_cb():
     aug, dev = BatchAugmentationCB(lambda b: b), DeviceCB('cpu')
     trainer, _ = make(torch.randn(8, 3), torch.randn(8, 1), [aug])
-    owners = [m.__self__ for m in trainer._plan['before_batch']]
+    owners = [m.__self__ for m in trainer.plan['before_batch']]
     assert owners.index(trainer.DeviceCB) < owners.index(aug)
     assert DeviceCB.order < BatchAugmentationCB.order < 0
 

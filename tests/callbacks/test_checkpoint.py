@@ -12,10 +12,10 @@ from torch.utils.data import DataLoader
 
 from AIsaac.all import (BasicTrainCB, Callback, CheckpointCB, DataLoaders, MetricsCB, Trainer, latest_checkpoint,
                         set_seed)
-from tests.callbacks.resume_run import NoisyData, OneCycleCB
+from tests.helpers.resume_run import NoisyData, OneCycleCB
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = Path(__file__).with_name("resume_run.py")
+SCRIPT = Path(__file__).parents[1] / "helpers" / "resume_run.py"
 
 
 def make_trainer(seed=0, num_workers=0, callbacks=()):
@@ -158,7 +158,7 @@ def test_interrupt_saves_on_the_way_out_and_the_fit_can_resume(tmp_path, uninter
     with pytest.raises(KeyboardInterrupt):
         trainer.fit(3, lr=1e-2, callbacks=[CheckpointCB(tmp_path, every_epoch=False), RaiseAt("before_batch", (1, 5))])
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint-e1-b5.pt"]  # five batches of epoch 1 were done
-    assert "CheckpointCB" not in trainer._named and "RaiseAt" not in trainer._named
+    assert "CheckpointCB" not in trainer.named_callbacks and "RaiseAt" not in trainer.named_callbacks
     resumed = make_trainer(seed=3)
     resumed.fit(3, lr=1e-2, resume_from=tmp_path)
     assert resumed.OneCycleCB.sched.last_epoch == 18

@@ -67,9 +67,9 @@ def test_float16_skips_steps_with_overflowing_gradients(make_trainer, make_model
 
 def test_bfloat16_changes_no_step_phase(make_trainer):
     t = make_trainer([MixedPrecisionCB()])
-    assert t._plan['backward'] == (t.BasicTrainCB.backward,)
+    assert t.plan['backward'] == (t.BasicTrainCB.backward,)
     t16 = make_trainer([MixedPrecisionCB(torch.float16)])
-    assert t16._plan['backward'] == (t16.MixedPrecisionCB.backward,)
+    assert t16.plan['backward'] == (t16.MixedPrecisionCB.backward,)
 
 
 def test_autocast_is_left_when_a_batch_fails(make_trainer):

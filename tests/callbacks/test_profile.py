@@ -35,7 +35,7 @@ def test_profile_has_a_row_per_callback_and_event_with_the_right_counts():
     assert all(r[3] >= 0 for r in prof.rows()[:-1])
     text = out.getvalue()
     assert "ReadsLoss" in text and "after_batch" in text and "syncs" in text
-    assert "ProfileCB" not in t._named and all(not hasattr(m, "record") for ms in t._plan.values() for m in ms)
+    assert "ProfileCB" not in t.named_callbacks and all(not hasattr(m, "record") for ms in t.plan.values() for m in ms)
 
 
 def test_cpu_reads_are_not_counted_by_default_and_the_patch_is_undone():

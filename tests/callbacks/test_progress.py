@@ -8,7 +8,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from AIsaac.callbacks import progress
 from AIsaac.all import Accuracy, BasicTrainCB, DataLoaders, MetricsCB, ProgressCB, Trainer
-from AIsaac.callbacks.progress import format_table_row
+from AIsaac.display.tables import text_row
 
 
 def fit_with_progress(dls, model, capsys, **kw):
@@ -42,7 +42,7 @@ def test_runs_after_metrics_so_rows_are_final():
 
 
 def test_row_format():
-    assert format_table_row([0, 0.5, "x"], [5, 8, 3]) == "0      0.500000  x"
+    assert text_row([0, 0.5, "x"], [5, 8, 3]) == "0      0.500000  x"
 
 
 def tiny_trainer():

@@ -1,0 +1,64 @@
+"""The trainer's distributed state, and how processes agree to stop together.
+
+Trainer state for callbacks (one-process defaults declared on `Trainer`; AccelerateCB sets them per fit):
+  is_main_process: True on the one process that prints and writes files (logs, plots, checkpoints); True when
+    not distributed. Other processes stay quiet.
+  num_processes: how many processes train together (1 when not distributed).
+  reduce_sum(tensor): `tensor` summed over the processes (itself when not distributed). It is a collective:
+    every process must call it at the same point of the fit.
+"""
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+
+from ..exceptions import CancelBatchException, CancelEpochException, CancelFitException
+
+# Stop codes, by severity: processes agree on the highest one raised anywhere.
+OK, BATCH, EPOCH, FIT, ERROR = range(5)
+_CANCEL_CODES = {CancelBatchException: BATCH, CancelEpochException: EPOCH, CancelFitException: FIT}
+_CANCELS = {BATCH: CancelBatchException, EPOCH: CancelEpochException, FIT: CancelFitException}
+
+
+class ProcessStopError(RuntimeError):
+    """Another process of a distributed fit failed, so this one stops too; the message carries that error."""
+
+
+def stop_code(e: BaseException | None, level: int = BATCH) -> int:
+    """The stop code of exception `e` seen at a `level` (BATCH, EPOCH or FIT) of the loop.
+
+    A cancel exception meant for a level already left (a CancelBatchException escaping its batch) cannot be caught
+    there any more, so it ends the fit as an error does.
+    """
+    if e is None: return OK
+    code = _CANCEL_CODES.get(type(e), ERROR)
+    return code if code >= level else ERROR
+
+
+def stop_exception(code: int, messages: list[str] | None = None) -> BaseException:
+    """The exception that makes this process take the agreed stop `code`."""
+    if code in _CANCELS: return _CANCELS[code]()
+    failed = "; ".join(f"process {i} failed: {m}" for i, m in enumerate(messages or []) if m)
+    return ProcessStopError(failed or "another process failed")
+
+
+class StopVote:
+    """One collective vote per call: every process gives its stop code and gets the highest one.
+
+    With `ERROR`, the processes also exchange their error messages (kept in `messages`, indexed by process), so each
+    can say what went wrong elsewhere. `group` is a torch.distributed group of CPU tensors (gloo), so a vote never
+    waits for a GPU.
+    """
+
+    def __init__(self, group=None):
+        self.group, self.messages = group, []
+
+    def __call__(self, code: int, message: str = "") -> int:
+        flag = torch.tensor([code], dtype=torch.int32)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self.group)
+        agreed = int(flag[0])
+        if agreed == ERROR:
+            self.messages = [""] * dist.get_world_size(self.group)
+            dist.all_gather_object(self.messages, message, group=self.group)
+        return agreed
+

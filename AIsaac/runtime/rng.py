@@ -1,0 +1,75 @@
+"""`set_seed`, and capturing and restoring the random number generators a fit draws from.
+
+The states are lists, numbers and tensors only, so a checkpoint holding them loads with `torch.load(weights_only=True)`.
+"""
+from __future__ import annotations
+
+import os
+import random
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def get_rng_state() -> dict[str, Any]:
+    """The states of Python's `random`, NumPy's global generator, torch's CPU generator and (once used) every GPU's."""
+    version, internal, gauss_next = random.getstate()
+    kind, keys, pos, has_gauss, cached_gaussian = np.random.get_state()
+    state = {"python": [version, list(internal), gauss_next],
+             "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached_gaussian)],
+             "torch": torch.get_rng_state()}
+    # Only when CUDA is already in use: reading its state would otherwise start a CUDA context for nothing.
+    if torch.cuda.is_available() and torch.cuda.is_initialized(): state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore states from `get_rng_state`; GPU states are restored for the GPUs present (none on a CPU machine)."""
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    kind, keys, pos, has_gauss, cached_gaussian = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached_gaussian))
+    torch.set_rng_state(state["torch"])
+    cuda = state.get("cuda")
+    if cuda and torch.cuda.is_available():
+        for i, s in enumerate(cuda[:torch.cuda.device_count()]): torch.cuda.set_rng_state(s, i)
+
+
+def loader_generators(dl: Any) -> list[torch.Generator]:
+    """The explicit `torch.Generator`s a DataLoader shuffles and seeds its workers with (often none: then torch's
+    global generator is used)."""
+    candidates = (getattr(dl, "generator", None), getattr(getattr(dl, "sampler", None), "generator", None),
+                  getattr(getattr(getattr(dl, "batch_sampler", None), "sampler", None), "generator", None))
+    out = []
+    for g in candidates:
+        if isinstance(g, torch.Generator) and all(g is not o for o in out): out.append(g)
+    return out
+
+
+def loader_rng_state(dl: Any) -> dict[str, Any]:
+    """What decides the order (and worker seeds) of the next pass over `dl`: the global RNGs and the loader's own."""
+    return {"global": get_rng_state(), "generators": [g.get_state() for g in loader_generators(dl)]}
+
+
+def set_loader_rng_state(dl: Any, state: dict[str, Any]) -> None:
+    """Restore a `loader_rng_state`, so that the next `iter(dl)` gives the same order as when it was taken."""
+    gens = loader_generators(dl)
+    if len(gens) != len(state["generators"]):
+        raise ValueError(f"The train loader draws from {len(gens)} torch.Generator(s) but the checkpoint recorded "
+                         f"{len(state['generators'])}; resume with the loader built the way it was when saving.")
+    set_rng_state(state["global"])
+    for g, s in zip(gens, state["generators"]): g.set_state(s)
+
+
+def set_seed(seed: int, deterministic: bool = False) -> None:
+    """Seed Python, NumPy and torch (CPU and every GPU); `deterministic` also asks torch for deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    torch.cuda.manual_seed_all(seed)
+    torch.backends.cudnn.deterministic = deterministic
+    if deterministic: torch.backends.cudnn.benchmark = False
+    # cuBLAS needs this workspace setting before it can be deterministic (see torch's reproducibility notes).
+    if deterministic: os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(deterministic, warn_only=False)

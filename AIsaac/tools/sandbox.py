@@ -1,0 +1,80 @@
+"""`restoring(trainer)`: run something that fits (a search, a look at a batch) and put everything back afterwards.
+
+The one put-back helper: `lr_find` and `show_image_batch` run inside it. It restores the model's weights, buffers,
+train/eval modes and gradients, the optimizer's state, every callback's attributes, the trainer's own attributes,
+and the random number generators, whether the block ends normally or with an exception.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import random
+from typing import TYPE_CHECKING, Any, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from ..trainer import Trainer
+
+
+def _keep_by_reference(v: Any) -> bool:
+    # Things a callback points to but does not own, or that cannot be copied safely (open progress bars, hooks).
+    return (isinstance(v, (nn.Module, torch.optim.Optimizer, torch.utils.hooks.RemovableHandle))
+            or type(v).__module__.split('.')[0] == 'tqdm')
+
+
+def _copy_state(state: dict, memo: dict) -> dict:
+    out = {}
+    for k, v in state.items():
+        if _keep_by_reference(v): out[k] = v
+        else:
+            try: out[k] = copy.deepcopy(v, memo)
+            except Exception: out[k] = v  # not copyable: keep the object itself
+    return out
+
+
+class Snapshot:
+    """Model weights, buffers, modes and grads; the optimizer; callbacks' and trainer's attributes; the RNGs."""
+
+    def __init__(self, trainer: Trainer):
+        self.trainer, model = trainer, trainer.model
+        self.trainer_state = dict(vars(trainer))
+        # The containers the trainer changes in place (its callbacks and their names) are copied; the rest is kept.
+        for k in ("cbs", "_named"): self.trainer_state[k] = copy.copy(self.trainer_state[k])
+        self.model_state = copy.deepcopy(model.state_dict())
+        self.modes = [m.training for m in model.modules()]
+        self.grads = [None if p.grad is None else p.grad.clone() for p in model.parameters()]
+        self.opt = trainer.opt
+        self.opt_state = copy.deepcopy(trainer.opt.state_dict()) if trainer.opt is not None else None
+        # The memo makes the copies keep pointing at the live trainer, model, parameters, optimizer and loaders.
+        memo = {id(o): o for o in (trainer, model, trainer.opt, trainer.dls, *model.parameters(), *model.buffers())}
+        self.cb_states = [(cb, _copy_state(vars(cb), memo)) for cb in trainer.cbs if hasattr(cb, '__dict__')]
+        self.rng = (torch.get_rng_state(), torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
+                    random.getstate(), np.random.get_state())
+
+    def restore(self) -> None:
+        trainer, model = self.trainer, self.trainer_state['model']
+        vars(trainer).clear()
+        vars(trainer).update(self.trainer_state)
+        model.load_state_dict(self.model_state)
+        for m, mode in zip(model.modules(), self.modes): m.training = mode
+        for p, g in zip(model.parameters(), self.grads): p.grad = g
+        if self.opt is not None: self.opt.load_state_dict(self.opt_state)
+        for cb, state in self.cb_states:
+            vars(cb).clear()
+            vars(cb).update(state)
+        cpu, cuda, py, np_state = self.rng
+        torch.set_rng_state(cpu)
+        if cuda is not None: torch.cuda.set_rng_state_all(cuda)
+        random.setstate(py)
+        np.random.set_state(np_state)
+
+
+@contextlib.contextmanager
+def restoring(trainer: Trainer) -> Iterator[Trainer]:
+    """Within the block the trainer may fit, add and remove callbacks; on leaving it, all is as it was before."""
+    snapshot = Snapshot(trainer)
+    try: yield trainer
+    finally: snapshot.restore()

@@ -1,0 +1,25 @@
+"""to_device and to_cpu on nested structures; def_device."""
+from collections import namedtuple
+
+import torch
+
+from AIsaac.runtime.device import def_device, to_cpu, to_device
+
+
+def test_def_device_is_best_available():
+    expected = "cuda" if torch.cuda.is_available() else ("mps" if torch.backends.mps.is_available() else "cpu")
+    assert def_device.type == expected
+
+
+def test_to_device_keeps_structure():
+    P = namedtuple("P", "a b")
+    batch = {"x": [torch.ones(2), (torch.zeros(1), 3)], "p": P(torch.ones(1), "s")}
+    out = to_device(batch, "meta")
+    assert out["x"][0].device.type == "meta" and isinstance(out["x"][1], tuple) and out["x"][1][1] == 3
+    assert isinstance(out["p"], P) and out["p"].a.device.type == "meta" and out["p"].b == "s"
+
+
+def test_to_cpu_detaches_and_widens_half_floats():
+    t = torch.ones(2, requires_grad=True) * 2
+    out = to_cpu([t, t.to(torch.bfloat16)])
+    assert not out[0].requires_grad and out[1].dtype == torch.float32 and torch.equal(out[1], out[0])

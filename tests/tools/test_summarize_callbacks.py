@@ -1,0 +1,69 @@
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from AIsaac.all import BasicTrainCB, Callback, CoreCBs, DataLoaders, DeviceCB, ProgressCB, Trainer
+from AIsaac.tools.summarize import events_in_run_order, rows_html
+
+
+class ClaimStepCB(Callback):
+    claims = ('step',)
+    order = 5
+
+    def step(self, trainer):
+        '''Steps in my own way'''
+
+
+def make(cbs):
+    ds = TensorDataset(torch.randn(4, 2), torch.randn(4, 1))
+    return Trainer(DataLoaders(DataLoader(ds), DataLoader(ds)), nn.MSELoss(), torch.optim.SGD, nn.Linear(2, 1), cbs)
+
+
+def test_rows_follow_the_plan_with_groups_expanded(capsys):
+    trainer = make([CoreCBs(device='cpu'), ClaimStepCB()])
+    rows = trainer.summarize_callbacks()
+    expected = [(ev, type(m.__self__).__name__) for ev in events_in_run_order(trainer.events) for m in trainer.plan[ev]]
+    assert [(s, c) for s, c, _ in rows] == expected
+    assert ('before_batch', 'DeviceCB', 'moves batch to device') in rows
+    assert ('step', 'ClaimStepCB', 'Steps in my own way') in rows
+    assert ('step', 'BasicTrainCB', '') not in rows  # claimed away: it does not run there
+    befores = [c for s, c, _ in rows if s == 'before_fit']
+    assert befores == ['DeviceCB', 'BasicTrainCB', 'MetricsCB', 'ActivationStatsCB', 'ProgressCB']  # by order, ties as added
+    text = capsys.readouterr().out
+    assert text.splitlines()[0].split() == ['Step', 'Callback', 'Doc', 'String']
+    assert 'Moves model to device' in text
+
+
+def test_second_copy_shows_its_trainer_name_and_html(capsys):
+    trainer = make([BasicTrainCB()])
+    trainer.add_callbacks(ProgressCB())
+    trainer.add_callbacks(ProgressCB(), force=True)
+    rows = trainer.summarize_callbacks(show=False)
+    assert [c for s, c, _ in rows if s == 'before_fit'] == ['BasicTrainCB', 'ProgressCB', 'ProgressCB_2']
+    assert capsys.readouterr().out == ''
+    page = rows_html([('predict', 'A<B', 'x & y')])
+    assert '<th>Doc String</th>' in page and '<td>A&lt;B</td>' in page and 'x &amp; y' in page
+
+
+def test_empty_trainer():
+    assert make([]).summarize_callbacks(show=False) == []
+    assert [r[:2] for r in make([DeviceCB('cpu')]).summarize_callbacks(show=False)] == \
+        [('before_fit', 'DeviceCB'), ('before_batch', 'DeviceCB')]
+
+
+def test_run_order():
+    order = events_in_run_order(Trainer.events + ('custom',))
+    assert sorted(order) == sorted(Trainer.events + ('custom',))
+    assert order[:3] == ['before_fit', 'before_epoch', 'before_batch']
+    assert order[-5:] == ['after_epoch', 'cleanup_epoch', 'after_fit', 'cleanup_fit', 'custom']
+
+
+def test_notebook_shows_html(monkeypatch, capsys):
+    import IPython.display as IPython_display
+
+    import AIsaac.tools.summarize as sc
+    shown = []
+    monkeypatch.setattr(sc, "in_notebook", lambda: True)
+    monkeypatch.setattr(IPython_display, "display", lambda obj: shown.append(obj))
+    rows = make([DeviceCB('cpu')]).summarize_callbacks()
+    assert len(shown) == 1 and shown[0].data == rows_html(rows) and capsys.readouterr().out == ''
