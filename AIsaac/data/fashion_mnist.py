@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..runtime.args import whole_number
+
 DEFAULT_FOLDER = "/usr/share/datasets/fashion-mnist"
 # The class names exactly as load_dataset('fashion_mnist') spells them, so code written for either source agrees.
 CLASS_NAMES = ("T - shirt / top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
@@ -52,9 +54,8 @@ def fashion_mnist_dataset_dict(folder: str | os.PathLike | None = None, n_train:
     from PIL import Image
 
     folder = Path(folder if folder is not None else os.environ.get("FASHION_MNIST_DIR", DEFAULT_FOLDER))
-    for name, n in (("n_train", n_train), ("n_test", n_test)):
-        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-            raise ValueError(f"{name} must be a whole number >= 1 or None (all rows); got {n!r}.")
+    n_train = whole_number("n_train", n_train, owner="fashion_mnist_dataset_dict", what="rows kept", none="all rows")
+    n_test = whole_number("n_test", n_test, owner="fashion_mnist_dataset_dict", what="rows kept", none="all rows")
     stems = [s for pair in _FILES.values() for s in pair]
     missing = [s + ".gz" for s in stems if _find(folder, s) is None]
     if missing:
