@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 from types import MappingProxyType
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, NoReturn
 
 import torch
 from torch import nn
@@ -53,6 +53,8 @@ class Trainer(PredictMixin, LRFindMixin, ProfileMixin, SummaryMixin, ShowBatchMi
     is_main_process: bool = True
     num_processes: int = 1
     epoch_log: dict[str, Any] | None = None
+    loader_rng: dict[str, Any] | None
+    resume_at: dict[str, Any] | None
 
     @staticmethod
     def reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
@@ -153,7 +155,7 @@ class Trainer(PredictMixin, LRFindMixin, ProfileMixin, SummaryMixin, ShowBatchMi
                 except CallbackError: raise
                 except Exception as e: raise self._callback_error(method, name, e) from e
 
-    def _unknown_event(self, name: str):
+    def _unknown_event(self, name: str) -> NoReturn:
         guess = nearest_event(name, self.events)
         raise ValueError(f"'{name}' is not an event" + (f"; did you mean '{guess}'?" if guess else "") +
                          f" Events are: {', '.join(self.events)}.")

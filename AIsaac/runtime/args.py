@@ -20,7 +20,7 @@ def whole_number(name: str, value: Any, *, minimum: int = 1, owner: str | None =
     """
     if value is None and none is not None: return None
     # numbers.Integral takes numpy integers too; bool is an Integral but never a count.
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= minimum: return int(value)
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) >= minimum: return int(value)
     where = f"{owner}: " if owner else ""
     counts = f" ({what})" if what else ""
     alternative = f", or None ({none})" if none is not None else ""
