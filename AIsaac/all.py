@@ -25,6 +25,7 @@ from .callbacks.save_best import SaveBestCB
 from .callbacks.schedulers import BaseSchedulerCB, BatchSchedulerCB, EpochSchedulerCB, OneCycleSchedulerCB
 from .callbacks.tensorboard import TensorBoardCB
 from .callbacks.terminate_on_nan import TerminateOnNaNCB
+from .data.digits import digits_dataset_dict
 from .data.fashion_mnist import fashion_mnist_dataset_dict
 from .data.loaders import DataLoaders, DictCollate
 from .data.tensor_loader import TensorLoader
@@ -60,7 +61,7 @@ __all__ = [
     # metrics
     "Accuracy", "Mean",
     # data
-    "DataLoaders", "DictCollate", "TensorLoader", "fashion_mnist_dataset_dict", "inplace",
+    "DataLoaders", "DictCollate", "TensorLoader", "fashion_mnist_dataset_dict", "digits_dataset_dict", "inplace",
     # models
     "conv", "get_model_conv", "get_model_timm", "lsuv_init",
     # runtime

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 from types import MappingProxyType
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, NoReturn
 
 import torch
 from torch import nn
@@ -15,6 +15,7 @@ from .dispatch import build_plan, with_cbs
 from .events import EVENTS, nearest_event
 from .exceptions import (CANCEL_EXCEPTIONS, CallbackError, CallbackSetupError, CancelBatchException,
                          CancelEpochException, CancelFitException)
+from .runtime.args import whole_number
 from .runtime.checkpoint import read_checkpoint, replay_batches, restore_checkpoint
 from .runtime.rng import loader_rng_state
 from .tools.predict import PredictMixin
@@ -52,6 +53,8 @@ class Trainer(PredictMixin, LRFindMixin, ProfileMixin, SummaryMixin, ShowBatchMi
     is_main_process: bool = True
     num_processes: int = 1
     epoch_log: dict[str, Any] | None = None
+    loader_rng: dict[str, Any] | None
+    resume_at: dict[str, Any] | None
 
     @staticmethod
     def reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
@@ -152,7 +155,7 @@ class Trainer(PredictMixin, LRFindMixin, ProfileMixin, SummaryMixin, ShowBatchMi
                 except CallbackError: raise
                 except Exception as e: raise self._callback_error(method, name, e) from e
 
-    def _unknown_event(self, name: str):
+    def _unknown_event(self, name: str) -> NoReturn:
         guess = nearest_event(name, self.events)
         raise ValueError(f"'{name}' is not an event" + (f"; did you mean '{guess}'?" if guess else "") +
                          f" Events are: {', '.join(self.events)}.")
@@ -210,8 +213,7 @@ class Trainer(PredictMixin, LRFindMixin, ProfileMixin, SummaryMixin, ShowBatchMi
         `resume_from`: a checkpoint written by CheckpointCB (a file, or a folder: its newest) to continue from, at
         the epoch and batch where it was saved; pass the fit's original `n_epochs`.
         """
-        if isinstance(n_epochs, bool) or not isinstance(n_epochs, int) or n_epochs < 0:
-            raise ValueError(f"n_epochs must be a whole number >= 0; got {n_epochs!r}.")
+        n_epochs = whole_number("n_epochs", n_epochs, minimum=0, owner="Trainer.fit", what="epochs to train")
         if not isinstance(lr, (int, float)) or not lr > 0:
             raise ValueError(f"lr must be a number > 0 (for example 1e-3); got {lr!r}.")
         added = self.add_callbacks(callbacks) if callbacks else []

@@ -51,7 +51,10 @@ class AccelerateCB(Callback):
             raise ValueError("AccelerateCB gathers validation batches of equal size from every process; leave "
                              "even_batches at True (the padded duplicates are dropped when gathering).")
         self.mixed_precision, self.accelerator_kwargs = mixed_precision, accelerator_kwargs
-        self.accelerator, self.vote, self._originals, self._gather, self.pending = None, None, None, False, None
+        self.accelerator: Any = None  # an accelerate.Accelerator once a fit starts
+        self.vote: Any = None  # a StopVote once a multi-process fit starts
+        self.pending: BaseException | None = None
+        self._originals, self._gather = None, False
         self.callbacks = [AccelerateStopCB(self)]
 
     # ---- fit ----

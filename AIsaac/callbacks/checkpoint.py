@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from ..callback import Callback, Order
+from ..runtime.args import whole_number
 from ..runtime.checkpoint import (checkpoint_files, checkpoint_name, remove_stale_temp_files, save_checkpoint,
                           trainer_state)
 
@@ -25,11 +26,9 @@ class CheckpointCB(Callback):
 
     def __init__(self, path: str | os.PathLike, every_n_batches: int | None = None, every_epoch: bool = True,
                  keep: int | None = 2):
-        if every_n_batches is not None and (not isinstance(every_n_batches, int) or every_n_batches < 1):
-            raise ValueError(f"every_n_batches must be a whole number >= 1, or None; got {every_n_batches!r}.")
-        if keep is not None and (not isinstance(keep, int) or keep < 1):
-            raise ValueError(f"keep must be a whole number >= 1 (how many checkpoints to keep), or None for all; "
-                             f"got {keep!r}.")
+        every_n_batches = whole_number("every_n_batches", every_n_batches, owner="CheckpointCB",
+                                       what="batches between saves", none="no saves within an epoch")
+        keep = whole_number("keep", keep, owner="CheckpointCB", what="how many checkpoints to keep", none="keep all")
         self.path, self.every_n_batches, self.every_epoch, self.keep = Path(path), every_n_batches, every_epoch, keep
         self.last_saved: Path | None = None
 

@@ -19,6 +19,7 @@ class CompileCB(Callback):
     '''
 
     order = Order.STEP_WRAPPER  # after DeviceCB has moved the model, so compile sees it on its device
+    _suppress: bool | None  # torch._dynamo's suppress_errors before this fit set it
 
     def __init__(self, fallback: bool = True, **compile_kwargs: Any):
         self.fallback, self.compile_kwargs = fallback, compile_kwargs

@@ -33,7 +33,9 @@ class CudaGraphCB(Callback):
 
     def __init__(self, warmup: int = 3):
         self.warmup, self.eager = warmup, BasicTrainCB()
-        self.graph, self.declined, self._replayed = None, None, False
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.declined: list[str] | None = None
+        self._replayed = False
 
     # ---- when capture is unsafe ----
     def unsafe_reasons(self, trainer) -> list[str]:
@@ -162,7 +164,7 @@ class CudaGraphCB(Callback):
             if g["lr"] is not t:  # a scheduler set a new float: copy it into the tensor the graph reads
                 t.fill_(g["lr"])
                 g["lr"] = t
-        self.graph.replay()
+        self.graph.replay()  # type: ignore[union-attr]  # replayed only once captured
         trainer.preds = self.static_preds
         trainer.loss = self.static_loss.detach().clone()  # the next replay overwrites the static one
         self._replayed = True

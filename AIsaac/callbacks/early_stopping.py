@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..exceptions import CancelFitException
+from ..runtime.args import whole_number
 from .monitor import MonitorCB
 
 
@@ -14,8 +15,7 @@ class EarlyStoppingCB(MonitorCB):
 
     def __init__(self, monitor: str = 'valid', patience: int = 3, min_delta: float = 0., mode: str = 'min'):
         super().__init__(monitor, mode, min_delta)
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
-            raise ValueError(f"patience is a number of epochs, a whole number >= 1; got {patience!r}.")
+        patience = whole_number("patience", patience, owner="EarlyStoppingCB", what="epochs without improvement")
         self.patience, self.wait, self.stopped_epoch = patience, 0, None
 
     def before_fit(self, trainer):

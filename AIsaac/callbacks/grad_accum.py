@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from ..callback import Callback
+from ..runtime.args import whole_number
 
 
 class GradAccumCB(Callback):
@@ -20,9 +21,7 @@ class GradAccumCB(Callback):
     claims = ('step', 'zero_grad')
 
     def __init__(self, n: int):
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"GradAccumCB(n): n is the number of batches per optimizer step, a whole number >= 1; got {n!r}.")
-        self.n, self.count = n, 0
+        self.n, self.count = whole_number("n", n, owner="GradAccumCB", what="batches per optimizer step"), 0
 
     def before_fit(self, trainer):
         self.count = 0

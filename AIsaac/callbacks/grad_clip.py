@@ -31,7 +31,7 @@ class GradClipCB(Callback):
     def _clip(self, opt: torch.optim.Optimizer, args, kwargs) -> None:
         params = [p for group in opt.param_groups for p in group['params'] if p.grad is not None]
         if self.max_value is not None: nn.utils.clip_grad_value_(params, self.max_value)
-        else: self.last_norm = nn.utils.clip_grad_norm_(params, self.max_norm, self.norm_type)
+        else: self.last_norm = nn.utils.clip_grad_norm_(params, self.max_norm, self.norm_type)  # type: ignore[arg-type]
 
     def cleanup_fit(self, trainer): self._remove()
 

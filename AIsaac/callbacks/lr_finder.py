@@ -24,6 +24,9 @@ class LRFinderCB(Callback):
     '''
 
     order = Order.LAST  # after the other callbacks' after_batch have seen the batch at its lr
+    lrs: list[float]
+    losses: list[float]
+    smooth_losses: list[float]
 
     def __init__(self, lr_mult: float = 1.3, max_mult: float = 3., max_iter: int = 100, beta: float = 0.98):
         if not lr_mult > 1: raise ValueError(f"lr_mult must be > 1 (the lr grows by it each batch); got {lr_mult!r}.")

@@ -18,7 +18,8 @@ class Mean:
     def __init__(self): self.reset()
 
     def reset(self) -> None:
-        self.total, self.weight = None, 0.0
+        self.total: torch.Tensor | None = None
+        self.weight = 0.0
 
     def update(self, value: torch.Tensor | float, weight: float = 1.0) -> "Mean":
         value = value.detach().float() if isinstance(value, torch.Tensor) else torch.tensor(float(value))
@@ -39,7 +40,8 @@ class Accuracy:
     def __init__(self): self.reset()
 
     def reset(self) -> None:
-        self.correct, self.count = None, 0
+        self.correct: torch.Tensor | None = None
+        self.count = 0
 
     def update(self, preds: torch.Tensor, targets: torch.Tensor) -> "Accuracy":
         hits = (preds.argmax(dim=-1) == targets).sum()
@@ -70,7 +72,7 @@ class BatchLosses(Sequence):
     def append(self, record: dict) -> None: self.add(bool(record['training']), [float(record['loss'])])
     def extend(self, records: Iterable[dict]) -> None:
         for r in records: self.append(r)
-    def clear(self) -> None: self.__init__()
+    def clear(self) -> None: self.__init__()  # type: ignore[misc]
     def __len__(self) -> int: return len(self._loss)
 
     def __getitem__(self, i):
@@ -96,12 +98,14 @@ class MetricsCB(Callback):
                                 f"methods, like torcheval.metrics.MulticlassAccuracy() or a torchmetrics metric.")
         self.metrics = metrics
         self.losses = {'train': Mean(), 'valid': Mean()}
-        self.metrics_epoch, self.losses_epoch, self.losses_batch = [], [], BatchLosses()
+        self.metrics_epoch: list[dict[str, float]] = []
+        self.losses_epoch: list[dict[str, Any]] = []
+        self.losses_batch = BatchLosses()
         self._pending: list[torch.Tensor] = []  # this phase's batch losses, still on the device
         self._sizes: list[int] = []  # and their batch sizes, the weights of the phase's mean loss
         self._batch_nums: list[int] = []  # and their batch numbers, to name a non-finite one
         self._chunks: list[torch.Tensor] = []
-        self._metric_device = None
+        self._metric_device: torch.device | None = None
 
     def before_fit(self, trainer):
         for m in (*self.metrics.values(), *self.losses.values()): m.reset()

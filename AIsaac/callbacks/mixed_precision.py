@@ -22,6 +22,7 @@ class MixedPrecisionCB(Callback):
     `device_type` defaults to the type of the model's device at `before_fit`.
     '''
 
+    _patched: torch.optim.Optimizer | None  # the optimizer whose step this fit wraps
     order = Order.STEP_WRAPPER  # after DeviceCB has moved model and batch; before others' after_batch reads the preds
 
     def __init__(self, dtype: torch.dtype = torch.bfloat16, device_type: str | None = None, **scaler_kwargs: Any):
@@ -29,7 +30,8 @@ class MixedPrecisionCB(Callback):
             raise ValueError(f"MixedPrecisionCB takes dtype=torch.bfloat16 or torch.float16; got {dtype!r}.")
         self.dtype, self.device_type, self.scaler_kwargs = dtype, device_type, scaler_kwargs
         self.claims = ('backward',) if dtype is torch.float16 else ()
-        if dtype is torch.bfloat16: self.backward = None  # bfloat16 leaves backward to the step callback
+        # bfloat16 leaves backward to the step callback (the dispatcher skips a None method)
+        if dtype is torch.bfloat16: self.backward = None  # type: ignore[assignment,method-assign]
         self.scaler: torch.amp.GradScaler | None = None
         self._autocast, self._patched = None, None
 
@@ -55,7 +57,7 @@ class MixedPrecisionCB(Callback):
 
         # A bound method (torch's lr schedulers rewrap `opt.step.__func__`), set on this optimizer only and
         # removed at cleanup_fit; the optimizer's class is untouched.
-        opt.step = types.MethodType(scaled_step, opt)
+        opt.step = types.MethodType(scaled_step, opt)  # type: ignore[method-assign]
         self._patched = opt
 
     def before_batch(self, trainer):

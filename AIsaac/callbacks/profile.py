@@ -18,7 +18,8 @@ class HostReadCounter:
     """While active, counts calls of `HOST_READS` on tensors whose device type is in `device_types` (None: any)."""
 
     def __init__(self, device_types: tuple[str, ...] | None = ("cuda", "mps", "xpu")):
-        self.device_types, self.count, self._saved = device_types, 0, {}
+        self.device_types, self.count = device_types, 0
+        self._saved: dict[str, Any] = {}
 
     def __enter__(self) -> "HostReadCounter":
         for name in HOST_READS:

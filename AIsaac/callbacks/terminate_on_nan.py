@@ -5,6 +5,7 @@ import torch
 
 from ..callback import Callback, Order
 from ..exceptions import CancelFitException
+from ..runtime.args import whole_number
 
 
 class TerminateOnNaNCB(Callback):
@@ -19,9 +20,8 @@ class TerminateOnNaNCB(Callback):
     order = Order.GUARD  # before the step callbacks' after_batch/backward work on a bad loss
 
     def __init__(self, every: int = 1):
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ValueError(f"every is a number of batches between checks, a whole number >= 1; got {every!r}.")
-        self.every, self.message = every, None
+        self.every = whole_number("every", every, owner="TerminateOnNaNCB", what="batches between checks")
+        self.message: str | None = None
 
     def before_fit(self, trainer): self.message = None
 

@@ -8,9 +8,10 @@ def digits_dataset_dict(test_fraction: float = 0.2, seed: int = 0):
     except ImportError as e:
         raise ImportError("The digits dataset comes with scikit-learn: pip install scikit-learn "
                           "(or pip install 'aisaac[demo]').") from e
-    import datasets
     import numpy as np
-    from PIL import Image
+
+    from .fashion_mnist import hf_modules
+    datasets, Image = hf_modules("digits_dataset_dict")
     d = load_digits()
     imgs = [Image.fromarray((im * (255 / 16)).astype(np.uint8)).resize((28, 28), Image.BILINEAR) for im in d.images]
     order = np.random.default_rng(seed).permutation(len(imgs))

@@ -4,8 +4,11 @@ from __future__ import annotations
 import gzip
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from ..runtime.args import whole_number
 
 DEFAULT_FOLDER = "/usr/share/datasets/fashion-mnist"
 # The class names exactly as load_dataset('fashion_mnist') spells them, so code written for either source agrees.
@@ -13,6 +16,17 @@ CLASS_NAMES = ("T - shirt / top", "Trouser", "Pullover", "Dress", "Coat", "Sanda
                "Ankle boot")
 _FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
           "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+
+
+def hf_modules(owner: str) -> tuple[Any, Any]:
+    """(datasets, PIL.Image), or an ImportError naming `owner` and the extra that installs them."""
+    try:
+        import datasets
+        from PIL import Image
+    except ImportError as e:
+        raise ImportError(f"{owner} builds a Hugging Face DatasetDict of PIL images, which needs the `datasets` and "
+                          f"`Pillow` packages (missing: {e.name}): pip install 'aisaac[hf]'") from e
+    return datasets, Image
 
 
 def _find(folder: Path, stem: str) -> Path | None:
@@ -48,13 +62,10 @@ def fashion_mnist_dataset_dict(folder: str | os.PathLike | None = None, n_train:
     `folder` defaults to $FASHION_MNIST_DIR, else /usr/share/datasets/fashion-mnist (Debian's
     dataset-fashion-mnist package).
     """
-    import datasets
-    from PIL import Image
-
+    datasets, Image = hf_modules("fashion_mnist_dataset_dict")
     folder = Path(folder if folder is not None else os.environ.get("FASHION_MNIST_DIR", DEFAULT_FOLDER))
-    for name, n in (("n_train", n_train), ("n_test", n_test)):
-        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-            raise ValueError(f"{name} must be a whole number >= 1 or None (all rows); got {n!r}.")
+    n_train = whole_number("n_train", n_train, owner="fashion_mnist_dataset_dict", what="rows kept", none="all rows")
+    n_test = whole_number("n_test", n_test, owner="fashion_mnist_dataset_dict", what="rows kept", none="all rows")
     stems = [s for pair in _FILES.values() for s in pair]
     missing = [s + ".gz" for s in stems if _find(folder, s) is None]
     if missing:
@@ -67,7 +78,9 @@ def fashion_mnist_dataset_dict(folder: str | os.PathLike | None = None, n_train:
     splits = {}
     for split, n in (("train", n_train), ("test", n_test)):
         images_stem, labels_stem = _FILES[split]
-        images, labels = read_idx(_find(folder, images_stem), n), read_idx(_find(folder, labels_stem), n)
+        images_path, labels_path = _find(folder, images_stem), _find(folder, labels_stem)
+        assert images_path is not None and labels_path is not None  # checked above: none is missing
+        images, labels = read_idx(images_path, n), read_idx(labels_path, n)
         if len(images) != len(labels):
             raise ValueError(f"The {split} split of {folder} has {len(images)} images but {len(labels)} labels; "
                              f"the files do not belong together, download them again.")

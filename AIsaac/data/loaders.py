@@ -6,6 +6,7 @@ from typing import Any, Sequence
 import torch
 from torch.utils.data import DataLoader, default_collate
 
+from ..runtime.args import whole_number
 from .tensor_loader import TensorLoader, as_tensor
 
 
@@ -83,8 +84,8 @@ class DataLoaders:
         if valid_name is None:
             raise ValueError(f"The DatasetDict has no validation split (looked for {', '.join(VALID_SPLITS)}; its "
                              f"splits: {splits}); make one, e.g. dd = dd['train'].train_test_split(test_size=0.1).")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a whole number >= 1; got {batch_size!r}.")
+        batch_size = whole_number("batch_size", batch_size, owner="DataLoaders.from_dataset_dict",
+                                  what="rows per batch")
         train, valid = dataset_dict["train"], dataset_dict[valid_name]
         if in_memory:
             extra = set(dataloader_kwargs) - {"drop_last"}

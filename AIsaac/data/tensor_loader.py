@@ -6,6 +6,8 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
+from ..runtime.args import whole_number
+
 
 def as_tensor(x: Any) -> torch.Tensor:
     """`x` (a tensor, a NumPy array, a list of same-shaped tensors, or a list of numbers) as one tensor."""
@@ -27,8 +29,7 @@ class TensorLoader:
     def __init__(self, *tensors: Any, batch_size: int = 64, shuffle: bool = False, drop_last: bool = False,
                  generator: torch.Generator | None = None):
         if not tensors: raise ValueError("TensorLoader needs at least one tensor, e.g. TensorLoader(x, y, batch_size=64).")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a whole number >= 1; got {batch_size!r}.")
+        batch_size = whole_number("batch_size", batch_size, owner="TensorLoader", what="rows per batch")
         self.tensors = tuple(as_tensor(t) for t in tensors)
         lengths = [len(t) for t in self.tensors]
         if len(set(lengths)) != 1:

@@ -15,7 +15,7 @@ def conv(ni: int, nf: int, ks: int = 3, stride: int = 2, act: Callable[[], nn.Mo
     The convolution has no bias when a batch norm follows it (the norm's shift makes it redundant).
     """
     if bias is None: bias = not (isinstance(norm, type) and issubclass(norm, _BATCH_NORMS))
-    layers = [nn.Conv2d(ni, nf, kernel_size=ks, stride=stride, padding=ks // 2, bias=bias)]
+    layers: list[nn.Module] = [nn.Conv2d(ni, nf, kernel_size=ks, stride=stride, padding=ks // 2, bias=bias)]
     if norm: layers.append(norm(nf))
     if act: layers.append(act())
     return nn.Sequential(*layers)

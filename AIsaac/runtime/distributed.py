@@ -16,7 +16,8 @@ from ..exceptions import CancelBatchException, CancelEpochException, CancelFitEx
 
 # Stop codes, by severity: processes agree on the highest one raised anywhere.
 OK, BATCH, EPOCH, FIT, ERROR = range(5)
-_CANCEL_CODES = {CancelBatchException: BATCH, CancelEpochException: EPOCH, CancelFitException: FIT}
+_CANCEL_CODES: dict[type[BaseException], int] = {CancelBatchException: BATCH, CancelEpochException: EPOCH,
+                                                 CancelFitException: FIT}
 _CANCELS = {BATCH: CancelBatchException, EPOCH: CancelEpochException, FIT: CancelFitException}
 
 

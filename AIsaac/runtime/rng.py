@@ -17,7 +17,8 @@ def get_rng_state() -> dict[str, Any]:
     version, internal, gauss_next = random.getstate()
     kind, keys, pos, has_gauss, cached_gaussian = np.random.get_state()
     state = {"python": [version, list(internal), gauss_next],
-             "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached_gaussian)],
+             "numpy": [kind, torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos), int(has_gauss),
+                       float(cached_gaussian)],
              "torch": torch.get_rng_state()}
     # Only when CUDA is already in use: reading its state would otherwise start a CUDA context for nothing.
     if torch.cuda.is_available() and torch.cuda.is_initialized(): state["cuda"] = torch.cuda.get_rng_state_all()
@@ -41,7 +42,7 @@ def loader_generators(dl: Any) -> list[torch.Generator]:
     global generator is used)."""
     candidates = (getattr(dl, "generator", None), getattr(getattr(dl, "sampler", None), "generator", None),
                   getattr(getattr(getattr(dl, "batch_sampler", None), "sampler", None), "generator", None))
-    out = []
+    out: list[torch.Generator] = []
     for g in candidates:
         if isinstance(g, torch.Generator) and all(g is not o for o in out): out.append(g)
     return out

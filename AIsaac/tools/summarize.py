@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from ..display.notebook import in_notebook
 from ..display.tables import html_table, text_table
@@ -41,13 +41,13 @@ def callback_rows(trainer: Trainer) -> list[tuple[str, str, str]]:
     return rows
 
 
-def format_rows(rows: list[tuple[str, ...]], columns: tuple[str, ...] = COLUMNS) -> str:
+def format_rows(rows: Sequence[tuple[str, ...]], columns: tuple[str, ...] = COLUMNS) -> str:
     """A plain-text table; the event name is written only on the first of its rows."""
     shown = [r if i == 0 or r[0] != rows[i - 1][0] else ("", *r[1:]) for i, r in enumerate(rows)]
     return text_table(columns, shown)
 
 
-def rows_html(rows: list[tuple[str, ...]], columns: tuple[str, ...] = COLUMNS) -> str:
+def rows_html(rows: Sequence[tuple[str, ...]], columns: tuple[str, ...] = COLUMNS) -> str:
     return html_table(columns, rows)
 
 

@@ -1,0 +1,63 @@
+"""A user's script, type-checked (never run) by tests/test_typing.py: the star-export and every Trainer method.
+
+mypy must see each name below through `from AIsaac.all import *`, each method on the Trainer class (read from the
+class, since an instance's `__getattr__` would answer any name), and the return types, through annotated variables.
+"""
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from AIsaac.all import *
+
+
+def user_code(dls: DataLoaders) -> None:
+    set_seed(42)
+    model = get_model_conv()
+    xb, _ = next(iter(dls.train))
+    lsuv_init(model, [m for m in model.modules() if isinstance(m, nn.Conv2d)], xb)
+    cbs: list[Callback] = [DeviceCB(), MetricsCB(Accuracy=Accuracy()), ProgressCB(), EarlyStoppingCB(patience=2),
+                           GradClipCB(1.0), CSVLoggerCB("log.csv"), CheckpointCB("ckpt", keep=1), SaveBestCB()]
+    trainer = Trainer(dls, nn.CrossEntropyLoss(), torch.optim.AdamW, model, callbacks=[CoreCBs(), *cbs])
+    trainer.add_callbacks([GradAccumCB(2), TerminateOnNaNCB()])
+    trainer.remove_callbacks(GradAccumCB)
+
+    found: LRFindResult = trainer.lr_find(show_plot=False)
+    lr: float = found.suggestion
+    trainer.fit(3, lr=lr, callbacks=[OneCycleSchedulerCB(max_lr=lr)])
+    trainer.fit(1, resume_from=latest_checkpoint("ckpt"))
+
+    preds = trainer.get_preds(act=partial(torch.softmax, dim=-1))
+    p, y = trainer.get_preds()
+    probs: torch.Tensor = trainer.predict(p[:1])
+    prof: ProfileCB = trainer.profile(1, show=False)
+    rows: list[tuple[str, str, str]] = trainer.summarize_callbacks(show=False)
+    trainer.summarize_model(show=False)
+    trainer.show_image_batch(max_n=4)
+    main: bool = trainer.is_main_process
+    n: int = trainer.num_processes
+    total: torch.Tensor = trainer.reduce_sum(torch.ones(()))
+    plan = trainer.plan["after_batch"]
+    named = dict(trainer.named_callbacks)
+    fig = plot_losses(trainer)
+    state = get_rng_state()
+    set_rng_state(state)
+    with restoring(trainer): trainer.fit(1)
+    print(preds, y, probs, prof.table(), rows, main, n, total, plan, named, fig, to_cpu(to_device(p, def_device)),
+          model_device(model), EVENTS, Order.METRICS, final_epoch_log(trainer), view_source_code)
+
+
+# Declared on the class itself (in its body or a mixin it lists), not patched on by importing another module.
+TRAINER_METHODS: tuple[Callable[..., Any], ...] = (
+    Trainer.fit, Trainer.lr_find, Trainer.get_preds, Trainer.predict, Trainer.profile, Trainer.summarize_callbacks,
+    Trainer.summarize_model, Trainer.show_image_batch, Trainer.add_callbacks, Trainer.remove_callbacks,
+    Trainer.run_callbacks, Trainer.wrap_plan, Trainer.reduce_sum)
+DISTRIBUTED: tuple[bool, int] = (Trainer.is_main_process, Trainer.num_processes)
+
+
+def data() -> DataLoaders:
+    x, t = torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,))
+    return DataLoaders.from_tensors((x, t), (x, t), batch_size=16)
