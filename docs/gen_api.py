@@ -14,7 +14,7 @@ GROUPS = [("Trainer and its loop", ("trainer", "dispatch", "events", "callback",
           ("Tools (predict, summaries, side runs)", ("tools.",)), ("Display", ("display.",)), ("Data", ("data.",)),
           ("Models", ("models.",))]
 # Internals, left out of the reference: the command line, the demo, the notebook plumbing behind the display.
-INTERNAL = ("all", "cli", "demo", "display.html_bar", "display.notebook", "display.tables", "data.digits")
+INTERNAL = ("all", "cli", "demo", "display.html_bar", "display.notebook", "display.tables")
 
 
 def modules() -> list[str]:
