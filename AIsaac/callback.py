@@ -1,6 +1,7 @@
 """`Callback`, the optional base class; `Order`, the named order values; the helpers that read any object as a callback."""
 from __future__ import annotations
 
+import re
 import warnings
 from typing import Any, Iterable
 
@@ -36,6 +37,15 @@ def final_epoch_log(trainer: Any) -> dict | None:
     if trainer.training and trainer.run_valid: return None  # the validation phase still follows
     log = getattr(trainer, "epoch_log", None)
     return log if log is not None and log.get("epoch") == trainer.epoch else None
+
+
+_RECORD_KEY = re.compile(r"(lr|mom)(_\d+)?|(train|valid)_time")
+
+
+def is_record_key(key: str) -> bool:
+    """Whether an `epoch_log` key is a record of the run (`lr`, `lr_<group>`, `mom`, `mom_<group>`, `train_time`,
+    `valid_time`) rather than the epoch number, a loss or a metric; the epoch table shows only the latter."""
+    return _RECORD_KEY.fullmatch(key) is not None
 
 
 class Callback:

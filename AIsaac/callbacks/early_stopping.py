@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..exceptions import CancelFitException
 from ..runtime.args import whole_number
+from ..runtime.messages import inform
 from .monitor import MonitorCB
 
 
@@ -10,7 +11,7 @@ class EarlyStoppingCB(MonitorCB):
     '''Stops the fit after `patience` epochs in a row without improvement of `epoch_log[monitor]` (see MonitorCB)
 
     The decision is taken when the epoch's numbers are final and the fit stops before the next epoch starts, so
-    the epoch's row is still shown. `stopped_epoch` is the last epoch run when it stopped the fit, else None.
+    the epoch's row is still shown. It says so on the "AIsaac" logger (INFO). `stopped_epoch` is the last epoch run when it stopped the fit, else None.
     '''
 
     def __init__(self, monitor: str = 'valid', patience: int = 3, min_delta: float = 0., mode: str = 'min'):
@@ -28,6 +29,6 @@ class EarlyStoppingCB(MonitorCB):
 
     def before_epoch(self, trainer):
         if self._stop:
-            print(f"EarlyStoppingCB: no improvement of '{self.monitor}' for {self.patience} epochs; stopped after "
+            inform(trainer, f"EarlyStoppingCB: no improvement of '{self.monitor}' for {self.patience} epochs; stopped after "
                   f"epoch {self.stopped_epoch} (best {self.best:.6g} at epoch {self.best_epoch}).")
             raise CancelFitException()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from array import array
 from typing import Any, Iterable, Sequence
@@ -85,8 +86,28 @@ class BatchLosses(Sequence):
     def __repr__(self) -> str: return f"BatchLosses({len(self)} batches)"
 
 
+def optimizer_records(opt: Any) -> dict[str, float]:
+    """The optimizer's learning rate and momentum as host numbers: `lr` and `mom` with one param group, `lr_0`,
+    `lr_1`, ... with several; momentum is SGD's or RMSprop's `momentum` (when not 0) or Adam's first beta."""
+    if opt is None: return {}
+    groups = opt.param_groups
+    out: dict[str, float] = {}
+    for i, g in enumerate(groups):
+        suffix = "" if len(groups) == 1 else f"_{i}"
+        if "lr" in g: out[f"lr{suffix}"] = float(g["lr"])
+        mom = g["betas"][0] if "betas" in g else g.get("momentum") or None
+        if mom is not None: out[f"mom{suffix}"] = float(mom)
+    return out
+
+
 class MetricsCB(Callback):
-    '''Callback to track train/valid loss + metrics'''
+    '''Callback to track train/valid loss + metrics
+
+    Each epoch's record (`trainer.epoch_log`) holds `epoch`, the `train` and `valid` losses, the metrics, and the
+    records of the run: the learning rate and momentum at the end of the training phase (`optimizer_records`) and
+    each phase's wall time in seconds (`train_time`, `valid_time`, measured once the phase's losses reached the host,
+    so queued device work is counted). The epoch table leaves the records out (see `is_record_key`).
+    '''
 
     order = Order.METRICS  # fills trainer.epoch_log at the cleanup_epoch of each epoch's last phase
 
@@ -110,6 +131,11 @@ class MetricsCB(Callback):
     def before_fit(self, trainer):
         for m in (*self.metrics.values(), *self.losses.values()): m.reset()
         self._pending, self._sizes, self._batch_nums, self._chunks = [], [], [], []
+        self._records: dict[str, float] = {}
+
+    def before_epoch(self, trainer):
+        if trainer.training or not trainer.run_train: self._records = {}  # a new epoch starts
+        self._start = time.perf_counter()
 
     def after_batch(self, trainer):
         '''stores losses and metrics for batch'''
@@ -162,13 +188,17 @@ class MetricsCB(Callback):
             self.losses_batch.add(trainer.training, values)
             self._warn_non_finite(trainer, values, self._batch_nums)
             self._pending, self._sizes, self._batch_nums, self._chunks = [], [], [], []
+        # Host numbers only: the lr and momentum are Python floats, and the time is read after the transfer above.
+        phase = 'train' if trainer.training else 'valid'
+        self._records[f'{phase}_time'] = time.perf_counter() - getattr(self, '_start', time.perf_counter())
+        if trainer.training: self._records.update(optimizer_records(trainer.opt))
         if trainer.training and trainer.run_valid: return  # the epoch's numbers are final after validation
         losses = {k: v for k, m in self.losses.items() if (v := self._mean_loss(trainer, k, m)) is not None}
         metrics = {k: float(m.compute()) for k, m in self.metrics.items()} if not trainer.training else {}
         self.losses_epoch.append(losses)
         self.metrics_epoch.append(metrics)
         for m in (*self.metrics.values(), *self.losses.values()): m.reset()
-        trainer.epoch_log = {'epoch': trainer.epoch, **losses, **metrics}
+        trainer.epoch_log = {'epoch': trainer.epoch, **losses, **metrics, **self._records}
 
     def plot(self, figsize: tuple[float, float] = (8, 4.5)):
         """This callback's losses and metrics as a figure; see `plot_losses`."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 import time
 
-from ..callback import Callback, Order, final_epoch_log
+from ..callback import Callback, Order, final_epoch_log, is_record_key
 from ..display.html_bar import HTMLBar, show_html
 from ..display.notebook import in_notebook
 from ..display.tables import html_table, text_row
@@ -16,17 +16,24 @@ class ProgressCB(Callback):
 
     Bars go to stderr and only when it is a terminal, so logs get no carriage returns. In a notebook the bars and
     the table are HTML outputs redrawn in place. The current loss is read from the device at most every `refresh`
-    seconds.
+    seconds. The table shows the epoch, losses and metrics; the records (lr, momentum, times) stay in `epoch_log`.
+    When output is piped (no bars, not a notebook) a heartbeat line goes to stderr at most every `heartbeat` seconds
+    (epoch, phase, batch, batches per second), so a long job shows it is alive; `heartbeat=None` turns it off.
     '''
 
     order = Order.DISPLAY  # shows epoch_log once MetricsCB (and the loggers) are done with the epoch
 
-    def __init__(self, refresh: float = 0.5, bars: bool | None = None):
-        self.refresh, self.bars = refresh, bars
+    clock = staticmethod(time.monotonic)  # what the refresh and the heartbeat are timed by (a test can replace it)
+
+    def __init__(self, refresh: float = 0.5, bars: bool | None = None, heartbeat: float | None = 30.):
+        if heartbeat is not None and not heartbeat > 0:
+            raise ValueError(f"heartbeat is a number of seconds > 0, or None for no heartbeat; got {heartbeat!r}.")
+        self.refresh, self.bars, self.heartbeat = refresh, bars, heartbeat
         self.epoch_bar = self.batch_bar = None
 
     def before_fit(self, trainer):
-        from tqdm.auto import tqdm
+        # Plain tqdm: tqdm.auto would import ipywidgets' bar (and warn when it is missing) even where the bar is HTML.
+        from tqdm import tqdm
         self._notebook = in_notebook()
         # With several processes only the main one shows anything (trainer state, see AIsaac/distributed.py).
         self._main = getattr(trainer, 'is_main_process', True)
@@ -34,6 +41,8 @@ class ProgressCB(Callback):
         # In a notebook: HTML bars, which static copies of the notebook show as they were last drawn.
         self._tqdm = HTMLBar if self._notebook else tqdm
         self._show = show
+        self._beat = self._main and not show and not self._notebook and self.heartbeat is not None
+        self._last_beat = self.clock()
         self.epoch_bar = self._tqdm(total=trainer.n_epochs, desc="epoch", disable=not show, file=sys.stderr,
                                     dynamic_ncols=True)
         self.batch_bar, self._header, self._rows, self._handle = None, None, [], None
@@ -43,15 +52,27 @@ class ProgressCB(Callback):
         total = len(trainer.dl) if hasattr(trainer.dl, "__len__") else None
         self.batch_bar = self._tqdm(total=total, desc="train" if trainer.training else "valid", leave=False,
                                     disable=not self._show, file=sys.stderr, dynamic_ncols=True, **self._bar_place)
-        self._last = time.monotonic()
+        self._last = self._phase_start = self.clock()
+        self._n_epochs, self._total = trainer.n_epochs, total
 
     def after_batch(self, trainer):
-        if not self._show: return
+        if not self._show:
+            if self._beat: self._heartbeat(trainer)
+            return
         self.batch_bar.update(1)
-        now = time.monotonic()
+        now = self.clock()
         if now - self._last >= self.refresh:  # a host-device sync, so only a few times a second
             self._last = now
             self.batch_bar.set_postfix(loss=f"{trainer.loss.detach().item():.4f}")
+
+    def _heartbeat(self, trainer) -> None:
+        now = self.clock()  # a host clock read: no device sync
+        if now - self._last_beat < self.heartbeat: return
+        self._last_beat = now
+        done, total = trainer.batch_num + 1, self._total
+        rate = done / max(now - self._phase_start, 1e-9)
+        print(f"epoch {trainer.epoch + 1}/{self._n_epochs}, {'train' if trainer.training else 'valid'} batch "
+              f"{done}{f'/{total}' if total is not None else ''}, {rate:.1f} batches/s", file=sys.stderr, flush=True)
 
     def cleanup_epoch(self, trainer):
         if self.batch_bar is not None:
@@ -65,7 +86,7 @@ class ProgressCB(Callback):
 
     def _show_row(self, log: dict) -> None:
         if self._header is None:
-            self._header = list(log)
+            self._header = [k for k in log if not is_record_key(k)]
             self._widths = [max(len(k), 8) for k in self._header]
         values = [log.get(k, "") for k in self._header]
         self._rows.append(values)

@@ -1,11 +1,14 @@
 """`TerminateOnNaNCB`: stops the fit at a non-finite loss and says at which epoch and batch."""
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from ..callback import Callback, Order
 from ..exceptions import CancelFitException
 from ..runtime.args import whole_number
+from ..runtime.messages import inform
 
 
 class TerminateOnNaNCB(Callback):
@@ -15,6 +18,7 @@ class TerminateOnNaNCB(Callback):
     backward, so a bad training batch never reaches the weights: one sync per batch. With `every=k` the check
     stays on the device (a flag and the first bad batch number) and is read every k batches and at the end of
     each phase: one sync per k batches, the batch reported is still exact, but up to k-1 more steps may run.
+    The message is also logged as a warning on the "AIsaac" logger.
     '''
 
     order = Order.GUARD  # before the step callbacks' after_batch/backward work on a bad loss
@@ -58,5 +62,5 @@ class TerminateOnNaNCB(Callback):
         what = f"loss {float(loss.float().mean())}" if loss is not None else "a non-finite loss"
         self.message = (f"TerminateOnNaNCB: {what} at epoch {epoch}, batch {batch} "
                         f"({'training' if trainer.training else 'validation'}); stopped the fit.")
-        print(self.message)
+        inform(trainer, self.message, logging.WARNING)
         if stop: raise CancelFitException()

@@ -25,11 +25,37 @@ def run(make_trainer, values, capsys=None, **kwargs):
     return t.EarlyStoppingCB, counter.epochs
 
 
-def test_stops_after_patience_epochs_without_improvement(make_trainer, capsys):
+def test_stops_after_patience_epochs_without_improvement(make_trainer, capsys, caplog):
     cb, epochs = run(make_trainer, [1.0, 0.8, 0.9, 0.85, 0.81, 0.5, 0.4], patience=3)
     assert epochs == [0, 1, 2, 3, 4] and cb.stopped_epoch == 4
     assert cb.best == 0.8 and cb.best_epoch == 1
-    assert "stopped after epoch 4" in capsys.readouterr().out
+    assert [r.getMessage() for r in caplog.records if r.name == "AIsaac"] == [
+        "EarlyStoppingCB: no improvement of 'valid' for 3 epochs; stopped after epoch 4 (best 0.8 at epoch 1)."]
+    assert caplog.records[-1].levelname == "INFO" and "stopped" not in capsys.readouterr().out  # logged, not printed
+
+
+def test_message_silenced_and_only_on_the_main_process(make_trainer, capsys, caplog):
+    import logging
+    logging.getLogger("AIsaac").setLevel(logging.WARNING)
+    try: run(make_trainer, [1.0, 2.0, 3.0], patience=1)
+    finally: logging.getLogger("AIsaac").setLevel(logging.INFO)
+    assert not caplog.records
+    counter = EpochCounter()
+    t = make_trainer([FakeLog([1.0, 2.0, 3.0], 'valid'), EarlyStoppingCB(patience=1), counter], metrics=False)
+    t.is_main_process = False  # what AccelerateCB sets on the other processes
+    t.fit(3)
+    assert counter.epochs == [0, 1] and not caplog.records and capsys.readouterr().err == ""
+
+
+def test_default_handler_writes_to_stderr_until_logging_is_configured(make_trainer, capsys):
+    import logging
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    root.handlers.clear()  # as in a script that never configured logging
+    try: run(make_trainer, [1.0, 2.0, 3.0], patience=1)
+    finally: root.handlers[:] = saved
+    err = capsys.readouterr().err
+    assert err.count("EarlyStoppingCB: no improvement") == 1
 
 
 def test_min_delta_and_max_mode(make_trainer):

@@ -81,3 +81,51 @@ def test_notebook_shows_bars_and_table_as_html(monkeypatch):
     losses = trainer.MetricsCB.losses_epoch[-1]
     assert f"<td>{losses['train']:.6f}</td><td>{losses['valid']:.6f}</td>" in table
     assert outs[2]["text/plain"].splitlines()[0].split() == ["epoch", "train", "valid", "Accuracy"]
+
+
+def test_notebook_without_ipywidgets_gets_no_tqdm_warning(monkeypatch, recwarn):
+    import sys
+    for name in [m for m in sys.modules if m.startswith(("tqdm.auto", "tqdm.notebook", "tqdm.autonotebook"))]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)  # not installed
+    monkeypatch.setattr(progress, "in_notebook", lambda: True)
+    monkeypatch.setattr(IPython.display, "display", lambda bundle, raw, display_id: type("H", (), {"update": lambda *a, **k: None})())
+    tiny_trainer().fit(1)
+    assert "tqdm.auto" not in sys.modules and "tqdm.notebook" not in sys.modules
+    assert not [w for w in recwarn if "IProgress" in str(w.message)]
+
+
+def test_table_leaves_out_the_records_kept_in_epoch_log(capsys):
+    trainer = tiny_trainer()
+    trainer.fit(1)
+    assert {"lr", "train_time", "valid_time"} <= set(trainer.epoch_log)
+    assert capsys.readouterr().out.splitlines()[0].split() == ["epoch", "train", "valid", "Accuracy"]
+
+
+class FakeClock:
+    def __init__(self, step): self.t, self.step = 0., step
+    def __call__(self):
+        self.t += self.step
+        return self.t
+
+
+def test_heartbeat_when_piped_at_most_every_30_seconds(capsys):
+    # 12 rows in batches of 4: 3 training and 2 validation batches per epoch; each clock read "takes" 10 s. The clock
+    # is read at the fit's start, at each phase's start and after each batch (t = 10, 20, 30, ...).
+    trainer = tiny_trainer()
+    trainer.ProgressCB.clock = FakeClock(10.)
+    trainer.fit(3)
+    beats = capsys.readouterr().err.splitlines()
+    assert all(re.fullmatch(r"epoch [123]/3, (train|valid) batch \d/[23], \d+\.\d batches/s", b) for b in beats)
+    assert beats[:3] == ["epoch 1/3, train batch 2/3, 0.1 batches/s",   # t=40: 30 s after the fit started
+                         "epoch 1/3, valid batch 1/2, 0.1 batches/s",   # t=70
+                         "epoch 2/3, train batch 1/3, 0.1 batches/s"]   # t=100
+    assert len(beats) == 6  # two an epoch (70 s of reads), never two less than 30 s apart
+
+
+def test_no_heartbeat_in_a_terminal_or_when_off(capsys):
+    trainer = tiny_trainer()
+    trainer.ProgressCB.clock = FakeClock(100.)
+    trainer.ProgressCB.heartbeat = None
+    trainer.fit(1)
+    assert capsys.readouterr().err == ""
