@@ -17,11 +17,12 @@ def test_one_row_per_epoch_matching_metrics_and_pytorch(tiny_trainer, tmp_path, 
     trainer = tiny_trainer(CSVLoggerCB(path))
     trainer.fit(3, lr=0.1)
     rows = read(path)
-    assert rows[0] == ["epoch", "train", "valid", "Accuracy"]
+    assert rows[0] == ["epoch", "train", "valid", "Accuracy", "train_time", "lr", "valid_time"]
     m = trainer.MetricsCB
     expected = [[str(i), *(repr(v) for v in (lo["train"], lo["valid"], me["Accuracy"]))]
                 for i, (lo, me) in enumerate(zip(m.losses_epoch, m.metrics_epoch))]
-    assert rows[1:] == expected
+    assert [r[:4] for r in rows[1:]] == expected
+    assert all(r[5] == "0.1" and 0 < float(r[4]) < 5 and 0 < float(r[6]) < 5 for r in rows[1:])  # SGD's lr; seconds
     # The last row's valid loss and accuracy, by hand on the final weights.
     x, y = trainer.dls.valid.dataset.tensors
     with torch.no_grad(): out = trainer.model(x)
@@ -30,24 +31,31 @@ def test_one_row_per_epoch_matching_metrics_and_pytorch(tiny_trainer, tmp_path, 
     assert "Accuracy" in capsys.readouterr().out  # ProgressCB still shows its table
 
 
-def test_rewrite_or_append(tiny_trainer, tmp_path):
+def test_epochs_keep_counting_across_fits_without_duplicate_rows(tiny_trainer, tmp_path):
     path = tmp_path / "h.csv"
     trainer = tiny_trainer(CSVLoggerCB(path))
     trainer.fit(2, lr=0.1)
-    trainer.fit(1, lr=0.1)
-    assert len(read(path)) == 2  # rewritten by the second fit: header and one row
-    trainer.remove_callbacks(trainer.CSVLoggerCB)
-    trainer.fit(1, lr=0.1, callbacks=[CSVLoggerCB(path, append=True)])
-    trainer.fit(2, lr=0.1, callbacks=[CSVLoggerCB(path, append=True)])
+    trainer.fit(1, lr=0.01)  # the same callback adds to its file
     rows = read(path)
-    assert [r[0] for r in rows] == ["epoch", "0", "0", "0", "1"]
+    assert [r[0] for r in rows] == ["epoch", "0", "1", "2"] and [r[5] for r in rows[1:]] == ["0.1", "0.1", "0.01"]
+    valid = [repr(lo["valid"]) for lo in trainer.MetricsCB.losses_epoch]
+    assert rows[-1][2] == valid[-1] and len(valid) == 1  # MetricsCB keeps one fit's epochs, the file all of them
+    trainer.remove_callbacks(trainer.CSVLoggerCB)
+    trainer.fit(1, lr=0.1, callbacks=[CSVLoggerCB(path, append=True)])  # a new callback continues the file
+    trainer.fit(2, lr=0.1, callbacks=[CSVLoggerCB(path, append=True)])
+    assert [r[0] for r in read(path)] == ["epoch", "0", "1", "2", "3", "4", "5"]
+    trainer.fit(1, lr=0.1, callbacks=[CSVLoggerCB(path)])  # without append a new callback starts the file afresh
+    assert [r[0] for r in read(path)] == ["epoch", "0"]
 
 
 def test_train_only_fit_and_no_metrics_cb(tiny_trainer, tmp_path):
     trainer = tiny_trainer(CSVLoggerCB(tmp_path / "t.csv"))
     trainer.fit(2, lr=0.1, valid=False)
-    assert read(tmp_path / "t.csv") == [["epoch", "train"], ["0", repr(trainer.MetricsCB.losses_epoch[0]["train"])],
-                                        ["1", repr(trainer.MetricsCB.losses_epoch[1]["train"])]]
+    rows = read(tmp_path / "t.csv")
+    assert rows[0] == ["epoch", "train", "train_time", "lr"]
+    assert [r[:2] for r in rows[1:]] == [["0", repr(trainer.MetricsCB.losses_epoch[0]["train"])],
+                                         ["1", repr(trainer.MetricsCB.losses_epoch[1]["train"])]]
     trainer.remove_callbacks(trainer.MetricsCB)
-    trainer.fit(1, lr=0.1)
+    trainer.remove_callbacks(trainer.CSVLoggerCB)
+    trainer.fit(1, lr=0.1, callbacks=[CSVLoggerCB(tmp_path / "t.csv")])
     assert read(tmp_path / "t.csv") == []  # nothing to log without MetricsCB: an empty file, no stale rows
