@@ -1,54 +1,52 @@
-"""`TensorBoardCB`: epoch numbers and per-batch training losses as TensorBoard event files."""
+"""`TensorBoardCB`: epoch numbers, per-batch training losses and lrs, and each fit's hyperparameters as TensorBoard
+event files."""
 from __future__ import annotations
 
 import os
 from typing import Any
 
-from ..callback import Callback, Order, final_epoch_log
+from .logger import LoggerCB
 
 
-class TensorBoardCB(Callback):
-    '''Writes TensorBoard scalars: `loss/train`, `loss/valid` and `metrics/<name>` per epoch, `loss/train_batch` per batch
+class TensorBoardCB(LoggerCB):
+    '''Writes TensorBoard scalars per epoch (`loss/train`, `loss/valid`, `metrics/<name>`, `records/lr`,
+    `records/train_time`, ...), per training batch (`loss/train_batch`, `lr/train_batch`) and, at the end of each
+    fit, its hyperparameters with its final numbers (`add_hparams`, in a `hparams_fit<n>` subfolder: the HPARAMS tab)
 
-    Needs MetricsCB; everything is written at the end of each epoch from MetricsCB's records (already on the CPU),
-    so logging adds no host-device sync per batch. Steps keep counting across fits (epochs and training batches).
-    `log_dir=None` lets SummaryWriter choose `runs/<date>_<host>`; extra keyword arguments go to SummaryWriter.
+    Needs MetricsCB; see LoggerCB for what is logged and when (no host-device sync per batch). Steps keep counting
+    across fits; each fit adds an event file to the same folder. `log_dir=None` lets SummaryWriter choose
+    `runs/<date>_<host>`; `hparams` are logged beside the fit's own; extra keyword arguments go to SummaryWriter.
     '''
 
-    order = Order.LOGGER  # reads epoch_log once MetricsCB has filled it
-
-    def __init__(self, log_dir: str | os.PathLike | None = None, **writer_kwargs: Any):
+    def __init__(self, log_dir: str | os.PathLike | None = None, hparams: dict[str, Any] | None = None,
+                 log_batches: bool = True, **writer_kwargs: Any):
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as e:
             raise ImportError("TensorBoardCB needs the tensorboard package: pip install tensorboard "
                               "(or pip install 'aisaac[tensorboard]').") from e
+        super().__init__(hparams, log_batches)
         self._writer_cls, self.log_dir, self.writer_kwargs = SummaryWriter, log_dir, writer_kwargs
         self.writer = None
-        self.epochs_logged, self.batches_logged = 0, 0
 
-    def before_fit(self, trainer):
+    def open(self, trainer):
         self.writer = self._writer_cls(log_dir=None if self.log_dir is None else str(self.log_dir), **self.writer_kwargs)
         self.log_dir = self.writer.log_dir  # later fits write to the same folder
-        self._metrics_cb = getattr(trainer, "MetricsCB", None)
-        self._seen = len(self._metrics_cb.losses_batch) if self._metrics_cb is not None else 0
+        self._params: dict[str, Any] = {}
 
-    def cleanup_epoch(self, trainer):
-        log = final_epoch_log(trainer)
-        if log is None or self.writer is None: return
-        if self._metrics_cb is not None:
-            for rec in self._metrics_cb.losses_batch[self._seen:]:
-                if rec["training"]:
-                    self.writer.add_scalar("loss/train_batch", rec["loss"], self.batches_logged)
-                    self.batches_logged += 1
-            self._seen = len(self._metrics_cb.losses_batch)
-        for k, v in log.items():
-            if k == "epoch" or not isinstance(v, (int, float)): continue
-            self.writer.add_scalar(f"loss/{k}" if k in ("train", "valid") else f"metrics/{k}", v, self.epochs_logged)
-        self.epochs_logged += 1
-        self.writer.flush()
+    def write_params(self, params):
+        # add_hparams takes numbers, strings and bools; written at the end of the fit, with the fit's final numbers.
+        self._params = {k.split("/", 1)[-1]: v if isinstance(v, (int, float, str, bool)) else str(v)
+                        for k, v in params.items()}
 
-    def cleanup_fit(self, trainer):
+    def write_scalars(self, values, step, per):
+        for k, v in values.items(): self.writer.add_scalar(k, v, step)
+        if per == "epoch": self.writer.flush()
+
+    def close(self):
+        if self._params and self.last_scalars:
+            self.writer.add_hparams(self._params, {f"hparam/{k}": v for k, v in self.last_scalars.items()},
+                                    run_name=f"hparams_fit{self.fits - 1}")
         # One event file per fit: TensorBoard reads every file in the folder, in order.
-        if self.writer is not None: self.writer.close()
+        self.writer.close()
         self.writer = None

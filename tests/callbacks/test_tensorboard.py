@@ -3,7 +3,7 @@ import sys
 import pytest
 import torch
 
-from AIsaac.all import TensorBoardCB
+from AIsaac.all import OneCycleSchedulerCB, TensorBoardCB
 
 pytest.importorskip("tensorboard")
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
@@ -18,11 +18,12 @@ def scalars(log_dir):
 
 
 def test_event_files_hold_epoch_and_batch_scalars(tiny_trainer, tmp_path):
-    trainer = tiny_trainer(TensorBoardCB(tmp_path))
+    trainer = tiny_trainer(TensorBoardCB(tmp_path), OneCycleSchedulerCB())
     trainer.fit(2, lr=0.1)
     got = scalars(tmp_path)
     m = trainer.MetricsCB
-    assert sorted(got) == ["loss/train", "loss/train_batch", "loss/valid", "metrics/Accuracy"]
+    assert sorted(got) == ["loss/train", "loss/train_batch", "loss/valid", "lr/train_batch", "metrics/Accuracy",
+                           "records/lr", "records/mom", "records/train_time", "records/valid_time"]
     for tag, key, rows in (("loss/train", "train", m.losses_epoch), ("loss/valid", "valid", m.losses_epoch),
                            ("metrics/Accuracy", "Accuracy", m.metrics_epoch)):
         assert [s for s, _ in got[tag]] == [0, 1]
@@ -30,6 +31,33 @@ def test_event_files_hold_epoch_and_batch_scalars(tiny_trainer, tmp_path):
     batch = [r["loss"] for r in m.losses_batch if r["training"]]
     assert [s for s, _ in got["loss/train_batch"]] == list(range(6))  # 3 batches x 2 epochs
     torch.testing.assert_close(torch.tensor([v for _, v in got["loss/train_batch"]]), torch.tensor(batch))
+    # The lr each step used: OneCycleLR's schedule over the 6 steps, replayed by hand.
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    sched, lrs, moms = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=6), [], []
+    for _ in range(6):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step(); sched.step()
+        moms.append(opt.param_groups[0]["momentum"])
+    torch.testing.assert_close(torch.tensor([v for _, v in got["lr/train_batch"]]), torch.tensor(lrs))
+    # The epoch records: lr and momentum as the training phase left them (after its last scheduler step).
+    assert [v for _, v in got["records/lr"]] == pytest.approx([lrs[3], opt.param_groups[0]["lr"]])
+    assert [v for _, v in got["records/mom"]] == pytest.approx([moms[2], moms[5]])
+    assert all(0 < v < 5 for _, v in got["records/train_time"] + got["records/valid_time"])
+
+
+def test_hparams_with_the_fits_final_numbers(tiny_trainer, tmp_path):
+    from tensorboard.plugins.hparams import plugin_data_pb2
+    trainer = tiny_trainer(TensorBoardCB(tmp_path, hparams={"note": "baseline"}))
+    trainer.fit(2, lr=0.1)
+    acc = EventAccumulator(str(tmp_path / "hparams_fit0"))
+    acc.Reload()
+    content = acc.PluginTagToContent("hparams")
+    info = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
+    hp = {k: v.ListFields()[0][1] for k, v in info.hparams.items()}
+    assert hp["lr"] == 0.1 and hp["n_epochs"] == 2 and hp["opt_func"] == "SGD" and hp["note"] == "baseline"
+    assert hp["model"] == "Linear" and hp["n_params"] == 15 and hp["batch_size"] == 8
+    final = {t: v[0][1] for t, v in scalars(tmp_path / "hparams_fit0").items()}
+    assert final["hparam/loss/valid"] == pytest.approx(trainer.MetricsCB.losses_epoch[-1]["valid"])
 
 
 def test_steps_continue_across_fits(tiny_trainer, tmp_path):

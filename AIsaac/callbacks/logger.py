@@ -1,0 +1,103 @@
+"""`LoggerCB`: the base of the experiment-tracker loggers (TensorBoard, MLflow, W&B); a tracker is four short methods."""
+from __future__ import annotations
+
+from typing import Any
+
+from ..callback import Callback, Order, final_epoch_log, is_record_key
+
+
+def fit_hparams(trainer: Any) -> dict[str, Any]:
+    """The fit's hyperparameters as plain values: lr, n_epochs, optimizer, loss, model, batch size, parameter count."""
+    name = lambda o: getattr(o, "__name__", None) or getattr(getattr(o, "func", None), "__name__", None) or type(o).__name__
+    out: dict[str, Any] = {"lr": trainer.lr, "n_epochs": trainer.n_epochs, "opt_func": name(trainer.opt_func),
+                           "loss_func": name(trainer.loss_func), "model": type(trainer.model).__name__,
+                           "n_params": sum(p.numel() for p in trainer.model.parameters())}
+    keywords = getattr(trainer.opt_func, "keywords", None)  # functools.partial(SGD, momentum=0.9)
+    for k, v in (keywords or {}).items():
+        if isinstance(v, (int, float, str, bool)): out[f"opt_{k}"] = v
+    bs = getattr(getattr(trainer.dls, "train", None), "batch_size", None)
+    if bs is not None: out["batch_size"] = bs
+    return out
+
+
+class LoggerCB(Callback):
+    '''Feeds a tracker from `trainer.epoch_log` and MetricsCB's per-batch losses, on the main process only
+
+    One callback is one run of the tracker, over all the fits it takes part in; steps keep counting across them
+    (`epochs_logged`, `batches_logged`). Subclasses write to their tracker in four methods: `open(trainer)` (at the
+    start of each fit: start the run, or resume it), `write_params(params)` (each fit's hyperparameters: `fit_hparams`
+    plus `hparams`; the keys of later fits get a `fit<n>/` prefix), `write_scalars(values, step, per)` (`per` is
+    'epoch' or 'batch') and `close()` (at the end of each fit: flush and end the run for now; `last_scalars` holds
+    the last epoch's values). Per training batch only host numbers are kept (the lr of each param group, read where
+    the step used it); the losses come from MetricsCB's records at the end of each epoch, so logging adds no
+    host-device sync.
+    Epoch values are named `loss/train`, `loss/valid`, `metrics/<name>` and `records/<lr, mom, train_time, ...>`;
+    batch values `loss/train_batch` and `lr/train_batch` (`lr_<group>/train_batch` with several groups).
+    '''
+
+    order = Order.LOGGER  # reads epoch_log once MetricsCB has filled it
+
+    def __init__(self, hparams: dict[str, Any] | None = None, log_batches: bool = True):
+        self.hparams, self.log_batches = dict(hparams or {}), log_batches
+        self.epochs_logged, self.batches_logged, self.fits = 0, 0, 0
+        self.last_scalars: dict[str, float] = {}
+        self._open, self._main = False, True
+
+    # ---- what a tracker implements ----
+    def open(self, trainer: Any) -> None: pass
+    def write_params(self, params: dict[str, Any]) -> None: pass
+    def write_scalars(self, values: dict[str, float], step: int, per: str) -> None: raise NotImplementedError
+    def close(self) -> None: pass
+
+    # ---- events ----
+    def before_fit(self, trainer):
+        self._main = getattr(trainer, "is_main_process", True)
+        if not self._main: return
+        self.last_scalars = {}
+        self.open(trainer)
+        self._open = True
+        prefix = f"fit{self.fits}/" if self.fits else ""
+        self.write_params({prefix + k: v for k, v in {**fit_hparams(trainer), **self.hparams}.items()})
+        self.fits += 1
+        self._metrics_cb = trainer.named_callbacks.get("MetricsCB")
+        self._seen = len(self._metrics_cb.losses_batch) if self._metrics_cb is not None else 0
+        self._lrs: list[tuple[float, ...]] = []
+        groups = trainer.opt.param_groups if trainer.opt is not None else []
+        self._lr_names = ["lr"] if len(groups) == 1 else [f"lr_{i}" for i in range(len(groups))]
+
+    def before_batch(self, trainer):
+        # The lr this batch's step uses (schedulers change it in after_batch); Python floats, no device involved.
+        if self._main and trainer.training and self.log_batches:
+            self._lr = tuple(g["lr"] for g in trainer.opt.param_groups)
+
+    def after_batch(self, trainer):
+        if self._main and trainer.training and self.log_batches: self._lrs.append(self._lr)
+
+    def cleanup_epoch(self, trainer):
+        log = final_epoch_log(trainer)
+        if log is None or not self._main: return
+        if self.log_batches and self._metrics_cb is not None:
+            losses = [r["loss"] for r in self._metrics_cb.losses_batch[self._seen:] if r["training"]]
+            self._seen = len(self._metrics_cb.losses_batch)
+            lrs, self._lrs = self._lrs, []
+            for i, loss in enumerate(losses):
+                values = {"loss/train_batch": loss}
+                if i < len(lrs): values.update({f"{n}/train_batch": lr for n, lr in zip(self._lr_names, lrs[i])})
+                self.write_scalars(values, self.batches_logged, "batch")
+                self.batches_logged += 1
+        self.last_scalars = epoch_scalars(log)
+        self.write_scalars(self.last_scalars, self.epochs_logged, "epoch")
+        self.epochs_logged += 1
+
+    def cleanup_fit(self, trainer):
+        if self._open: self.close()  # also after a failed fit, so what was logged is kept
+        self._open = False
+
+
+def epoch_scalars(log: dict[str, Any]) -> dict[str, float]:
+    """An epoch log's numbers under tracker names: `loss/<phase>`, `records/<record>`, `metrics/<name>`."""
+    out = {}
+    for k, v in log.items():
+        if k == "epoch" or isinstance(v, bool) or not isinstance(v, (int, float)): continue
+        out[f"loss/{k}" if k in ("train", "valid") else f"records/{k}" if is_record_key(k) else f"metrics/{k}"] = float(v)
+    return out
