@@ -12,8 +12,10 @@ from .callbacks.device import DeviceCB
 from .callbacks.early_stopping import EarlyStoppingCB
 from .callbacks.grad_accum import GradAccumCB
 from .callbacks.grad_clip import GradClipCB
+from .callbacks.logger import LoggerCB
 from .callbacks.lr_finder import LRFinderCB, LRFindResult, lr_find
 from .callbacks.metrics import Accuracy, Mean, MetricsCB
+from .callbacks.mlflow_logger import MLflowLoggerCB
 from .callbacks.mixed_precision import MixedPrecisionCB
 from .callbacks.momentum_train import MomentumTrainCB
 from .callbacks.monitor import MonitorCB
@@ -25,6 +27,7 @@ from .callbacks.save_best import SaveBestCB
 from .callbacks.schedulers import BaseSchedulerCB, BatchSchedulerCB, EpochSchedulerCB, OneCycleSchedulerCB
 from .callbacks.tensorboard import TensorBoardCB
 from .callbacks.terminate_on_nan import TerminateOnNaNCB
+from .callbacks.wandb_logger import WandbLoggerCB
 from .data.digits import digits_dataset_dict
 from .data.fashion_mnist import fashion_mnist_dataset_dict
 from .data.loaders import DataLoaders, DictCollate
@@ -57,7 +60,7 @@ __all__ = [
     "CoreCBs", "CSVLoggerCB", "CudaGraphCB", "DeviceCB", "EarlyStoppingCB", "GradAccumCB", "GradClipCB",
     "LRFinderCB", "LRFindResult", "lr_find", "MetricsCB", "MixedPrecisionCB", "MomentumTrainCB", "MonitorCB", "OneBatchCB",
     "ProfileCB", "ProgressCB", "SaveBestCB", "BaseSchedulerCB", "BatchSchedulerCB", "EpochSchedulerCB",
-    "OneCycleSchedulerCB", "TensorBoardCB", "TerminateOnNaNCB",
+    "OneCycleSchedulerCB", "TensorBoardCB", "TerminateOnNaNCB", "LoggerCB", "MLflowLoggerCB", "WandbLoggerCB",
     # metrics
     "Accuracy", "Mean",
     # data

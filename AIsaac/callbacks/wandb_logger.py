@@ -1,0 +1,47 @@
+"""`WandbLoggerCB`: the fit's hyperparameters, epoch numbers and per-batch training losses and lrs as a W&B run."""
+from __future__ import annotations
+
+from typing import Any
+
+from .logger import LoggerCB
+
+
+class WandbLoggerCB(LoggerCB):
+    '''Logs to a Weights & Biases run (see LoggerCB for what is logged and when; main process only, no per-batch sync)
+
+    `mode='offline'` (or WANDB_MODE=offline) needs no network or account: the run is written under `dir`
+    (default $WANDB_DIR, else the working folder) in `wandb/offline-run-*`, for `wandb sync` later. The run is started
+    at the first fit and ended at the end of each fit (so its files are complete); later fits resume it by its
+    `run_id`. Epoch values are plotted against `epoch`, batch values against `batch`; `init_kwargs` go to `wandb.init`.
+    '''
+
+    def __init__(self, project: str = "AIsaac", name: str | None = None, mode: str | None = None,
+                 dir: str | None = None, hparams: dict[str, Any] | None = None, log_batches: bool = True,
+                 **init_kwargs: Any):
+        try:
+            import wandb  # noqa: F401
+        except ImportError as e:
+            raise ImportError("WandbLoggerCB needs wandb: pip install wandb (or pip install 'aisaac[trackers]').") from e
+        super().__init__(hparams, log_batches)
+        self.project, self.name, self.mode, self.dir, self.init_kwargs = project, name, mode, dir, init_kwargs
+        self.run, self.run_id = None, None
+
+    def open(self, trainer):
+        import wandb
+        kwargs = dict(project=self.project, name=self.name, mode=self.mode, dir=self.dir, **self.init_kwargs)
+        if self.run_id is not None: kwargs.update(id=self.run_id, resume="allow")
+        self.run = wandb.init(**{k: v for k, v in kwargs.items() if v is not None})
+        self.run_id = self.run.id
+        for per in ("epoch", "batch"):
+            self.run.define_metric(per)
+            self.run.define_metric(f"{per}/*", step_metric=per)
+
+    def write_params(self, params):
+        self.run.config.update(params, allow_val_change=True)
+
+    def write_scalars(self, values, step, per):
+        self.run.log({per: step, **{f"{per}/{k}": v for k, v in values.items()}})
+
+    def close(self):
+        self.run.finish()
+        self.run = None
