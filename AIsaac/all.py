@@ -20,6 +20,7 @@ from .callbacks.mixed_precision import MixedPrecisionCB
 from .callbacks.momentum_train import MomentumTrainCB
 from .callbacks.monitor import MonitorCB
 from .callbacks.one_batch import OneBatchCB
+from .callbacks.optuna_pruning import OptunaPruningCB
 from .callbacks.presets import CoreCBs
 from .callbacks.profile import ProfileCB
 from .callbacks.progress import ProgressCB
@@ -61,6 +62,7 @@ __all__ = [
     "LRFinderCB", "LRFindResult", "lr_find", "MetricsCB", "MixedPrecisionCB", "MomentumTrainCB", "MonitorCB", "OneBatchCB",
     "ProfileCB", "ProgressCB", "SaveBestCB", "BaseSchedulerCB", "BatchSchedulerCB", "EpochSchedulerCB",
     "OneCycleSchedulerCB", "TensorBoardCB", "TerminateOnNaNCB", "LoggerCB", "MLflowLoggerCB", "WandbLoggerCB",
+    "OptunaPruningCB",
     # metrics
     "Accuracy", "Mean",
     # data
