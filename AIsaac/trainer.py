@@ -18,6 +18,7 @@ from .exceptions import (CANCEL_EXCEPTIONS, CallbackError, CallbackSetupError, C
 from .runtime.args import whole_number
 from .runtime.checkpoint import read_checkpoint, replay_batches, restore_checkpoint
 from .runtime.rng import loader_rng_state
+from .tools.persist import PersistMixin, load_opt_state
 from .tools.predict import PredictMixin
 from .tools.show_batch import ShowBatchMixin
 from .tools.summarize import SummaryMixin
@@ -26,25 +27,29 @@ from .tools.summarize import SummaryMixin
 PlanWrapper = Callable[[str, str, Callable], Callable]
 
 
-class Trainer(PredictMixin, LRFindMixin, ProfileMixin, SummaryMixin, ShowBatchMixin):
+class Trainer(PredictMixin, PersistMixin, LRFindMixin, ProfileMixin, SummaryMixin, ShowBatchMixin):
     """Runs `fit` as events on its callbacks; the callbacks do all the work, the training step included.
 
     State the callbacks read and write (set by the trainer unless noted):
       model, dls, loss_func, opt_func: as given. opt: the optimizer, built at each `fit` from
       `opt_func(model.parameters(), lr)`. lr, n_epochs, epochs (a range): the fit's arguments.
+      opt_state: an optimizer state the next fit's new optimizer starts from, keeping the fit's lr (set by `load`).
       run_train, run_valid: whether this fit trains and validates. epoch: the current epoch number.
       training: True in a training phase, False in validation (under `torch.no_grad()`, model in eval mode).
       dl: the loader of the current phase. batch_num, batch: the current batch and its index in `dl`.
       preds, loss: written by the step callbacks (`predict`, `get_loss`).
       epoch_log: None as each epoch phase begins (the trainer resets it); MetricsCB fills it with the epoch's numbers
         at the cleanup_epoch of the epoch's last phase; callbacks ordered after it read it (`final_epoch_log`).
+        Its keys: `epoch`, the losses (`train`, `valid`), the metrics, and the records of the run (`lr`, `mom`, or
+        `lr_<group>`, `mom_<group>`; `train_time`, `valid_time` in seconds; see `is_record_key`).
       loader_rng: the RNG state each train phase began with, which replays its shuffle (CheckpointCB saves it).
       resume_at: set while a fit resumed mid-epoch has yet to reach that epoch (see AIsaac.runtime.checkpoint).
       is_main_process, num_processes, reduce_sum: the distributed state (one process by default; AccelerateCB sets
         them for its fits; see AIsaac.runtime.distributed).
     Each callback is also reachable as an attribute named by its class (`trainer.MetricsCB`); `named_callbacks` and
     `plan` are read-only views of the callbacks by name and of what runs at each event.
-    The methods from the mixins: `get_preds`, `predict` (PredictMixin), `lr_find` (LRFindMixin), `profile`
+    The methods from the mixins: `get_preds`, `predict` (PredictMixin), `save`, `load`, `export`, `validate`
+    (PersistMixin), `lr_find` (LRFindMixin), `profile`
     (ProfileMixin), `summarize_callbacks`, `summarize_model` (SummaryMixin), `show_image_batch` (ShowBatchMixin).
     """
 
@@ -55,6 +60,7 @@ class Trainer(PredictMixin, LRFindMixin, ProfileMixin, SummaryMixin, ShowBatchMi
     epoch_log: dict[str, Any] | None = None
     loader_rng: dict[str, Any] | None
     resume_at: dict[str, Any] | None
+    opt_state: dict[str, Any] | None = None
 
     @staticmethod
     def reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
@@ -223,6 +229,8 @@ class Trainer(PredictMixin, LRFindMixin, ProfileMixin, SummaryMixin, ShowBatchMi
             self.n_epochs, self.lr, self.run_train, self.run_valid = n_epochs, lr, train, valid
             self.epochs = range(n_epochs)
             self.opt = self.opt_func(self.model.parameters(), lr)
+            if self.opt_state is not None: load_opt_state(self.opt, self.opt_state)  # from trainer.load
+            self.opt_state = None
             self._fit(checkpoint)
         finally:
             self.resume_at = None

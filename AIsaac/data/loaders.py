@@ -31,6 +31,14 @@ def split_tensors(split: Any) -> tuple[torch.Tensor, ...]:
 VALID_SPLITS = ("validation", "valid", "test")
 
 
+def _with_transform_of(dataset: Any, source: Any) -> Any:
+    """`dataset` with `source`'s Hugging Face transform (set by `with_transform`), unless it has a format already."""
+    fmt = getattr(source, "format", None)
+    if not fmt or fmt.get("type") != "custom" or getattr(dataset, "format", {}).get("type") is not None: return dataset
+    transform = fmt.get("format_kwargs", {}).get("transform")
+    return dataset.with_transform(transform) if transform is not None else dataset
+
+
 class DataLoaders:
     """A pair of loaders: `train` (shuffled) and `valid`."""
 
@@ -47,6 +55,31 @@ class DataLoaders:
         images = batch[0][:n]
         titles = label_titles(batch[1], class_names(self.train), len(images)) if len(batch) > 1 else None
         return show_images(images, titles, ncols=ncols, figsize=figsize, cmap=cmap)
+
+    def test_dl(self, dataset: Any, batch_size: int | None = None, with_labels: bool | None = None) -> Any:
+        """A loader over new data, in order, built like the validation loader (its batch size, collate, workers).
+
+        `dataset` is a Hugging Face `Dataset` (given the training split's transform when it has none of its own, and
+        collated like the training data: with DictCollate, only the features it has, so unlabelled data works), a
+        torch Dataset, or for in-memory loaders a tensor or a tuple of tensors. `with_labels=False` leaves the labels
+        out even where the data has them (batches are then `(inputs,)`; `get_preds(dl, with_targets=False)`).
+        """
+        valid = self.valid
+        bs = batch_size or getattr(valid, "batch_size", None) or 64
+        if isinstance(valid, TensorLoader):
+            tensors = (dataset,) if isinstance(dataset, torch.Tensor) else tuple(dataset)
+            if with_labels is False: tensors = tensors[:1]
+            return TensorLoader(*tensors, batch_size=bs, shuffle=False).to(valid.device)
+        collate = getattr(self.train, "collate_fn", None)
+        features = getattr(dataset, "features", None)
+        if features is not None:
+            dataset = _with_transform_of(dataset, getattr(self.train, "dataset", None))
+            if isinstance(collate, DictCollate):
+                keys = [k for k in collate.keys if k in features]
+                collate = DictCollate(keys[:1] if with_labels is False else keys)
+        kwargs = {k: getattr(valid, k) for k in ("num_workers", "pin_memory") if hasattr(valid, k)}
+        if kwargs.get("num_workers"): kwargs["persistent_workers"] = False
+        return DataLoader(dataset, batch_size=bs, shuffle=False, collate_fn=collate, **kwargs)
 
     @classmethod
     def from_tensors(cls, train: Sequence[Any], valid: Sequence[Any], batch_size: int, drop_last: bool = False,

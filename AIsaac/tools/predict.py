@@ -28,12 +28,14 @@ class PredictMixin:
     dls: Any
 
     def get_preds(self, dl: Any = None, with_targets: bool = True, tta: Sequence[Callable] | None = None,
-                  act: Callable | None = None) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+                  act: Callable | None = None, decode: bool = False) -> Any:
         """Predictions for every batch of `dl` (default `dls.valid`), concatenated on the CPU, with the targets if asked.
 
         `act` (e.g. `partial(torch.softmax, dim=-1)`) is applied to the outputs; `tta` is a list of input transforms
         whose predictions are averaged (include `lambda x: x` to count the plain input too).
         Batches are `(inputs, targets, ...)` sequences; with `with_targets=False` a batch may also be the inputs alone.
+        `decode=True` returns, instead of the outputs, each row's predicted class (the arg-max): its name where the
+        data has class names (a `ClassLabel` feature of `dl`'s or the training data), else its index (a tensor).
         """
         dl = self.dls.valid if dl is None else dl
         model, device = self.model, model_device(self.model)
@@ -52,7 +54,15 @@ class PredictMixin:
                     if with_targets: targets.append(to_cpu(batch[1]))
         finally: model.train(was_training)
         if not preds: raise ValueError("get_preds: the loader gave no batches.")
-        return (torch.cat(preds), torch.cat(targets)) if with_targets else torch.cat(preds)
+        out = torch.cat(preds)
+        if decode: out = self._decode(out, dl)
+        return (out, torch.cat(targets)) if with_targets else out
+
+    def _decode(self, preds: torch.Tensor, dl: Any) -> list[str] | torch.Tensor:
+        from ..display.images import class_names
+        names = class_names(dl) or class_names(getattr(self.dls, "train", None))
+        idx = preds.argmax(dim=-1)
+        return [names[i] for i in idx.tolist()] if names else idx
 
 
     def predict(self, x: Any, tta: Sequence[Callable] | None = None, act: Callable | None = None) -> torch.Tensor:

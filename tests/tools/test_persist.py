@@ -1,0 +1,159 @@
+"""Trainer.save / load / export / validate: weights and optimizer state round trips, safe loading, clear errors, a
+program that a plain script runs, and validation numbers equal to plain PyTorch's."""
+import copy
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from torch import nn
+
+from AIsaac.all import (Accuracy, BasicTrainCB, CheckpointError, CSVLoggerCB, DataLoaders, DeviceCB, MetricsCB,
+                        ProgressCB, TensorLoader, Trainer)
+
+
+def data(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(60, 5, generator=g)
+    y = (x[:, :3].argmax(1))
+    return x, y
+
+
+def make(model_seed=0, opt_func=torch.optim.Adam, cbs=()):
+    x, y = data()
+    torch.manual_seed(model_seed)
+    model = nn.Sequential(nn.Linear(5, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 3))
+    dls = DataLoaders(TensorLoader(x[:40], y[:40], batch_size=8), TensorLoader(x[40:], y[40:], batch_size=8))
+    return Trainer(dls, nn.CrossEntropyLoss(), opt_func, model,
+                   [DeviceCB("cpu"), BasicTrainCB(), MetricsCB(Accuracy=Accuracy()), ProgressCB(bars=False), *cbs])
+
+
+def test_save_load_round_trip_and_the_next_fit_continues_adams_moments(tmp_path, capsys):
+    a = make()
+    a.fit(2, lr=1e-2)
+    a.save(tmp_path / "model.pt")
+    b = make(model_seed=1)
+    b.load(tmp_path / "model.pt")
+    for (k, v), w in zip(a.model.state_dict().items(), b.model.state_dict().values()): assert torch.equal(v, w), k
+    # Plain PyTorch: Adam restarted from the saved moments, one epoch at lr 1e-3 over the same batches.
+    model = copy.deepcopy(a.model)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt.load_state_dict(copy.deepcopy(a.opt.state_dict()))
+    for g in opt.param_groups: g["lr"] = 1e-3
+    model.train()
+    for xb, yb in a.dls.train:
+        nn.functional.cross_entropy(model(xb), yb).backward()
+        opt.step()
+        opt.zero_grad()
+    b.fit(1, lr=1e-3, valid=False)
+    for p, q in zip(model.parameters(), b.model.parameters()): torch.testing.assert_close(p, q)
+    assert b.opt.param_groups[0]["lr"] == 1e-3 and b.opt_state is None
+    assert b.opt.state_dict()["state"][0]["step"] == a.opt.state_dict()["state"][0]["step"] + 5 == 15
+
+
+def test_load_without_opt_and_a_fresh_optimizer_differ(tmp_path):
+    a = make()
+    a.fit(1, lr=1e-2)
+    a.save(tmp_path / "m.pt", with_opt=False)
+    assert torch.load(tmp_path / "m.pt", weights_only=True)["opt"] is None
+    b = make(model_seed=1).load(tmp_path / "m.pt")
+    assert b.opt_state is None
+    torch.testing.assert_close(b.get_preds()[0], a.get_preds()[0])
+
+
+def test_mismatch_errors_name_the_keys_and_strict_false_loads_what_fits(tmp_path):
+    a = make()
+    a.save(tmp_path / "m.pt")
+    other = make()
+    other.model[3] = nn.Linear(16, 4)  # another head
+    with pytest.raises(CheckpointError, match=r"shape mismatch: 3.weight \(saved \(3, 16\), model \(4, 16\)\)"):
+        other.load(tmp_path / "m.pt")
+    other.load(tmp_path / "m.pt", strict=False)
+    assert torch.equal(other.model[0].weight, a.model[0].weight)
+    with pytest.raises(FileNotFoundError, match="trainer.save"): other.load(tmp_path / "none.pt")
+    torch.save(a.model.state_dict(), tmp_path / "bare.pt")
+    with pytest.raises(CheckpointError, match="load_state_dict"): a.load(tmp_path / "bare.pt")
+
+
+def test_load_never_runs_code_from_the_file(tmp_path):
+    class Evil:
+        def __reduce__(self): return (os.system, (f"touch {tmp_path / 'ran'}",))
+    with open(tmp_path / "evil.pt", "wb") as f: pickle.dump({"model": Evil()}, f)
+    torch.save({"format": "x", "model": {}, "opt": Evil()}, tmp_path / "evil2.pt")
+    t = make()
+    for name in ("evil.pt", "evil2.pt"):
+        with pytest.raises(CheckpointError, match="cannot be loaded safely"): t.load(tmp_path / name)
+    assert not (tmp_path / "ran").exists()
+
+
+def test_load_reads_a_checkpoint_written_by_checkpoint_cb(tmp_path):
+    from AIsaac.all import CheckpointCB
+    a = make(cbs=[CheckpointCB(tmp_path)])
+    a.fit(1, lr=1e-2)
+    b = make(model_seed=3)
+    files = sorted(tmp_path.glob("checkpoint-*.pt"))
+    b.load(files[-1])
+    torch.testing.assert_close(b.get_preds()[0], a.get_preds()[0])
+
+
+PLAIN_SCRIPT = """
+import json, sys
+import torch
+assert "AIsaac" not in sys.modules
+info = {"aisaac.json": ""}
+program = torch.export.load(sys.argv[1], extra_files=info)
+x = torch.load(sys.argv[2], weights_only=True)
+torch.save(program.module()(x), sys.argv[3])
+print(json.loads(info["aisaac.json"])["preprocessing"])
+print("AIsaac" in sys.modules)
+"""
+
+
+def test_exported_program_reproduces_the_model_in_a_plain_script(tmp_path):
+    t = make()
+    t.fit(1, lr=1e-2)
+    x = data(1)[0][:7]  # another batch size than the example's: the batch dimension is free
+    t.model.train()
+    path = t.export(tmp_path / "model.pt2", t.dls.valid.tensors[0][:1], preprocessing="standardised 5 features")
+    assert t.model.training  # its mode is put back
+    torch.save(x, tmp_path / "x.pt")
+    (tmp_path / "plain.py").write_text(PLAIN_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # nothing of AIsaac on the path
+    out = subprocess.run([sys.executable, str(tmp_path / "plain.py"), str(path), str(tmp_path / "x.pt"),
+                          str(tmp_path / "y.pt")], capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:2] == ["standardised 5 features", "False"]
+    t.model.eval()
+    with torch.no_grad(): expected = t.model(x)
+    torch.testing.assert_close(torch.load(tmp_path / "y.pt", weights_only=True), expected)
+
+
+def test_validate_matches_plain_pytorch_and_changes_nothing(tmp_path, capsys):
+    t = make(cbs=[CSVLoggerCB(tmp_path / "h.csv")])
+    t.fit(1, lr=1e-2)
+    rows = (tmp_path / "h.csv").read_text()
+    before = copy.deepcopy(t.model.state_dict()), copy.deepcopy(t.opt.state_dict()), len(t.MetricsCB.losses_epoch)
+    capsys.readouterr()
+    got = t.validate()
+    x, y = t.dls.valid.tensors
+    t.model.eval()
+    with torch.no_grad(): out = t.model(x)
+    assert set(got) == {"valid", "Accuracy"}
+    assert got["valid"] == pytest.approx(nn.functional.cross_entropy(out, y).item(), rel=1e-6)
+    assert got["Accuracy"] == pytest.approx((out.argmax(1) == y).float().mean().item())
+    for k, v in before[0].items(): assert torch.equal(v, t.model.state_dict()[k])
+    assert t.opt.state_dict()["state"][0]["step"] == before[1]["state"][0]["step"]
+    assert len(t.MetricsCB.losses_epoch) == before[2] and (tmp_path / "h.csv").read_text() == rows
+    assert capsys.readouterr().out == ""  # no table: the display is left out
+    # Any loader: the training data's numbers.
+    xt, yt = t.dls.train.tensors
+    with torch.no_grad(): expected = nn.functional.cross_entropy(t.model(xt), yt).item()
+    assert t.validate(t.dls.test_dl((xt, yt)))["valid"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_validate_needs_metrics():
+    t = Trainer(make().dls, nn.CrossEntropyLoss(), torch.optim.SGD, nn.Linear(5, 3), [BasicTrainCB()])
+    with pytest.raises(ValueError, match="MetricsCB"): t.validate()
