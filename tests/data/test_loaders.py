@@ -77,3 +77,42 @@ def test_any_validation_split_name_is_used(name):
     x, y = next(iter(dls.valid))
     assert x.shape == (4, 2) and y.tolist() == [0, 1, 0, 1]  # twice the batch size, in order
     assert len(dls.train) == 3
+
+
+def _image_dd():
+    import datasets
+    g = torch.Generator().manual_seed(0)
+    feats = datasets.Features({"x": datasets.Sequence(datasets.Value("float32"), length=4),
+                               "label": datasets.ClassLabel(names=["cat", "dog", "eel"])})
+    rows = lambda n: {"x": torch.randn(n, 4, generator=g).tolist(), "label": torch.randint(0, 3, (n,), generator=g).tolist()}
+    return datasets.DatasetDict({"train": datasets.Dataset.from_dict(rows(20), features=feats),
+                                 "test": datasets.Dataset.from_dict(rows(10), features=feats)})
+
+
+def _scale(b):  # the training pipeline's transform: x * 10 as a tensor
+    b["x"] = [torch.tensor(v) * 10 for v in b["x"]]
+    return b
+
+
+def test_test_dl_reuses_the_training_transform_and_collate_and_takes_unlabelled_data():
+    import datasets
+    dd = _image_dd()
+    dls = DataLoaders.from_dataset_dict(dd.with_transform(_scale), 4)
+    new = dd["test"].select(range(7))  # raw rows, without the transform
+    dl = dls.test_dl(new)
+    xb, yb = next(iter(dl))
+    assert len(dl) == 1 and xb.shape == (7, 4) and dl.batch_size == 8  # the validation loader's batch size
+    torch.testing.assert_close(xb, torch.tensor(new["x"]) * 10)
+    assert yb.tolist() == new["label"]
+    unlabelled = datasets.Dataset.from_dict({"x": new["x"]})
+    (xb2,) = next(iter(dls.test_dl(unlabelled)))
+    torch.testing.assert_close(xb2, xb)
+    assert len(next(iter(dls.test_dl(new, with_labels=False)))) == 1
+
+
+def test_test_dl_for_in_memory_loaders():
+    x, y = torch.randn(10, 3), torch.arange(10)
+    dls = DataLoaders.from_tensors((x, y), (x, y), batch_size=4)
+    dl = dls.test_dl(x[:5])
+    assert [b[0].shape[0] for b in dl] == [5] and torch.equal(next(iter(dl))[0], x[:5])
+    assert [len(b) for b in dls.test_dl((x, y))] == [2, 2]

@@ -48,3 +48,27 @@ def test_predict_and_inputs_only_loader():
     inputs_only = DataLoader(x, batch_size=5)  # each batch is a tensor, not a tuple
     torch.testing.assert_close(trainer.get_preds(inputs_only, with_targets=False), trainer.predict(x))
     with pytest.raises(ValueError, match="with_targets=False"): trainer.get_preds(inputs_only)
+
+
+def test_get_preds_decode_gives_class_names_where_the_data_has_them():
+    import datasets
+    feats = datasets.Features({"x": datasets.Sequence(datasets.Value("float32"), length=4),
+                               "label": datasets.ClassLabel(names=["cat", "dog", "eel"])})
+    torch.manual_seed(0)
+    rows = {"x": torch.randn(9, 4).tolist(), "label": [0, 1, 2] * 3}
+    dd = datasets.DatasetDict({"train": datasets.Dataset.from_dict(rows, features=feats),
+                               "test": datasets.Dataset.from_dict(rows, features=feats)}).with_format("torch")
+    dls = DataLoaders.from_dataset_dict(dd, 4)
+    model = nn.Linear(4, 3)
+    trainer = Trainer(dls, nn.CrossEntropyLoss(), torch.optim.SGD, model)
+    names, targets = trainer.get_preds(decode=True)
+    with torch.no_grad(): idx = model(torch.tensor(rows["x"])).argmax(1)
+    assert names == [["cat", "dog", "eel"][i] for i in idx] and targets.tolist() == rows["label"]
+    unlabelled = datasets.Dataset.from_dict({"x": rows["x"]}).with_format("torch")
+    assert trainer.get_preds(dls.test_dl(unlabelled), with_targets=False, decode=True) == names  # names from training
+
+
+def test_get_preds_decode_without_class_names_gives_indices():
+    trainer, x, y = make()
+    idx = trainer.get_preds(decode=True, with_targets=False)
+    torch.testing.assert_close(idx, trainer.get_preds(with_targets=False).argmax(1))
