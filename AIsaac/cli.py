@@ -6,7 +6,9 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
+    from . import __version__
     p = argparse.ArgumentParser(prog="aisaac", description="AIsaac: a PyTorch trainer made of callbacks.")
+    p.add_argument("--version", action="version", version=f"aisaac {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     d = sub.add_parser("demo", help="train the tutorial's conv net with CoreCBs and save its plots")
     d.add_argument("--data", help="folder with the Fashion-MNIST idx .gz files (default: $FASHION_MNIST_DIR, then "
@@ -16,12 +18,14 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--bs", type=int, default=64, help="batch size")
     d.add_argument("--lr", type=float, default=1e-3)
     d.add_argument("--n-train", type=int, default=None, help="use only the first N training images")
+    d.add_argument("--n-test", type=int, default=None, help="validate on only the first N test images")
     d.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     args = p.parse_args(argv)
     if args.command == "demo":
         from .demo import run_demo
         try:
-            run_demo(args.data, args.out, args.epochs, args.bs, args.lr, args.n_train, args.workers)
+            run_demo(args.data, args.out, args.epochs, args.bs, args.lr, args.n_train, args.workers,
+                     n_test=args.n_test)
         except (FileNotFoundError, ImportError, ValueError) as e:
             print(f"aisaac demo: {e}", file=sys.stderr)
             return 2

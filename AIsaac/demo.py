@@ -28,26 +28,31 @@ def normalize_images(b):
                   for o in b['image']]
 
 
-def load_demo_data(data: str | None = None, n_train: int | None = None):
-    """(DatasetDict, description): Fashion-MNIST when its files are found, else scikit-learn's digits."""
+def load_demo_data(data: str | None = None, n_train: int | None = None, n_test: int | None = None):
+    """(DatasetDict, description): Fashion-MNIST when its files are found, else scikit-learn's digits; `n_train` and
+    `n_test` keep the first rows of each split."""
     folder = fashion_mnist_folder(data)
     if folder is not None and (not data or Path(data).resolve() == folder.resolve()):
-        return fashion_mnist_dataset_dict(folder, n_train=n_train), f"Fashion-MNIST from {folder}"
+        return fashion_mnist_dataset_dict(folder, n_train=n_train, n_test=n_test), f"Fashion-MNIST from {folder}"
     if data: raise FileNotFoundError(f"No Fashion-MNIST idx files in {data}: it needs train-images-idx3-ubyte.gz, "
                                      f"train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz.")
     from .data.digits import digits_dataset_dict
-    return digits_dataset_dict(), ("scikit-learn's handwritten digits (Fashion-MNIST not found: apt-get install "
+    dd = digits_dataset_dict()
+    for split, n in (("train", n_train), ("test", n_test)):
+        if n is not None: dd[split] = dd[split].select(range(min(n, len(dd[split]))))
+    return dd, ("scikit-learn's handwritten digits (Fashion-MNIST not found: apt-get install "
                                    "dataset-fashion-mnist, or pass --data DIR)")
 
 
 def run_demo(data: str | None = None, out: str = "aisaac_out", epochs: int = 3, batch_size: int = 64,
-             lr: float = 1e-3, n_train: int | None = None, num_workers: int = 0, seed: int = 42) -> Trainer:
+             lr: float = 1e-3, n_train: int | None = None, num_workers: int = 0, seed: int = 42,
+             n_test: int | None = None) -> Trainer:
     """Train `get_model_conv()` with CoreCBs, print the epoch table, save loss and activation plots under `out`."""
     import matplotlib
     if not os.environ.get("MPLBACKEND"): matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     set_seed(seed)
-    dd, what = load_demo_data(data, n_train)
+    dd, what = load_demo_data(data, n_train, n_test)
     print(f"Data: {what}; {len(dd['train'])} training and {len(dd['test'])} test images.")
     dls = DataLoaders.from_dataset_dict(dd.with_transform(normalize_images), batch_size, num_workers=num_workers)
     trainer = Trainer(dls, nn.CrossEntropyLoss(), torch.optim.Adam, get_model_conv(),

@@ -26,3 +26,23 @@ def test_demo_with_a_wrong_data_folder_says_what_is_missing(tmp_path, capsys):
 def test_demo_on_fashion_mnist(tmp_path, capsys):
     assert main(["demo", "--epochs", "1", "--n-train", "2000", "--out", str(tmp_path)]) == 0
     assert "Fashion-MNIST from" in capsys.readouterr().out
+
+
+def test_version(capsys):
+    import AIsaac
+    with pytest.raises(SystemExit) as e: main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"aisaac {AIsaac.__version__}"
+
+
+def test_demo_n_train_and_n_test_on_digits(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(fm, "DEFAULT_FOLDER", str(tmp_path / "none"))
+    monkeypatch.delenv("FASHION_MNIST_DIR", raising=False)
+    assert main(["demo", "--epochs", "1", "--n-train", "300", "--n-test", "50", "--out", str(tmp_path / "o")]) == 0
+    assert "300 training and 50 test images" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(fm.fashion_mnist_folder() is None, reason="Fashion-MNIST files not installed (CI installs them)")
+def test_demo_n_test_on_fashion_mnist(tmp_path, capsys):
+    from AIsaac.demo import load_demo_data
+    dd, _ = load_demo_data(None, 500, 200)
+    assert (len(dd["train"]), len(dd["test"])) == (500, 200)
