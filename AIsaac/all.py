@@ -1,5 +1,5 @@
 """Everything a user needs, for `from AIsaac.all import *` (the only star-export of the package)."""
-from .callback import Callback, Order, final_epoch_log
+from .callback import Callback, Order, final_epoch_log, is_record_key
 from .callbacks.accelerate import AccelerateCB
 from .callbacks.activation_stats import ActivationStatsCB
 from .callbacks.basic_train import BasicTrainCB
@@ -53,7 +53,7 @@ from .trainer import Trainer
 
 __all__ = [
     # the kernel
-    "Trainer", "Callback", "Order", "EVENTS", "run_callbacks", "with_cbs", "final_epoch_log",
+    "Trainer", "Callback", "Order", "EVENTS", "run_callbacks", "with_cbs", "final_epoch_log", "is_record_key",
     "CancelBatchException", "CancelEpochException", "CancelFitException", "CallbackError", "CallbackSetupError",
     "CheckpointError", "ProcessStopError",
     # callbacks

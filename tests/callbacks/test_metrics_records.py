@@ -52,3 +52,33 @@ def test_batch_losses_is_a_list_of_dicts():
     assert len(b) == 3 and b[0] == {'training': True, 'loss': 1.5} and b[-1] == {'training': False, 'loss': 3.0}
     assert b[1:] == [{'training': False, 'loss': 2.0}, {'training': False, 'loss': 3.0}]
     assert b == list(b) and all(isinstance(r, dict) and 'loss' in r for r in b[:3])
+
+
+def test_epoch_log_records_lr_per_group_momentum_and_phase_times():
+    import time
+    from functools import partial
+    from AIsaac.all import is_record_key
+
+    def two_groups(params, lr):  # the head trains 10x faster
+        params = list(params)
+        return torch.optim.SGD([{"params": params[:1]}, {"params": params[1:], "lr": lr * 10}], lr=lr, momentum=0.9)
+
+    class Slow:  # each training batch takes 20 ms of wall time
+        def after_batch(self, trainer):
+            if trainer.training: time.sleep(0.02)
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 5, generator=g), torch.randint(0, 3, (64,), generator=g)
+    dls = DataLoaders(TensorLoader(x, y, batch_size=16), TensorLoader(x[:16], y[:16], batch_size=16))
+    t = Trainer(dls, nn.CrossEntropyLoss(), two_groups, nn.Linear(5, 3), [BasicTrainCB(), MetricsCB(), Slow()])
+    t.fit(1, lr=0.01)
+    log = t.epoch_log
+    assert (log["lr_0"], log["lr_1"], log["mom_0"], log["mom_1"]) == (0.01, 0.1, 0.9, 0.9)
+    assert 4 * 0.02 <= log["train_time"] < 4 * 0.02 + 2 and 0 < log["valid_time"] < log["train_time"]
+    assert [k for k in log if not is_record_key(k)] == ["epoch", "train", "valid"]
+    t = Trainer(dls, nn.CrossEntropyLoss(), partial(torch.optim.Adam, betas=(0.8, 0.99)), nn.Linear(5, 3),
+                [BasicTrainCB(), MetricsCB()])
+    t.fit(1, lr=0.003, valid=False)
+    assert (t.epoch_log["lr"], t.epoch_log["mom"]) == (0.003, 0.8) and "valid_time" not in t.epoch_log
+    t.fit(1, lr=0.003, train=False)  # validation only: no optimizer records
+    assert set(t.epoch_log) == {"epoch", "valid", "valid_time"}
