@@ -45,3 +45,13 @@ def test_resume_after_crash_is_bit_identical(docs_env):
     assert "killed with SIGKILL in epoch 1" in out
     assert "resuming from checkpoint-e1-b4.pt" in out  # 8 batches per epoch: checkpoints every 2, killed at batch 5
     assert "bit-identical" in out
+
+
+def test_track_and_export(docs_env, tmp_path):
+    # The script exits non-zero when the plain script's logits differ from the trainer's.
+    out = run("track_and_export.py", *SMALL, "--epochs", "1", "--out", str(tmp_path), env=docs_env)
+    assert "MLflow run 'conv-fashion': FINISHED" in out and "loss/valid" in out
+    assert "max |plain - trainer| over 8x10 logits" in out
+    lines = out.splitlines()
+    plain = next(l for l in lines if l.startswith("predicted:")).split(":", 1)[1]
+    assert plain == next(l for l in lines if l.startswith("trainer.get_preds(decode=True):")).split(":", 1)[1]
