@@ -8,6 +8,7 @@ from ..callback import Callback, Order, final_epoch_log, is_record_key
 from ..display.html_bar import HTMLBar, show_html
 from ..display.notebook import in_notebook
 from ..display.tables import html_table, text_row
+from ..runtime.messages import inform
 
 
 
@@ -17,8 +18,9 @@ class ProgressCB(Callback):
     Bars go to stderr and only when it is a terminal, so logs get no carriage returns. In a notebook the bars and
     the table are HTML outputs redrawn in place. The current loss is read from the device at most every `refresh`
     seconds. The table shows the epoch, losses and metrics; the records (lr, momentum, times) stay in `epoch_log`.
-    When output is piped (no bars, not a notebook) a heartbeat line goes to stderr at most every `heartbeat` seconds
-    (epoch, phase, batch, batches per second), so a long job shows it is alive; `heartbeat=None` turns it off.
+    When output is piped (no bars, not a notebook) a heartbeat line goes to the "AIsaac" logger (stderr unless logging
+    is configured) at most every `heartbeat` seconds (epoch, phase, batch, batches per second), so a long job shows it
+    is alive; `heartbeat=None` turns it off.
     '''
 
     order = Order.DISPLAY  # shows epoch_log once MetricsCB (and the loggers) are done with the epoch
@@ -71,8 +73,8 @@ class ProgressCB(Callback):
         self._last_beat = now
         done, total = trainer.batch_num + 1, self._total
         rate = done / max(now - self._phase_start, 1e-9)
-        print(f"epoch {trainer.epoch + 1}/{self._n_epochs}, {'train' if trainer.training else 'valid'} batch "
-              f"{done}{f'/{total}' if total is not None else ''}, {rate:.1f} batches/s", file=sys.stderr, flush=True)
+        inform(trainer, f"epoch {trainer.epoch + 1}/{self._n_epochs}, {'train' if trainer.training else 'valid'} batch "
+                        f"{done}{f'/{total}' if total is not None else ''}, {rate:.1f} batches/s")
 
     def cleanup_epoch(self, trainer):
         if self.batch_bar is not None:
