@@ -12,9 +12,9 @@ from .callbacks.device import DeviceCB
 from .callbacks.early_stopping import EarlyStoppingCB
 from .callbacks.grad_accum import GradAccumCB
 from .callbacks.grad_clip import GradClipCB
-from .callbacks.logger import LoggerCB
+from .callbacks.logger import LoggerCB, epoch_scalars, fit_hparams
 from .callbacks.lr_finder import LRFinderCB, LRFindResult, lr_find
-from .callbacks.metrics import Accuracy, Mean, MetricsCB
+from .callbacks.metrics import Accuracy, Mean, MetricsCB, optimizer_records
 from .callbacks.mlflow_logger import MLflowLoggerCB
 from .callbacks.mixed_precision import MixedPrecisionCB
 from .callbacks.momentum_train import MomentumTrainCB
@@ -62,7 +62,7 @@ __all__ = [
     "LRFinderCB", "LRFindResult", "lr_find", "MetricsCB", "MixedPrecisionCB", "MomentumTrainCB", "MonitorCB", "OneBatchCB",
     "ProfileCB", "ProgressCB", "SaveBestCB", "BaseSchedulerCB", "BatchSchedulerCB", "EpochSchedulerCB",
     "OneCycleSchedulerCB", "TensorBoardCB", "TerminateOnNaNCB", "LoggerCB", "MLflowLoggerCB", "WandbLoggerCB",
-    "OptunaPruningCB",
+    "OptunaPruningCB", "epoch_scalars", "fit_hparams", "optimizer_records",
     # metrics
     "Accuracy", "Mean",
     # data

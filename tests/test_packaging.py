@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 # Imported only where the environment already provides them, so no extra declares them.
 PROVIDED = {"IPython": "imported only inside a running notebook, where Jupyter brings it"}
-FEATURE_EXTRAS = ("hf", "demo", "timm", "inspect", "tensorboard", "distributed")
+FEATURE_EXTRAS = ("hf", "demo", "timm", "inspect", "tensorboard", "distributed", "trackers")
 
 
 def dist_name(requirement: str) -> str:

@@ -26,7 +26,7 @@ class MLflowLoggerCB(LoggerCB):
         super().__init__(hparams, log_batches)
         self.experiment, self.run_name, self.tracking_uri, self.tags = experiment, run_name, tracking_uri, tags or {}
         self.run_id: str | None = None
-        self.client = None
+        self.client: Any = None
 
     def open(self, trainer):
         from mlflow import MlflowClient

@@ -117,11 +117,12 @@ class PersistMixin:
         """
         from ..callback import Order
         from ..data.loaders import DataLoaders
-        if "MetricsCB" not in self.named_callbacks:
+        trainer: Any = self
+        if "MetricsCB" not in trainer.named_callbacks:
             raise ValueError("validate reads its numbers from MetricsCB; add MetricsCB() (or CoreCBs) to the trainer.")
-        with restoring(self):
-            self.remove_callbacks([cb for cb in self.cbs if getattr(cb, "order", 0) >= Order.LOGGER])
-            if dl is not None: self.dls = DataLoaders(self.dls.train, dl)
-            self.fit(1, lr=self.lr if getattr(self, "lr", None) else 1e-3, train=False)
-            log = dict(self.epoch_log or {})
+        with restoring(trainer):
+            trainer.remove_callbacks([cb for cb in trainer.cbs if getattr(cb, "order", 0) >= Order.LOGGER])
+            if dl is not None: trainer.dls = DataLoaders(trainer.dls.train, dl)
+            trainer.fit(1, lr=getattr(trainer, "lr", None) or 1e-3, train=False)
+            log = dict(trainer.epoch_log or {})
         return {k: v for k, v in log.items() if k not in ("epoch", "valid_time")}

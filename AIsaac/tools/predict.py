@@ -54,7 +54,7 @@ class PredictMixin:
                     if with_targets: targets.append(to_cpu(batch[1]))
         finally: model.train(was_training)
         if not preds: raise ValueError("get_preds: the loader gave no batches.")
-        out = torch.cat(preds)
+        out: Any = torch.cat(preds)
         if decode: out = self._decode(out, dl)
         return (out, torch.cat(targets)) if with_targets else out
 
