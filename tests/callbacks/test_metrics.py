@@ -21,7 +21,9 @@ def test_epoch_losses_and_metrics_equal_hand_computation(tiny_dls, tiny_model):
     assert mcb.metrics_epoch == [{"te": pytest.approx(acc), "tm": pytest.approx(acc), "own": pytest.approx(acc)}]
     assert [b["training"] for b in mcb.losses_batch] == [False] * 3
     assert tr.epoch_log == {"epoch": 0, "valid": pytest.approx(loss, rel=1e-6), "te": pytest.approx(acc),
-                            "tm": pytest.approx(acc), "own": pytest.approx(acc)}
+                            "tm": pytest.approx(acc), "own": pytest.approx(acc),
+                            "valid_time": tr.epoch_log["valid_time"]}  # a validation-only fit: no lr, one phase time
+    assert 0 < tr.epoch_log["valid_time"] < 10
 
 
 def test_train_loss_is_weighted_mean_of_batch_losses(tiny_dls, tiny_model):
