@@ -1,82 +1,75 @@
-"""`ActivationStatsCB`: per-module activation mean, std and histogram over training, and their plots."""
+"""`ActivationStatsCB`: per-module activation mean, std and histogram over training, and their plots (on `HooksCallback`)."""
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Callable
 
 import torch
 from torch import nn
 
-from ..callback import Callback
+from ..tools.hooks import activation_stats
+from .hooks import HooksCallback, all_modules
 
 
-def all_modules(module: nn.Module) -> bool:
-    """The default module filter: every module."""
-    return True
+def _record(hook, module, inputs, output, bins: int, hist_range: tuple[float, float]) -> None:
+    """ActivationStatsCB's hook function: the output's (mean, std, histogram) kept on the device in `hook.pending`."""
+    stats = activation_stats(output, bins, hist_range)
+    if stats is not None: hook.pending.append(stats)
 
 
-class ActivationStatsCB(Callback):
+class ActivationStatsCB(HooksCallback):
     '''Records mean, std and a histogram of |activation| of the chosen modules at every training batch
 
-    `module_filter(module)` picks the modules (any truthy result; the default picks all of them). Records stay on
-    the device during an epoch and are moved to the CPU once per epoch. To keep memory flat over long fits, when a
-    module has more than `max_records` records every second one is dropped and recording continues at half the rate.
+    Built on `HooksCallback`: `module_filter(module)` picks the modules (any truthy result; the default picks all of
+    them), each gets a hook, and `names` labels them. Records stay on the device during an epoch and are moved to the
+    CPU once per epoch into `stats`: per module a (records, 2 + bins) tensor of mean, std and histogram counts (of
+    |activation| in `bins` bins over `hist_range`). Each hook's `stats` holds the same records as
+    (means, stds, histograms), so `get_hist(h)` and `get_min(h)` read it (`for h in cb`). To keep memory flat over
+    long fits, when a module has more than `max_records` records every second one is dropped and recording
+    continues at half the rate.
     '''
 
     def __init__(self, module_filter: Callable[[nn.Module], Any] = all_modules, bins: int = 40,
                  hist_range: tuple[float, float] = (0.0, 10.0), max_records: int = 4096):
-        self.module_filter, self.bins, self.hist_range, self.max_records = module_filter, bins, hist_range, max_records
-        self.names: list[str] = []
+        if not isinstance(bins, int) or bins < 1: raise ValueError(f"bins must be a whole number >= 1; got {bins!r}.")
+        if not isinstance(max_records, int) or max_records < 2:
+            raise ValueError(f"max_records must be a whole number >= 2; got {max_records!r}.")
+        # The epoch's records go to each hook's `pending` (on the device), moved to `stats` by flush.
+        super().__init__(partial(_record, bins=bins, hist_range=tuple(hist_range)), module_filter)
+        self.bins, self.hist_range, self.max_records = bins, tuple(hist_range), max_records
         self.stats: list[torch.Tensor] = []  # per module: (records, 2 + bins) = mean, std, histogram counts
-        self._handles: list[Any] = []
+        self._stride, self._count = 1, 0
 
     def before_fit(self, trainer):
-        self.remove_hooks()
-        named = [(f"{n} {type(m).__name__}" if n else type(m).__name__, m)
-                 for n, m in trainer.model.named_modules() if self.module_filter(m)]
-        self.names = [n for n, _ in named]
-        self.stats = [torch.zeros(0, 2 + self.bins) for _ in named]
-        self._pending = [[] for _ in named]
-        self._stride, self._count, self._record = 1, 0, False
-        self._handles = [m.register_forward_hook(self._hook(i)) for i, (_, m) in enumerate(named)]
-
-    def _hook(self, i: int):
-        def hook(module, inputs, output):
-            if not self._record: return
-            out = output[0] if isinstance(output, (tuple, list)) else output
-            if not isinstance(out, torch.Tensor) or not out.is_floating_point(): return
-            acts = out.detach().float()
-            # Kept as separate tensors; the records are assembled once per epoch in _flush, not per batch.
-            # (mean and std separately: on the CPU torch.std_mean is several times slower than both together.)
-            self._pending[i].append((acts.mean(), acts.std(), torch.histc(acts.abs(), self.bins, *self.hist_range)))
-        return hook
+        super().before_fit(trainer)
+        self.stats = [torch.zeros(0, 2 + self.bins) for _ in self.hooks]
+        for hook in self.hooks: hook.pending = []
+        self._stride, self._count = 1, 0
+        self._share()
 
     def before_batch(self, trainer):
-        self._record = trainer.training and self._count % self._stride == 0
-        if trainer.training: self._count += 1
+        super().before_batch(trainer)  # active in training batches only
+        if trainer.training:
+            self.active = self._count % self._stride == 0
+            self._count += 1
 
-    def before_epoch(self, trainer): self._record = False
-
-    def cleanup_epoch(self, trainer): self._flush()
-
-    def cleanup_fit(self, trainer):
-        self._flush()
-        self.remove_hooks()
-
-    def remove_hooks(self) -> None:
-        for h in self._handles: h.remove()
-        self._handles = []
-
-    def _flush(self) -> None:
-        self._record = False
-        for i, pending in enumerate(getattr(self, "_pending", [])):
+    def flush(self) -> None:
+        """Move the epoch's records from the device to `stats` (one copy per module), halving past `max_records`."""
+        for i, hook in enumerate(self.hooks):
+            pending = getattr(hook, "pending", None)
             if pending:
                 means, stds, hists = (torch.stack(p) for p in zip(*pending))
                 new = torch.cat([means[:, None], stds[:, None], hists], dim=1).cpu()
                 self.stats[i] = torch.cat([self.stats[i], new])
-            self._pending[i] = []
+            hook.pending = []
         if self.stats and max(len(s) for s in self.stats) > self.max_records:
             self.stats = [s[::2] for s in self.stats]
             self._stride *= 2
+        self._share()
+
+    def _share(self) -> None:
+        # Each hook's `stats` shows its module's records as (means, stds, histograms), the original's form.
+        for hook, s in zip(self.hooks, self.stats): hook.stats = (s[:, 0], s[:, 1], s[:, 2:])
 
     # ---- reading and drawing ----
     def means(self) -> list[torch.Tensor]: return [s[:, 0] for s in self.stats]

@@ -55,7 +55,7 @@ def test_leaves_model_optimizer_and_callbacks_as_they_were():
     assert same([p.grad for p in t.model.parameters()], before['grads'])
     assert same(t.MetricsCB.losses_batch, before['losses_batch'])
     assert same(t.MetricsCB.losses_epoch, before['losses_epoch'])
-    assert same(t.ActivationStatsCB.stats, before['stats']) and not t.ActivationStatsCB._handles
+    assert same(t.ActivationStatsCB.stats, before["stats"]) and all(h.removed for h in t.ActivationStatsCB)
     assert same(t.BatchSchedulerCB.scheduler.state_dict(), before['sched'])
     assert t.ProgressCB._rows == before['rows'] and (t.lr, t.epoch) == (before['lr'], before['epoch'])
     assert t.cbs == before['cbs'] and dict(t.plan) == before["plan"]
