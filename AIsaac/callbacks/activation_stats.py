@@ -7,6 +7,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from ..display.images import get_grid, show_image
 from ..tools.hooks import activation_stats
 from .hooks import HooksCallback, all_modules
 
@@ -76,21 +77,19 @@ class ActivationStatsCB(HooksCallback):
     def stds(self) -> list[torch.Tensor]: return [s[:, 1] for s in self.stats]
     def hists(self) -> list[torch.Tensor]: return [s[:, 2:] for s in self.stats]
 
-    def _grid(self, n: int, figsize: tuple[float, float] | None, **kw):
-        import matplotlib.pyplot as plt
+    def _grid(self, n: int, figsize: tuple[float, float] | None):
+        if n == 0: raise ValueError("ActivationStatsCB has no records to draw: run a fit with it first.")
         cols = min(n, 4)
-        rows = max(1, -(-n // cols))
-        fig, axs = plt.subplots(rows, cols, figsize=figsize or (3 * cols, 2.5 * rows), squeeze=False, **kw)
-        for ax in axs.flat[n:]: ax.set_visible(False)
+        rows = -(-n // cols)
+        fig, axs = get_grid(n, rows, cols, figsize=figsize or (3 * cols, 2.5 * rows), squeeze=False)
         return fig, list(axs.flat[:n])
 
     def color_dim(self, figsize: tuple[float, float] | None = None):
         '''Histogram of each module's activations over training, as an image (time to the right, log scale).'''
         fig, axs = self._grid(len(self.stats), figsize)
         for ax, name, h in zip(axs, self.names, self.hists()):
-            ax.imshow(h.T.log1p(), origin="lower", aspect="auto", cmap="viridis")
+            show_image(h.T.log1p(), ax=ax, origin="lower", aspect="auto", cmap="viridis")
             ax.set_title(name, fontsize=8)
-            ax.set_axis_off()
         fig.tight_layout()
         return fig
 
