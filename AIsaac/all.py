@@ -1,5 +1,6 @@
 """Everything a user needs, for `from AIsaac.all import *` (the only star-export of the package)."""
-from .callback import Callback, Order, final_epoch_log, is_record_key
+from .callback import (Callback, Order, add_callback, add_callbacks, final_epoch_log, is_record_key, remove_callback,
+                       remove_callbacks)
 from .callbacks.accelerate import AccelerateCB
 from .callbacks.activation_stats import ActivationStatsCB
 from .callbacks.basic_train import BasicTrainCB
@@ -12,6 +13,7 @@ from .callbacks.device import DeviceCB
 from .callbacks.early_stopping import EarlyStoppingCB
 from .callbacks.grad_accum import GradAccumCB
 from .callbacks.grad_clip import GradClipCB
+from .callbacks.hooks import HooksCallback
 from .callbacks.logger import LoggerCB, epoch_scalars, fit_hparams
 from .callbacks.lr_finder import LRFinderCB, LRFindResult, lr_find
 from .callbacks.metrics import Accuracy, Mean, MetricsCB, optimizer_records
@@ -29,14 +31,17 @@ from .callbacks.schedulers import BaseSchedulerCB, BatchSchedulerCB, EpochSchedu
 from .callbacks.tensorboard import TensorBoardCB
 from .callbacks.terminate_on_nan import TerminateOnNaNCB
 from .callbacks.wandb_logger import WandbLoggerCB
+from .data.dataset_dict import sample_dataset_dict
 from .data.digits import digits_dataset_dict
 from .data.fashion_mnist import fashion_mnist_dataset_dict
-from .data.loaders import DataLoaders, DictCollate
+from .data.files import get_images
+from .data.loaders import DataLoaders, DictCollate, collate_dataset_dict, get_dataloaders
 from .data.tensor_loader import TensorLoader
 from .data.transforms import inplace
 from .dispatch import run_callbacks, with_cbs
-from .display.images import show_images
+from .display.images import UnNormalize, get_grid, show_image, show_images, subplots
 from .display.plots import plot_losses
+from .display.pretty import PPDict
 from .display.source import view_source_code
 from .events import EVENTS
 from .exceptions import (CallbackError, CallbackSetupError, CancelBatchException, CancelEpochException,
@@ -47,7 +52,11 @@ from .models.timm import get_model_timm
 from .runtime.checkpoint import latest_checkpoint, read_checkpoint, save_checkpoint
 from .runtime.device import def_device, model_device, to_cpu, to_device
 from .runtime.distributed import ProcessStopError
+from .runtime.memory import clean_ipython_hist, clean_memory, clean_traceback
 from .runtime.rng import get_rng_state, set_rng_state, set_seed
+from .tools.hooks import Hook, Hooks, append_stats, get_hist, get_min
+from .tools.masks import mask2idxs
+from .tools.names import retrieve_global_name
 from .tools.sandbox import restoring
 from .trainer import Trainer
 
@@ -56,9 +65,11 @@ __all__ = [
     "Trainer", "Callback", "Order", "EVENTS", "run_callbacks", "with_cbs", "final_epoch_log", "is_record_key",
     "CancelBatchException", "CancelEpochException", "CancelFitException", "CallbackError", "CallbackSetupError",
     "CheckpointError", "ProcessStopError",
+    # callbacks as functions (the trainer's add_callbacks/remove_callbacks)
+    "add_callback", "add_callbacks", "remove_callback", "remove_callbacks",
     # callbacks
     "AccelerateCB", "ActivationStatsCB", "BasicTrainCB", "BatchAugmentationCB", "CheckpointCB", "CompileCB",
-    "CoreCBs", "CSVLoggerCB", "CudaGraphCB", "DeviceCB", "EarlyStoppingCB", "GradAccumCB", "GradClipCB",
+    "CoreCBs", "CSVLoggerCB", "CudaGraphCB", "DeviceCB", "EarlyStoppingCB", "GradAccumCB", "GradClipCB", "HooksCallback",
     "LRFinderCB", "LRFindResult", "lr_find", "MetricsCB", "MixedPrecisionCB", "MomentumTrainCB", "MonitorCB", "OneBatchCB",
     "ProfileCB", "ProgressCB", "SaveBestCB", "BaseSchedulerCB", "BatchSchedulerCB", "EpochSchedulerCB",
     "OneCycleSchedulerCB", "TensorBoardCB", "TerminateOnNaNCB", "LoggerCB", "MLflowLoggerCB", "WandbLoggerCB",
@@ -67,11 +78,15 @@ __all__ = [
     "Accuracy", "Mean",
     # data
     "DataLoaders", "DictCollate", "TensorLoader", "fashion_mnist_dataset_dict", "digits_dataset_dict", "inplace",
+    "get_dataloaders", "collate_dataset_dict", "sample_dataset_dict", "get_images",
     # models
     "conv", "get_model_conv", "get_model_timm", "lsuv_init",
     # runtime
     "def_device", "model_device", "to_device", "to_cpu", "set_seed", "get_rng_state", "set_rng_state",
-    "latest_checkpoint", "read_checkpoint", "save_checkpoint",
+    "latest_checkpoint", "read_checkpoint", "save_checkpoint", "clean_memory", "clean_traceback", "clean_ipython_hist",
+    # hooks: looking inside a model
+    "Hook", "Hooks", "append_stats", "get_hist", "get_min",
     # tools and display
-    "restoring", "show_images", "plot_losses", "view_source_code",
+    "restoring", "show_images", "plot_losses", "view_source_code", "show_image", "subplots", "get_grid",
+    "UnNormalize", "PPDict", "mask2idxs", "retrieve_global_name",
 ]

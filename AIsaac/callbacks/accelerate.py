@@ -36,6 +36,11 @@ class AccelerateCB(Callback):
     exception or an error on one process stops all of them after the same optimizer step, with the error shown
     (once stopped, the unfinished epoch's training loss is each process's own).
     `accelerator_kwargs` go to `Accelerator` (e.g. `cpu=True`); the accelerator is made at the first fit and reused.
+
+    It takes over only the backward: the rest of the step comes from a step callback, so use it as
+    `callbacks=[AccelerateCB(), DeviceCB(), BasicTrainCB(), ...]` (the original AIsaac's AccelerateCB subclassed the
+    training step itself; here the step is its own callback, and a fit without one stops with a setup error that
+    says to add BasicTrainCB()).
     '''
 
     order = Order.LAUNCH  # before DeviceCB (it checks the launch first) and before MetricsCB reads a validation batch

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ..display.images import get_grid, show_image
+from ..runtime.args import whole_number
 from ..tools.hooks import activation_stats
 from .hooks import HooksCallback, all_modules
 
@@ -32,9 +33,9 @@ class ActivationStatsCB(HooksCallback):
 
     def __init__(self, module_filter: Callable[[nn.Module], Any] = all_modules, bins: int = 40,
                  hist_range: tuple[float, float] = (0.0, 10.0), max_records: int = 4096):
-        if not isinstance(bins, int) or bins < 1: raise ValueError(f"bins must be a whole number >= 1; got {bins!r}.")
-        if not isinstance(max_records, int) or max_records < 2:
-            raise ValueError(f"max_records must be a whole number >= 2; got {max_records!r}.")
+        bins = whole_number("bins", bins, owner="ActivationStatsCB", what="histogram bins")
+        max_records = whole_number("max_records", max_records, minimum=2, owner="ActivationStatsCB",
+                                   what="records kept per module")
         # The epoch's records go to each hook's `pending` (on the device), moved to `stats` by flush.
         super().__init__(partial(_record, bins=bins, hist_range=tuple(hist_range)), module_filter)
         self.bins, self.hist_range, self.max_records = bins, tuple(hist_range), max_records

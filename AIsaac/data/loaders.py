@@ -1,4 +1,5 @@
-"""`DataLoaders`: the train and valid loaders a trainer draws from."""
+"""`DataLoaders`: the train and valid loaders a trainer draws from; `get_dataloaders` and `collate_dataset_dict`, the
+plain PyTorch loaders and collate function it builds them with."""
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -20,6 +21,30 @@ class DictCollate:
         return tuple(batch[k] for k in self.keys)
 
     def __repr__(self) -> str: return f"DictCollate({list(self.keys)})"
+
+
+def collate_dataset_dict(dataset: Any) -> DictCollate:
+    """The collate function for loaders over a Hugging Face `Dataset` (a split): each batch a tuple of its features,
+    in the order they are declared (`(image, label)` for Fashion-MNIST)."""
+    features = getattr(dataset, "features", None)
+    if not features:
+        raise TypeError(f"collate_dataset_dict takes a Hugging Face Dataset (a split, with .features), like dd['train']; "
+                        f"got {type(dataset).__name__}.")
+    return DictCollate(features)
+
+
+def get_dataloaders(train_dataset: Any, valid_dataset: Any, batch_size: int,
+                    **dataloader_kwargs: Any) -> tuple[DataLoader, DataLoader]:
+    """`torch.utils.data.DataLoader`s: over `train_dataset` shuffled at `batch_size`, over `valid_dataset` in order at
+    twice `batch_size` (validation keeps no gradients, so twice the batch fits). Other keyword arguments
+    (collate_fn, num_workers, ...) go to both."""
+    batch_size = whole_number("batch_size", batch_size, owner="get_dataloaders", what="rows per training batch")
+    for k in ("shuffle", "batch_size"):
+        if k in dataloader_kwargs:
+            raise ValueError(f"get_dataloaders sets {k} itself (train shuffled, valid in order at twice batch_size); "
+                             f"build the DataLoaders yourself for other choices.")
+    return (DataLoader(train_dataset, batch_size=batch_size, shuffle=True, **dataloader_kwargs),
+            DataLoader(valid_dataset, batch_size=batch_size * 2, shuffle=False, **dataloader_kwargs))
 
 
 def split_tensors(split: Any) -> tuple[torch.Tensor, ...]:
@@ -125,9 +150,5 @@ class DataLoaders:
             if extra: raise ValueError(f"from_dataset_dict(in_memory=True) builds TensorLoaders, which take only drop_last; "
                                        f"leave out {sorted(extra)} (workers are not needed: a batch is one gather).")
             return cls.from_tensors(split_tensors(train), split_tensors(valid), batch_size, **dataloader_kwargs)
-        kwargs = {"collate_fn": DictCollate(train.features), **dataloader_kwargs}
-        for k in ("shuffle", "batch_size"):
-            if k in kwargs: raise ValueError(f"from_dataset_dict sets {k} itself; pass batch_size positionally and "
-                                             f"build DataLoaders(train, valid) yourself for other choices.")
-        return cls(DataLoader(train, batch_size=batch_size, shuffle=True, **kwargs),
-                   DataLoader(valid, batch_size=batch_size * 2, shuffle=False, **kwargs))
+        return cls(*get_dataloaders(train, valid, batch_size,
+                                    **{"collate_fn": collate_dataset_dict(train), **dataloader_kwargs}))

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ..data.loaders import DictCollate
+from ..runtime.args import whole_number
 
 
 def _as_image(im: Any, stretch: bool = True) -> tuple[Any, bool]:
@@ -62,9 +63,8 @@ def subplots(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] | None
     `kwargs` go to `plt.subplots` (squeeze, sharex, ...).
     """
     import matplotlib.pyplot as plt
-    for name, v in (("nrows", nrows), ("ncols", ncols)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"subplots: {name} must be a whole number >= 1; got {v!r}.")
+    nrows = whole_number("nrows", nrows, owner="subplots", what="rows of axes")
+    ncols = whole_number("ncols", ncols, owner="subplots", what="columns of axes")
     if figsize is None: figsize = (ncols * imsize, nrows * imsize)
     fig, axs = plt.subplots(nrows, ncols, figsize=figsize, **kwargs)
     if suptitle is not None: fig.suptitle(suptitle)
@@ -80,8 +80,7 @@ def get_grid(n: int, nrows: int | None = None, ncols: int | None = None, title: 
     `ncols` is given). `title` is the figure's title, in `weight` and `size`; `kwargs` go to `subplots` (figsize,
     imsize, ...).
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"get_grid: n (the number of axes) must be a whole number >= 1; got {n!r}.")
+    n = whole_number("n", n, owner="get_grid", what="axes")
     if nrows is None and ncols is None: nrows = max(1, int(math.sqrt(n)))
     if ncols is None: ncols = math.ceil(n / nrows)
     if nrows is None: nrows = math.ceil(n / ncols)

@@ -43,9 +43,37 @@ def test_measure_after_activation_and_no_bias():
     torch.testing.assert_close(model(xb).std(), torch.tensor(std))
 
 
+def test_every_module_of_a_model_as_the_original_notebooks_do():
+    # `for m in model.modules(): lsuv_init(model, m, xb)`: containers, activations and Flatten have no weight and
+    # are left alone; each conv ends with mean 0 and std 1 (measured on its own output) as in plain PyTorch.
+    torch.manual_seed(0)
+    model = get_model_conv(nfs=[1, 4, 8])
+    xb = torch.randn(32, 1, 28, 28) * 2 + 0.5
+    before = {n: p.clone() for n, p in model.named_parameters()}
+    done = [lsuv_init(model, m, xb) for m in model.modules()]
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert sum(len(d) for d in done) == len(convs)
+    assert [d for m, d in zip(model.modules(), done) if not isinstance(m, nn.Conv2d)] == [[]] * (len(done) - len(convs))
+    assert all(not torch.equal(before[n], p) for n, p in model.named_parameters())  # every weight and bias moved
+    for c in convs:
+        with torch.no_grad():
+            outs = []
+            h = c.register_forward_hook(lambda m, i, o: outs.append(o))
+            model(xb)
+            h.remove()
+        torch.testing.assert_close(outs[0].mean(), torch.tensor(0.), atol=1e-3, rtol=0)
+        torch.testing.assert_close(outs[0].std(), torch.tensor(1.), atol=1e-3, rtol=0)
+    assert all(not m._forward_hooks for m in model.modules())
+
+
 def test_errors():
     model = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
-    with pytest.raises(TypeError, match="no weight"): lsuv_init(model, model[1], torch.randn(4, 2))
+    w = model[0].weight.clone()
+    assert lsuv_init(model, model[1], torch.randn(4, 2)) == []  # no weight: skipped, as in the original
+    assert torch.equal(model[0].weight, w)
+    with pytest.raises(TypeError, match="torch.nn.Module or an iterable"): lsuv_init(model, "0", torch.randn(4, 2))
+    with pytest.raises(TypeError, match="torch.nn.Module or an iterable"): lsuv_init(model, 3, torch.randn(4, 2))
+    with pytest.raises(TypeError, match="every item"): lsuv_init(model, [model[0], "relu"], torch.randn(4, 2))
     with pytest.raises(ValueError, match="was not called"): lsuv_init(model, nn.Linear(2, 2), torch.randn(4, 2))
     with pytest.raises(ValueError, match="single module"):
         lsuv_init(model, [model[0], model[0]], torch.randn(4, 2), measure=model[1])
