@@ -35,9 +35,9 @@ class HooksCallback(Callback):
         if not callable(hookfunc):
             raise TypeError(f"{type(self).__name__}: hookfunc must be callable as hookfunc(hook, module, inputs, "
                             f"output), like append_stats; got {type(hookfunc).__name__}.")
-        if not callable(module_filter):
-            raise TypeError(f"{type(self).__name__}: module_filter must be callable as module_filter(module) -> bool; "
-                            f"got {type(module_filter).__name__}.")
+        if not callable(module_filter) or isinstance(module_filter, nn.Module):
+            raise TypeError(f"{type(self).__name__}: module_filter must be callable as module_filter(module) -> bool "
+                            f"(to hook given modules, pass modules=[...]); got {type(module_filter).__name__}.")
         if modules is not None:
             modules = [modules] if isinstance(modules, nn.Module) else list(modules)
             bad = [type(m).__name__ for m in modules if not isinstance(m, nn.Module)]

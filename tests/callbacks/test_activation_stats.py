@@ -61,3 +61,15 @@ def test_plots_draw_one_panel_per_module(tiny_dls, tmp_path):
     assert [len(ax.lines) for ax in fig.axes] == [3, 3]
     fig.savefig(tmp_path / "stats.png")
     assert (tmp_path / "cd.png").stat().st_size > 1000
+
+
+def test_built_on_hooks_callback_and_readable_the_original_way(tiny_dls):
+    from AIsaac.all import HooksCallback, get_hist, get_min
+    cb = ActivationStatsCB(lambda mod: isinstance(mod, nn.Linear))
+    Trainer(tiny_dls, nn.CrossEntropyLoss(), torch.optim.SGD, model(), callbacks=[BasicTrainCB(), cb]).fit(2)
+    assert isinstance(cb, HooksCallback) and len(cb) == 2
+    for h, s in zip(cb, cb.stats):  # `for h in cb: get_hist(h)`, as the original's color_dim reads them
+        assert h.removed and len(s) == 12
+        torch.testing.assert_close(h.stats[0], s[:, 0])
+        torch.testing.assert_close(get_hist(h), s[:, 2:].T.log1p())
+        torch.testing.assert_close(get_min(h), s[:, 2] / s[:, 2:].sum(1).clamp(min=1))
