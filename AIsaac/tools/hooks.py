@@ -29,6 +29,8 @@ class Hook:
     Call `remove()` when done, or use it as a context manager (`with Hook(model[0], f) as h: ...`).
     """
 
+    stats: Any = None  # what the hook function records (append_stats: a tuple of means, stds and histograms)
+
     def __init__(self, module: nn.Module, func: HookFunc):
         if not isinstance(module, nn.Module):
             raise TypeError(f"Hook: module must be a torch.nn.Module; got {type(module).__name__}.")
@@ -112,7 +114,7 @@ def append_stats(hook: Hook, module: nn.Module, inputs: tuple, output: Any, bins
     """
     stats = activation_stats(output, bins, hist_range)
     if stats is None: return
-    if getattr(hook, "stats", None) is None: hook.stats = ([], [], [])
+    if hook.stats is None: hook.stats = ([], [], [])
     for records, value in zip(hook.stats, stats): records.append(value)
 
 
