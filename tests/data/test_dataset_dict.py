@@ -52,7 +52,7 @@ def test_sample_follows_set_seed_and_the_default_sizes():
 
 
 def test_sample_errors():
-    with pytest.raises(ValueError, match="'test' split has 30 rows"): sample_dataset_dict(dataset_dict(), (10, 31))
+    with pytest.raises(ValueError, match="'test' split has 30 rows, so it cannot give a sample of 31"): sample_dataset_dict(dataset_dict(), (10, 31))
     with pytest.raises(ValueError, match="at most one size per split"): sample_dataset_dict(dataset_dict(), (1, 2, 3))
     with pytest.raises(TypeError, match="DatasetDict"): sample_dataset_dict([1, 2])
 
