@@ -30,7 +30,7 @@ OLD_STAR_EXPORT = """Callback AccelerateCB ActivationStatsCB BasicTrainCB BatchA
 INTERNAL = {
     "AIsaac.callbacks.accelerate": {"AccelerateStopCB",  # added by AccelerateCB itself
                                     "launched_processes"},  # AccelerateCB's launch check
-    "AIsaac.callbacks.activation_stats": {"all_modules"},  # ActivationStatsCB's default module picker
+    "AIsaac.callbacks.hooks": {"all_modules"},  # the default module picker of HooksCallback and ActivationStatsCB
     "AIsaac.callbacks.basic_train": {"describe", "check_inputs", "check_targets"},  # BasicTrainCB's first-batch checks
     "AIsaac.callbacks.lr_finder": {"LRFindMixin"},  # reached as Trainer.lr_find
     "AIsaac.callbacks.profile": {"ProfileMixin",  # reached as Trainer.profile

@@ -37,8 +37,10 @@ class ActivationStatsCB(HooksCallback):
         max_records = whole_number("max_records", max_records, minimum=2, owner="ActivationStatsCB",
                                    what="records kept per module")
         # The epoch's records go to each hook's `pending` (on the device), moved to `stats` by flush.
-        super().__init__(partial(_record, bins=bins, hist_range=tuple(hist_range)), module_filter)
-        self.bins, self.hist_range, self.max_records = bins, tuple(hist_range), max_records
+        lo, hi = hist_range
+        hist_range = (float(lo), float(hi))
+        super().__init__(partial(_record, bins=bins, hist_range=hist_range), module_filter)
+        self.bins, self.hist_range, self.max_records = bins, hist_range, max_records
         self.stats: list[torch.Tensor] = []  # per module: (records, 2 + bins) = mean, std, histogram counts
         self._stride, self._count = 1, 0
 

@@ -14,7 +14,7 @@ def all_modules(module: nn.Module) -> bool:
     return True
 
 
-def module_label(name: str, module: nn.Module) -> str:
+def _module_label(name: str, module: nn.Module) -> str:
     """How a module is named in records and plots: its path in the model and its class (`'1 ReLU'`; the root by its class)."""
     return f"{name} {type(module).__name__}" if name else type(module).__name__
 
@@ -54,8 +54,8 @@ class HooksCallback(Callback):
 
     def _chosen(self, model: nn.Module) -> list[tuple[str, nn.Module]]:
         named = list(model.named_modules())
-        if self.modules is None: return [(module_label(n, m), m) for n, m in named if self.module_filter(m)]
-        labels = {id(m): module_label(n, m) for n, m in named}
+        if self.modules is None: return [(_module_label(n, m), m) for n, m in named if self.module_filter(m)]
+        labels = {id(m): _module_label(n, m) for n, m in named}
         return [(labels.get(id(m), type(m).__name__), m) for m in self.modules]
 
     def before_fit(self, trainer):

@@ -81,9 +81,9 @@ def get_grid(n: int, nrows: int | None = None, ncols: int | None = None, title: 
     imsize, ...).
     """
     n = whole_number("n", n, owner="get_grid", what="axes")
-    if nrows is None and ncols is None: nrows = max(1, int(math.sqrt(n)))
+    if nrows is None:
+        nrows = max(1, int(math.sqrt(n))) if ncols is None else math.ceil(n / ncols)
     if ncols is None: ncols = math.ceil(n / nrows)
-    if nrows is None: nrows = math.ceil(n / ncols)
     if nrows * ncols < n:
         raise ValueError(f"get_grid: {nrows} rows x {ncols} columns hold {nrows * ncols} axes, fewer than n={n}; "
                          f"give more rows or columns, or leave one of them out to have it computed.")

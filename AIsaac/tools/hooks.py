@@ -7,10 +7,12 @@ what it records on `hook` (by convention `hook.stats`). Remove hooks when done: 
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from collections.abc import Sequence
+from typing import Any, Callable, Iterable, Iterator, overload
 
 import torch
 from torch import nn
+from torch.utils.hooks import RemovableHandle
 
 # func(hook, module, inputs, output); its return value is ignored (the module's output is never replaced).
 HookFunc = Callable[["Hook", nn.Module, tuple, Any], Any]
@@ -36,7 +38,7 @@ class Hook:
             raise TypeError(f"Hook: module must be a torch.nn.Module; got {type(module).__name__}.")
         _check_func(func, "Hook")
         self.module, self.func = module, func
-        self.handle = module.register_forward_hook(self._call)
+        self.handle: RemovableHandle | None = module.register_forward_hook(self._call)
 
     def _call(self, module: nn.Module, inputs: tuple, output: Any) -> None:
         self.func(self, module, inputs, output)  # returns None, so the module's output is never replaced
@@ -60,8 +62,8 @@ class Hook:
             (", removed)" if self.removed else ")")
 
 
-class Hooks(list):
-    """One `Hook(module, func)` per module of `modules`, as a list; a context manager that removes them all on exit.
+class Hooks(Sequence):
+    """One `Hook(module, func)` per module of `modules`, as a sequence; a context manager that removes them all on exit.
 
     `modules`: an iterable of modules, or a module, which stands for its direct children (as iterating an
     `nn.Sequential` gives them): `with Hooks(model, append_stats) as hooks: model(xb)`.
@@ -81,16 +83,24 @@ class Hooks(list):
         modules = list(modules)
         bad = [type(m).__name__ for m in modules if not isinstance(m, nn.Module)]
         if bad: raise TypeError(f"Hooks: every item of modules must be a torch.nn.Module; got {bad[0]}.")
-        super().__init__(Hook(m, func) for m in modules)
+        self.hooks = [Hook(m, func) for m in modules]
+
+    @overload
+    def __getitem__(self, i: int) -> Hook: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Hook]: ...
+    def __getitem__(self, i: int | slice) -> Hook | list[Hook]: return self.hooks[i]
+    def __len__(self) -> int: return len(self.hooks)
+    def __iter__(self) -> Iterator[Hook]: return iter(self.hooks)
 
     def remove(self) -> None:
         """Take every hook off its module."""
-        for hook in self: hook.remove()
+        for hook in self.hooks: hook.remove()
 
     def __enter__(self) -> "Hooks": return self
     def __exit__(self, *exc: Any) -> None: self.remove()
 
-    def __repr__(self) -> str: return f"Hooks({list.__repr__(self)})"
+    def __repr__(self) -> str: return f"Hooks({self.hooks!r})"
 
 
 # ---- the activation statistics the course records, and their readings ----

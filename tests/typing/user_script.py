@@ -61,3 +61,19 @@ DISTRIBUTED: tuple[bool, int] = (Trainer.is_main_process, Trainer.num_processes)
 def data() -> DataLoaders:
     x, t = torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,))
     return DataLoaders.from_tensors((x, t), (x, t), batch_size=16)
+
+
+def original_vocabulary(trainer: Trainer, model: nn.Module, xb: torch.Tensor) -> None:
+    """The original AIsaac's names, as its notebooks use them."""
+    with Hooks(model, append_stats) as hooks: model(xb)
+    hist: torch.Tensor = get_hist(hooks[0])
+    dead: torch.Tensor = get_min(hooks[0])
+    one: Hook = hooks[0]
+    added: list[Any] = add_callback(trainer, HooksCallback(append_stats, lambda m: isinstance(m, nn.ReLU)))
+    remove_callback(trainer, "HooksCallback")
+    fig, axs = get_grid(4, title="x")
+    show_image(UnNormalize([0.28], [0.35])(xb[0]), ax=axs.flat[0])
+    train, valid = get_dataloaders(list(range(8)), list(range(4)), 2)
+    idxs: list[int] = mask2idxs([True, False])
+    clean_memory()
+    print(hist, dead, one, added, fig, train, valid, idxs, str(PPDict(a=1.0)))
