@@ -44,6 +44,7 @@ from .exceptions import (CallbackError, CallbackSetupError, CancelBatchException
 from .models.conv import conv, get_model_conv
 from .models.lsuv import lsuv_init
 from .models.timm import get_model_timm
+from .runtime.batch import batch_size, split_batch
 from .runtime.checkpoint import latest_checkpoint, read_checkpoint, save_checkpoint
 from .runtime.device import def_device, model_device, to_cpu, to_device
 from .runtime.distributed import ProcessStopError
@@ -70,7 +71,7 @@ __all__ = [
     # models
     "conv", "get_model_conv", "get_model_timm", "lsuv_init",
     # runtime
-    "def_device", "model_device", "to_device", "to_cpu", "set_seed", "get_rng_state", "set_rng_state",
+    "def_device", "model_device", "to_device", "to_cpu", "split_batch", "batch_size", "set_seed", "get_rng_state", "set_rng_state",
     "latest_checkpoint", "read_checkpoint", "save_checkpoint",
     # tools and display
     "restoring", "show_images", "plot_losses", "view_source_code",
