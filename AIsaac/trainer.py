@@ -10,12 +10,14 @@ from torch import nn
 
 from .callback import callback_name, flatten_callbacks, warn_misspelt_events
 from .callbacks.lr_finder import LRFindMixin
+from .callbacks.metrics import Mean
 from .callbacks.profile import ProfileMixin
 from .dispatch import build_plan, with_cbs
 from .events import EVENTS, nearest_event
 from .exceptions import (CANCEL_EXCEPTIONS, CallbackError, CallbackSetupError, CancelBatchException,
                          CancelEpochException, CancelFitException)
 from .runtime.args import whole_number
+from .runtime.batch import rows, split_batch
 from .runtime.checkpoint import read_checkpoint, replay_batches, restore_checkpoint
 from .runtime.rng import loader_rng_state
 from .tools.persist import PersistMixin, load_opt_state
@@ -31,13 +33,20 @@ class Trainer(PredictMixin, PersistMixin, LRFindMixin, ProfileMixin, SummaryMixi
     """Runs `fit` as events on its callbacks; the callbacks do all the work, the training step included.
 
     State the callbacks read and write (set by the trainer unless noted):
-      model, dls, loss_func, opt_func: as given. opt: the optimizer, built at each `fit` from
-      `opt_func(model.parameters(), lr)`. lr, n_epochs, epochs (a range): the fit's arguments.
+      model, dls, loss_func, opt_func: as given (the loss is `loss_func(preds, *yb)`; with None, the model output's own
+      `loss`). opt: the optimizer, built at each `fit` from `opt_func(model.parameters(), lr)`. lr, n_epochs, epochs
+      (a range): the fit's arguments.
       opt_state: an optimizer state the next fit's new optimizer starts from, keeping the fit's lr (set by `load`).
       run_train, run_valid: whether this fit trains and validates. epoch: the current epoch number.
       training: True in a training phase, False in validation (under `torch.no_grad()`, model in eval mode).
       dl: the loader of the current phase. batch_num, batch: the current batch and its index in `dl`.
-      preds, loss: written by the step callbacks (`predict`, `get_loss`).
+      xb, yb: the batch's inputs and targets (tuples; see AIsaac.runtime.batch.split_batch), split by the trainer
+        once `before_batch` has run (so after DeviceCB and augmentations); AccelerateCB gathers `yb` in validation.
+      n_inp: how many leading items of a tuple batch are inputs (1; BasicTrainCB(n_inp=...) sets it for its fits).
+      out, preds, loss: written by the step callbacks (`predict`, `get_loss`): the model's output, the predictions
+        (its `logits` where it has some, else the output itself) and the loss.
+      logged: this epoch phase's `log(name, value)` records (name -> Mean on the device), reset by the trainer as each
+        phase begins; MetricsCB reads them once per phase into `epoch_log` (`name`, or `train_<name>` for training).
       epoch_log: None as each epoch phase begins (the trainer resets it); MetricsCB fills it with the epoch's numbers
         at the cleanup_epoch of the epoch's last phase; callbacks ordered after it read it (`final_epoch_log`).
         Its keys: `epoch`, the losses (`train`, `valid`), the metrics, and the records of the run (`lr`, `mom`, or
@@ -61,13 +70,16 @@ class Trainer(PredictMixin, PersistMixin, LRFindMixin, ProfileMixin, SummaryMixi
     loader_rng: dict[str, Any] | None
     resume_at: dict[str, Any] | None
     opt_state: dict[str, Any] | None = None
+    n_inp: int = 1
+    xb: tuple = ()
+    yb: tuple = ()
 
     @staticmethod
     def reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
         """`tensor` summed over the processes (a collective under AccelerateCB); with one process, `tensor` itself."""
         return tensor
 
-    def __init__(self, dls: Any, loss_func: Callable, opt_func: Callable, model: nn.Module,
+    def __init__(self, dls: Any, loss_func: Callable | None, opt_func: Callable, model: nn.Module,
                  callbacks: Iterable[Any] | None = None):
         if not callable(opt_func):
             raise TypeError(f"opt_func must be callable, like torch.optim.Adam or functools.partial(torch.optim.SGD, "
@@ -75,6 +87,7 @@ class Trainer(PredictMixin, PersistMixin, LRFindMixin, ProfileMixin, SummaryMixi
         self.dls, self.loss_func, self.opt_func, self.model = dls, loss_func, opt_func, model
         self.opt, self.epoch, self.batch_num, self.training = None, 0, 0, False
         self.loader_rng, self.resume_at = None, None
+        self.logged: dict[str, Mean] = {}
         self.cbs: list[Any] = []
         self._named: dict[str, Any] = {}
         self._plan_wrapper: PlanWrapper | None = None
@@ -176,9 +189,23 @@ class Trainer(PredictMixin, PersistMixin, LRFindMixin, ProfileMixin, SummaryMixi
     @property
     def _phase(self) -> str: return "training" if self.training else "validation"
 
+    # ---- logging any value ----
+    def log(self, name: str, value: torch.Tensor | float) -> None:
+        """Record the scalar `value` under `name` in this epoch phase, from any callback or step.
+
+        MetricsCB shows its mean over the phase's batches, weighted by batch size (the rows of this process's inputs),
+        in the epoch table and `epoch_log` (as `name` in validation, `train_<name>` in training), summed over the
+        processes under AccelerateCB (each process logs the same names). Tensors stay on their device: the values are
+        read once per phase, like the losses.
+        """
+        record = self.logged.get(name)
+        if record is None: record = self.logged[name] = Mean()
+        record.update(value, weight=rows(self.xb, self.yb))
+
     # ---- the loop ----
     @with_cbs('batch', CancelBatchException)
     def one_batch(self) -> None:
+        self.xb, self.yb = split_batch(self.batch, self.n_inp)
         self.run_callbacks(('predict', 'get_loss'))
         if self.training: self.run_callbacks(('before_backward', 'backward', 'step', 'zero_grad'))
 
@@ -198,7 +225,7 @@ class Trainer(PredictMixin, PersistMixin, LRFindMixin, ProfileMixin, SummaryMixi
 
     def run_phase(self, training: bool) -> None:
         """One pass over the train (or valid) loader."""
-        self.training, self.epoch_log = training, None
+        self.training, self.epoch_log, self.logged = training, None, {}
         self.model.train(training)
         self.dl = self.dls.train if training else self.dls.valid
         self.one_epoch()

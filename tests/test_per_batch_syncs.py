@@ -1,7 +1,8 @@
 """The default callbacks read nothing from the device per batch: host reads must not grow with the number of batches.
 
 A sync cannot be observed on a CPU, so we count the calls that would be one on a GPU (.item(), float(), .tolist(),
-.cpu(), bool()) during a fit and check that 4x the batches does not add any.
+.cpu(), bool()) during a fit and check that 4x the batches does not add any: for (x, y) batches, for mapping batches
+to a model that returns its own loss and logits, and with a value logged by `trainer.log` at every batch.
 """
 import contextlib
 import io
@@ -9,12 +10,38 @@ import io
 import torch
 from torch import nn
 
-from AIsaac.all import Accuracy, CoreCBs, DataLoaders, TensorLoader, Trainer, get_model_conv
+import pytest
+
+from AIsaac.all import Accuracy, Callback, CoreCBs, DataLoaders, TensorLoader, Trainer, get_model_conv
+
+
+class OwnLoss(nn.Module):
+    """A model called with keywords that returns a mapping with `loss` and `logits`, as Hugging Face models do."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = get_model_conv()
+
+    def forward(self, pixel_values, labels):
+        logits = self.net(pixel_values)
+        return {"loss": nn.functional.cross_entropy(logits, labels), "logits": logits}
+
+
+class LogCB(Callback):
+    def get_loss(self, trainer): trainer.log("logit_mean", trainer.preds.mean())
+
+
+class MappingLoader:
+    """Batches as dicts (what a padding collator gives)."""
+
+    def __init__(self, loader): self.loader = loader
+    def __len__(self): return len(self.loader)
+    def __iter__(self): return ({"pixel_values": x, "labels": y} for x, y in self.loader)
 
 READS = ("item", "tolist", "cpu", "__float__", "__bool__", "__int__")
 
 
-def count_reads(monkeypatch, n_batches: int, extra=lambda: []) -> int:
+def count_reads(monkeypatch, n_batches: int, extra=lambda: [], kind: str = "tuple") -> int:
     calls = [0]
     for name in READS:
         orig = getattr(torch.Tensor, name)
@@ -25,16 +52,22 @@ def count_reads(monkeypatch, n_batches: int, extra=lambda: []) -> int:
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(n_batches * 8, 1, 28, 28, generator=g), torch.randint(0, 10, (n_batches * 8,), generator=g)
     dls = DataLoaders(TensorLoader(x, y, batch_size=8), TensorLoader(x, y, batch_size=8))
+    model, loss_func, logs = get_model_conv(), nn.CrossEntropyLoss(), []
+    if kind == "mapping":
+        dls, model, loss_func = DataLoaders(MappingLoader(dls.train), MappingLoader(dls.valid)), OwnLoss(), None
+    if kind == "log": logs = [LogCB()]
     # SGD: Adam's own step counter is read with .item() on the CPU, which is not the callbacks' doing.
-    t = Trainer(dls, nn.CrossEntropyLoss(), torch.optim.SGD, get_model_conv(), [CoreCBs("cpu", Accuracy=Accuracy()), *extra()])
+    t = Trainer(dls, loss_func, torch.optim.SGD, model, [CoreCBs("cpu", Accuracy=Accuracy()), *extra(), *logs])
     t.ProgressCB.bars = False
     with contextlib.redirect_stdout(io.StringIO()): t.fit(2, lr=0.01)
     monkeypatch.undo()
+    assert ("logit_mean" in t.epoch_log) == (kind == "log") and "Accuracy" in t.epoch_log
     return calls[0]
 
 
-def test_host_reads_do_not_grow_with_batches(monkeypatch):
-    few, many = count_reads(monkeypatch, 2), count_reads(monkeypatch, 8)
+@pytest.mark.parametrize("kind", ["tuple", "mapping", "log"])
+def test_host_reads_do_not_grow_with_batches(monkeypatch, kind):
+    few, many = count_reads(monkeypatch, 2, kind=kind), count_reads(monkeypatch, 8, kind=kind)
     assert many == few, f"{many - few} extra host reads for 4x the batches: a default callback reads the device per batch"
 
 

@@ -31,7 +31,8 @@ INTERNAL = {
     "AIsaac.callbacks.accelerate": {"AccelerateStopCB",  # added by AccelerateCB itself
                                     "launched_processes"},  # AccelerateCB's launch check
     "AIsaac.callbacks.hooks": {"all_modules"},  # the default module picker of HooksCallback and ActivationStatsCB
-    "AIsaac.callbacks.basic_train": {"describe", "check_inputs", "check_targets"},  # BasicTrainCB's first-batch checks
+    "AIsaac.callbacks.basic_train": {"describe", "check_inputs", "check_targets",  # BasicTrainCB's first-batch checks
+                                     "output_reader", "output_loss"},  # and its reading of the model's output
     "AIsaac.callbacks.lr_finder": {"LRFindMixin"},  # reached as Trainer.lr_find
     "AIsaac.callbacks.profile": {"ProfileMixin",  # reached as Trainer.profile
                                  "HostReadCounter"},  # ProfileCB's count_cpu
@@ -44,7 +45,7 @@ USER_FACING = ("AIsaac.callbacks.", "AIsaac.data.", "AIsaac.models.")
 
 TRAINER_METHODS = ["fit", "add_callbacks", "remove_callbacks", "get_preds", "predict", "lr_find", "profile",
                    "summarize_callbacks", "summarize_model", "show_image_batch", "is_main_process", "num_processes",
-                   "reduce_sum"]
+                   "reduce_sum", "log"]
 
 
 def literal_all() -> list[str]:

@@ -132,15 +132,29 @@ def test_two_callbacks_claiming_one_step_phase_is_an_error():
 # ---- bad input ----
 @pytest.mark.parametrize("batch, shown", [
     (torch.zeros(4, 3), r"a tensor of shape \(4, 3\)"),
-    ({"image": torch.zeros(4, 3), "label": torch.zeros(4)}, r"a dict with keys \['image', 'label'\]"),
     ((torch.zeros(4, 3),), r"a tuple of 1: \[a tensor of shape \(4, 3\)"),
 ])
-def test_batch_that_is_not_inputs_and_targets(batch, shown):
+def test_batch_without_targets_for_the_loss(batch, shown):
     dls = DataLoaders([batch], [batch])
-    with pytest.raises(CallbackError, match=rf"BasicTrainCB failed at event 'predict' \(epoch 0, batch 0, training\): "
-                                            rf"TypeError: BasicTrainCB needs each batch as \(inputs, targets\), but "
-                                            rf"got {shown}.*Make the DataLoader yield pairs"):
+    with pytest.raises(CallbackError, match=rf"BasicTrainCB failed at event 'get_loss' \(epoch 0, batch 0, training\): "
+                                            rf"TypeError: BasicTrainCB\(n_inp=1\) needs each batch as \(inputs..., "
+                                            rf"targets...\) for loss_func, but got {shown}.*Make the DataLoader yield pairs"
+                                            rf".*loss_func=None"):
         make_trainer(dls=dls).fit(1)
+
+
+def test_mapping_batch_for_a_model_without_those_keywords():
+    batch = {"image": torch.zeros(4, 3), "label": torch.zeros(4)}
+    with pytest.raises(CallbackError, match=r"'predict'.*passes a mapping batch as keyword arguments, model\(\*\*batch\)"
+                                            r".*keys \['image', 'label'\].*inputs=\[...\], targets=\[...\]"):
+        make_trainer(dls=DataLoaders([batch], [batch])).fit(1)
+
+
+def test_fewer_items_than_inputs():
+    batch = (torch.zeros(4, 3), torch.zeros(4))
+    with pytest.raises(CallbackError, match=r"BasicTrainCB\(n_inp=3\) takes the first 3 items.*a tuple of 2"):
+        Trainer(DataLoaders([batch], [batch]), nn.CrossEntropyLoss(), torch.optim.SGD, nn.Linear(3, 2),
+                [BasicTrainCB(n_inp=3)]).fit(1)
 
 
 def test_labels_outside_the_models_classes():

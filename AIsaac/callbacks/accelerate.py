@@ -27,9 +27,10 @@ class AccelerateCB(Callback):
 
     Launched with several processes (`accelerate launch`, `torchrun`) each trains on its share of every batch
     and gradients are averaged (DDP). In validation, callbacks after this one see in `after_batch` the batch of all
-    processes together: `trainer.preds`, `trainer.batch[1:]` gathered (the duplicates the sampler pads the last batch
-    with dropped; `trainer.batch[0]`, the inputs, stays this process's) and `trainer.loss` recomputed with
-    `trainer.loss_func` on them, so metrics cover the validation set exactly once. The model, optimizer and loaders
+    processes together: `trainer.preds` and the targets `trainer.yb` gathered (the duplicates the sampler pads the
+    last batch with dropped; `trainer.batch` and `trainer.xb` stay this process's) and `trainer.loss` recomputed with
+    `trainer.loss_func` on them (with loss_func=None, the processes' losses averaged), so metrics cover the
+    validation set exactly once. Values from `trainer.log` are summed over the processes by MetricsCB. The model, optimizer and loaders
     are restored at the end of the fit; the model object the trainer was given holds the trained weights.
 
     Processes vote once per batch (and once per epoch phase and fit) on whether one of them raised, so a cancel
@@ -144,13 +145,12 @@ class AccelerateCB(Callback):
     def after_batch(self, trainer):
         if trainer.training or not self._gather: return
         self._vote_in_batch()
-        batch = trainer.batch
-        if not isinstance(batch, (tuple, list)) or len(batch) < 2:
-            raise TypeError(f"AccelerateCB gathers validation batches shaped (inputs, targets, ...); got a "
-                            f"{type(batch).__name__}.")
-        preds, rest = self.accelerator.gather_for_metrics((trainer.preds, tuple(batch[1:])))
-        trainer.preds, trainer.batch = preds, type(batch)((batch[0], *rest))
-        trainer.loss = trainer.loss_func(preds, rest[0])
+        preds, yb = self.accelerator.gather_for_metrics((trainer.preds, trainer.yb))
+        trainer.preds, trainer.yb = preds, tuple(yb)
+        if trainer.loss is None: return  # (get_preds computes no loss)
+        if trainer.loss_func is not None and trainer.yb: trainer.loss = trainer.loss_func(preds, *trainer.yb)
+        else:  # the model's own loss: the mean of the processes' (the last batch's padding counts, a slight bias)
+            trainer.loss = self.accelerator.gather(trainer.loss.detach()[None]).mean()
 
     def _vote_in_batch(self) -> None:
         # The point before this batch's collective (the gradient all-reduce, or the gather): a process that raised

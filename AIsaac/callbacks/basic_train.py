@@ -2,19 +2,22 @@
 (they turn confusing failures, or silent nonsense, into errors that say what to do)."""
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from operator import attrgetter, itemgetter
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..callback import Callback
+from ..runtime.args import whole_number
 
 
 def describe(obj: Any) -> str:
     """A short description of a batch's structure: types, shapes and devices, never values."""
     if isinstance(obj, torch.Tensor): return f"a tensor of shape {tuple(obj.shape)} ({obj.dtype}, on {obj.device})"
-    if isinstance(obj, dict): return f"a dict with keys {list(obj)}"
+    if isinstance(obj, Mapping): return f"a {type(obj).__name__} with keys {list(obj)}"
     if isinstance(obj, (tuple, list)):
         return f"a {type(obj).__name__} of {len(obj)}: [" + ", ".join(describe(o) for o in obj[:4]) + \
             (", ..." if len(obj) > 4 else "") + "]"
@@ -23,37 +26,67 @@ def describe(obj: Any) -> str:
 
 def _first_device(x: Any) -> torch.device | None:
     if isinstance(x, torch.Tensor): return x.device
-    if isinstance(x, dict): x = list(x.values())
+    if isinstance(x, Mapping): x = list(x.values())
     if isinstance(x, (tuple, list)):
         for o in x:
             if (d := _first_device(o)) is not None: return d
     return None
 
 
-def check_inputs(trainer: Any) -> None:
-    """Raise when the batch is not `(inputs, targets)` or its inputs are not on the model's device."""
-    batch = trainer.batch
-    if not isinstance(batch, (tuple, list)) or len(batch) < 2:
-        raise TypeError(f"BasicTrainCB needs each batch as (inputs, targets), but got {describe(batch)}. Make the "
-                        f"DataLoader yield pairs (e.g. TensorDataset(x, y), or DataLoaders.from_dataset_dict with "
-                        f"the input feature first and the label second), or use a callback with its own predict and "
-                        f"get_loss for batches of this form.")
+def check_inputs(trainer: Any, n_inp: int) -> None:
+    """Raise when the batch cannot be split into `n_inp` inputs, or its inputs are not on the model's device."""
+    batch, xb = trainer.batch, trainer.xb
+    if isinstance(batch, (tuple, list)) and len(batch) < n_inp:
+        raise TypeError(f"BasicTrainCB(n_inp={n_inp}) takes the first {n_inp} items of each batch as the model's "
+                        f"inputs, but got {describe(batch)}. Make the DataLoader yield (inputs..., targets...), or "
+                        f"set n_inp to the number of inputs.")
     param = next(iter(trainer.model.parameters()), None) if isinstance(trainer.model, nn.Module) else None
-    data = _first_device(batch[0])
+    data = _first_device(xb)
     if param is not None and data is not None and param.device != data:
         raise RuntimeError(f"The model is on {param.device} but the batch is on {data}. Add DeviceCB() to the "
                            f"callbacks (it puts the model and every batch on one device), or move them yourself.")
 
 
+def output_reader(out: Any) -> Callable[[Any], Any] | None:
+    """How to read the predictions from a model output: its `logits` (an attribute, or a mapping's key), or None
+    when the output itself is the predictions (a tensor, a tuple of tensors, anything else)."""
+    if isinstance(out, (torch.Tensor, tuple, list)): return None
+    if hasattr(out, "logits"): return attrgetter("logits")  # Hugging Face ModelOutput
+    if isinstance(out, Mapping) and "logits" in out: return itemgetter("logits")
+    return None
+
+
+def output_loss(out: Any) -> torch.Tensor:
+    """The loss a model returned with its output (`out.loss` or `out['loss']`); an error when there is none."""
+    loss = getattr(out, "loss", None)
+    if loss is None and isinstance(out, Mapping): loss = out.get("loss")
+    if loss is None:
+        raise ValueError(f"The Trainer has loss_func=None, so the loss is the model output's own `loss`, but the model "
+                         f"returned {describe(out)} without one. Pass a loss function to the Trainer (Trainer(dls, "
+                         f"loss_func, ...), called as loss_func(preds, *targets)), or give the model its targets so it "
+                         f"computes its loss (a Hugging Face model does when the batch has 'labels').")
+    return loss
+
+
 CLASSIFICATION_LOSSES = (nn.CrossEntropyLoss, nn.NLLLoss)
 
 
-def check_targets(trainer: Any) -> None:
-    """For a classification loss, raise when a label is not one of the model's classes (one host-device sync).
-
-    On a GPU such a label would otherwise stop the process with a device-side assert that names nothing.
+def check_targets(trainer: Any, n_inp: int = 1) -> None:
+    """Raise when a batch has no targets for loss_func; for a classification loss, when a label is not one of the
+    model's classes (one host-device sync). On a GPU such a label would otherwise stop the process with a
+    device-side assert that names nothing.
     """
-    loss_func, preds, target = trainer.loss_func, trainer.preds, trainer.batch[1]
+    batch = trainer.batch
+    if not trainer.yb:
+        if isinstance(batch, Mapping):
+            raise TypeError(f"BasicTrainCB: the batch is {describe(batch)}, with no 'labels' (or 'label') for "
+                            f"loss_func. Add the targets under 'labels', or pass loss_func=None to use the loss the "
+                            f"model returns.")
+        raise TypeError(f"BasicTrainCB(n_inp={n_inp}) needs each batch as (inputs..., targets...) for loss_func, but "
+                        f"got {describe(batch)}: no targets. Make the DataLoader yield pairs (e.g. TensorDataset(x, "
+                        f"y), or DataLoaders.from_dataset_dict(..., inputs=[...], targets=[...])), or pass "
+                        f"loss_func=None for a model that returns its own loss, or use a callback with its own get_loss.")
+    loss_func, preds, target = trainer.loss_func, trainer.preds, trainer.yb[0] if len(trainer.yb) == 1 else None
     if not (isinstance(loss_func, CLASSIFICATION_LOSSES) or loss_func in (F.cross_entropy, F.nll_loss)): return
     # Float targets are class probabilities, and unbatched predictions have no class dimension to check against.
     if not isinstance(preds, torch.Tensor) or not isinstance(target, torch.Tensor) or preds.ndim < 2: return
@@ -68,21 +101,57 @@ def check_targets(trainer: Any) -> None:
 
 
 class BasicTrainCB(Callback):
-    '''Callback for basic pytorch training loop'''
+    '''The plain PyTorch training step: `out = model(*xb)`, `loss = loss_func(preds, *yb)`, backward, step, zero_grad
 
-    checked = False  # the first batch of each fit is checked for form, device and labels (see check_inputs, check_targets)
+    `n_inp`: how many leading items of a tuple batch are the model's positional inputs; the rest are targets. A
+    mapping batch (a dict, a Hugging Face `BatchEncoding`) is passed whole as keyword arguments, `model(**batch)`,
+    with `batch['labels']` (or `'label'`) as its target. `trainer.preds` is the output's `logits` where it has some
+    (a Hugging Face output), else the output (a tensor, a tuple of tensors); with `loss_func=None` the loss is the
+    output's own `loss`. The fit's first batch is checked for form, device and labels (check_inputs, check_targets).
+    '''
 
-    def before_fit(self, trainer): self.checked = False
+    # Class defaults, so subclasses with their own __init__ work unchanged.
+    n_inp, checked, targets_checked, _mapping, _reader = 1, False, False, False, None
+
+    def __init__(self, n_inp: int = 1):
+        self.n_inp = whole_number("n_inp", n_inp, owner="BasicTrainCB", what="inputs at the front of each batch")
+
+    def __repr__(self) -> str: return f"BasicTrainCB(n_inp={self.n_inp})" if self.n_inp != 1 else "BasicTrainCB()"
+
+    def before_fit(self, trainer):
+        trainer.n_inp = self.n_inp
+        self.checked = self.targets_checked = False
 
     def predict(self, trainer):
-        if not self.checked: check_inputs(trainer)
-        trainer.preds = trainer.model(trainer.batch[0])
+        # What the batch and the output look like is read at the fit's first batch, not at every batch.
+        if not self.checked: return self._first_predict(trainer)
+        out = trainer.out = trainer.model(**trainer.xb[0]) if self._mapping else trainer.model(*trainer.xb)
+        trainer.preds = out if self._reader is None else self._reader(out)
+
+    def _first_predict(self, trainer) -> None:
+        check_inputs(trainer, self.n_inp)
+        self._mapping = len(trainer.xb) == 1 and isinstance(trainer.xb[0], Mapping)
+        if not self._mapping: out = trainer.model(*trainer.xb)
+        else:
+            try: out = trainer.model(**trainer.xb[0])
+            except TypeError as e:
+                if "keyword argument" not in str(e): raise
+                raise TypeError(f"BasicTrainCB passes a mapping batch as keyword arguments, model(**batch), but the "
+                                f"model does not take them ({e}); the batch is {describe(trainer.batch)}. Make the "
+                                f"model's forward take those names, or make the loader yield tuples (inputs..., "
+                                f"targets...), e.g. DataLoaders.from_dataset_dict(dd, bs, inputs=[...], targets=[...]).") from e
+        trainer.out = out
+        self._reader, self.checked = output_reader(out), True
+        trainer.preds = out if self._reader is None else self._reader(out)
 
     def get_loss(self, trainer):
-        if not self.checked:
-            check_targets(trainer)
-            self.checked = True
-        trainer.loss = trainer.loss_func(trainer.preds, trainer.batch[1])
+        if trainer.loss_func is None:
+            trainer.loss = output_loss(trainer.out)
+            return
+        if not self.targets_checked:
+            check_targets(trainer, self.n_inp)
+            self.targets_checked = True
+        trainer.loss = trainer.loss_func(trainer.preds, *trainer.yb)
 
     def backward(self, trainer): trainer.loss.backward()
     def step(self, trainer): trainer.opt.step()

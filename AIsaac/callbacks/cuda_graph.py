@@ -60,6 +60,8 @@ class CudaGraphCB(Callback):
         batch = trainer.batch
         if not (isinstance(batch, (tuple, list)) and len(batch) >= 2 and all(isinstance(b, torch.Tensor) for b in batch)):
             reasons.append("the batch is not a tuple of tensors")
+        elif len(trainer.xb) != 1 or len(trainer.yb) != 1 or trainer.loss_func is None:
+            reasons.append("the step is not loss_func(model(x), y) (several inputs or targets, or loss_func=None)")
         return reasons
 
     def _decline(self, reasons: list[str]) -> None:
@@ -70,6 +72,7 @@ class CudaGraphCB(Callback):
     # ---- the fit ----
     def before_fit(self, trainer):
         self.graph, self.declined, self._replayed, self._warned_shape = None, None, False, False
+        self.eager.before_fit(trainer)
 
     def cleanup_fit(self, trainer):
         self.graph = self.static = self.static_preds = self.static_loss = None  # free the graph's memory pool

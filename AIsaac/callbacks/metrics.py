@@ -2,15 +2,17 @@
 `Mean` and `Accuracy`, metric objects that keep their state on the device of their inputs."""
 from __future__ import annotations
 
+import copy
 import math
 import time
 import warnings
 from array import array
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import torch
 
 from ..callback import Callback, Order
+from ..runtime.batch import batch_size, first_tensor
 
 
 class Mean:
@@ -100,8 +102,18 @@ def optimizer_records(opt: Any) -> dict[str, float]:
     return out
 
 
+Select = Callable[..., tuple]  # select(preds, *targets) -> the metric's update arguments
+
+
 class MetricsCB(Callback):
-    '''Callback to track train/valid loss + metrics
+    '''Tracks the train/valid loss, metrics, and the values callbacks `trainer.log`; fills `trainer.epoch_log`
+
+    Each metric is an `update/compute/reset` object (torcheval, torchmetrics, `Accuracy`), updated with
+    `(preds, *targets)`, or a pair `(metric, select)` updated with `select(preds, *targets)`, e.g.
+    `acc=(MulticlassAccuracy(), lambda p, y_cls, y_reg: (p[0], y_cls))` for a model with two heads.
+    Metrics are computed on validation batches only, unless `on_train=True`: then also on training batches, as
+    `train_<name>` (under AccelerateCB those are each process's own). Losses and metrics are kept on the device and
+    read once per epoch phase; the loss mean is weighted by batch size (the targets' length, else the inputs').
 
     Each epoch's record (`trainer.epoch_log`) holds `epoch`, the `train` and `valid` losses, the metrics, and the
     records of the run: the learning rate and momentum at the end of the training phase (`optimizer_records`) and
@@ -111,13 +123,22 @@ class MetricsCB(Callback):
 
     order = Order.METRICS  # fills trainer.epoch_log at the cleanup_epoch of each epoch's last phase
 
-    def __init__(self, *ms: Any, **metrics: Any):
+    def __init__(self, *ms: Any, on_train: bool = False, **metrics: Any):
         for m in ms: metrics[type(m).__name__] = m
-        for name, m in metrics.items():
+        self.metrics: dict[str, Any] = {}
+        self.selects: dict[str, Select | None] = {}
+        for name, spec in metrics.items():
+            m, select = spec if isinstance(spec, tuple) and len(spec) == 2 and callable(spec[1]) else (spec, None)
             if not all(callable(getattr(m, a, None)) for a in ("update", "compute", "reset")):
                 raise TypeError(f"MetricsCB: metric '{name}' ({type(m).__name__}) needs update, compute and reset "
-                                f"methods, like torcheval.metrics.MulticlassAccuracy() or a torchmetrics metric.")
-        self.metrics = metrics
+                                f"methods, like torcheval.metrics.MulticlassAccuracy() or a torchmetrics metric; "
+                                f"or give (metric, select) with select(preds, *targets) -> its update's arguments.")
+            self.metrics[name], self.selects[name] = m, select
+        self.on_train = on_train
+        self.train_metrics = {f"train_{n}": copy.deepcopy(m) for n, m in self.metrics.items()} if on_train else {}
+        # (update, select) per metric, made once: the per-batch path only iterates them.
+        self._updates = {False: [(m.update, self.selects[n]) for n, m in self.metrics.items()],
+                         True: [(m.update, self.selects[n[6:]]) for n, m in self.train_metrics.items()]}
         self.losses = {'train': Mean(), 'valid': Mean()}
         self.metrics_epoch: list[dict[str, float]] = []
         self.losses_epoch: list[dict[str, Any]] = []
@@ -127,10 +148,14 @@ class MetricsCB(Callback):
         self._batch_nums: list[int] = []  # and their batch numbers, to name a non-finite one
         self._chunks: list[torch.Tensor] = []
         self._metric_device: torch.device | None = None
+        self._phase_values: dict[str, float] = {}  # the epoch's train metrics and logged values, until it ends
+
+    def _all_metrics(self) -> tuple: return (*self.metrics.values(), *self.train_metrics.values())
 
     def before_fit(self, trainer):
-        for m in (*self.metrics.values(), *self.losses.values()): m.reset()
+        for m in (*self._all_metrics(), *self.losses.values()): m.reset()
         self._pending, self._sizes, self._batch_nums, self._chunks = [], [], [], []
+        self._metric_device, self._phase_values = None, {}
         self._records: dict[str, float] = {}
 
     def before_epoch(self, trainer):
@@ -140,22 +165,42 @@ class MetricsCB(Callback):
     def after_batch(self, trainer):
         '''stores losses and metrics for batch'''
         # Only a reference per batch: the weighted mean is one reduction per phase, at cleanup_epoch.
-        self._pending.append(trainer.loss.detach())
-        self._sizes.append(len(trainer.batch[1]))
-        self._batch_nums.append(trainer.batch_num)
-        if len(self._pending) == 1024:  # bound the number of live tensor objects in long epochs (no sync)
-            self._chunks.append(torch.stack(self._pending))
-            self._pending = []
-        if not trainer.training:
-            preds, targets = trainer.preds, trainer.batch[1]
-            if preds.device != self._metric_device: self._move_metrics(preds.device)
-            for m in self.metrics.values(): m.update(preds, targets)
+        loss = trainer.loss
+        if loss is not None:  # a step callback may leave no single loss
+            self._pending.append(loss.detach())
+            self._sizes.append(batch_size(trainer.xb, trainer.yb))
+            self._batch_nums.append(trainer.batch_num)
+            if len(self._pending) == 1024:  # bound the number of live tensor objects in long epochs (no sync)
+                self._chunks.append(torch.stack(self._pending))
+                self._pending = []
+        updates = self._updates[trainer.training]
+        if not updates: return
+        preds, targets = trainer.preds, trainer.yb
+        if self._metric_device is None: self._move_metrics(first_tensor(preds))
+        for update, select in updates:
+            if select is None: update(preds, *targets)
+            else: update(*select(preds, *targets))
 
-    def _move_metrics(self, device: torch.device) -> None:
-        # torcheval and torchmetrics keep their state on one device; put it where the predictions are.
-        for m in self.metrics.values():
-            if callable(getattr(m, "to", None)): m.to(device)
-        self._metric_device = device
+    def _move_metrics(self, preds: torch.Tensor | None) -> None:
+        # torcheval and torchmetrics keep their state on one device; put it where the predictions are (once a fit).
+        if preds is None: return
+        for m in self._all_metrics():
+            if callable(getattr(m, "to", None)): m.to(preds.device)
+        self._metric_device = preds.device
+
+    def _read_logged(self, trainer) -> dict[str, float]:
+        """This phase's `trainer.log` values: weighted means, summed over processes, in one read."""
+        logged = getattr(trainer, 'logged', None)
+        if not logged: return {}
+        names = [n for n, m in logged.items() if m.total is not None]
+        if not names: return {}
+        parts = [logged[n] for n in names]
+        dev = parts[0].total.device
+        sums = torch.stack([torch.stack([m.total.float().to(dev), m.total.new_tensor(m.weight, dtype=torch.float32,
+                                                                                     device=dev)]) for m in parts])
+        if getattr(trainer, 'num_processes', 1) > 1: sums = trainer.reduce_sum(sums)
+        prefix = 'train_' if trainer.training else ''
+        return {prefix + n: t / w if w else math.nan for n, (t, w) in zip(names, sums.tolist())}
 
     def _mean_loss(self, trainer, phase: str, m: Mean) -> float | None:
         # With several processes (see AIsaac/distributed.py) each trained on its own share, so the training loss is
@@ -192,12 +237,18 @@ class MetricsCB(Callback):
         phase = 'train' if trainer.training else 'valid'
         self._records[f'{phase}_time'] = time.perf_counter() - getattr(self, '_start', time.perf_counter())
         if trainer.training: self._records.update(optimizer_records(trainer.opt))
-        if trainer.training and trainer.run_valid: return  # the epoch's numbers are final after validation
+        self._phase_values.update(self._read_logged(trainer))
+        if trainer.training:
+            self._phase_values.update({k: float(m.compute()) for k, m in self.train_metrics.items()})
+            if trainer.run_valid: return  # the epoch's numbers are final after validation
         losses = {k: v for k, m in self.losses.items() if (v := self._mean_loss(trainer, k, m)) is not None}
         metrics = {k: float(m.compute()) for k, m in self.metrics.items()} if not trainer.training else {}
+        train_metrics = {k: self._phase_values.pop(k) for k in self.train_metrics if k in self._phase_values}
+        metrics = {**metrics, **train_metrics, **self._phase_values}  # then the logged values
+        self._phase_values = {}
         self.losses_epoch.append(losses)
         self.metrics_epoch.append(metrics)
-        for m in (*self.metrics.values(), *self.losses.values()): m.reset()
+        for m in (*self._all_metrics(), *self.losses.values()): m.reset()
         trainer.epoch_log = {'epoch': trainer.epoch, **losses, **metrics, **self._records}
 
     def plot(self, figsize: tuple[float, float] = (8, 4.5)):

@@ -11,16 +11,49 @@ from ..runtime.args import whole_number
 from .tensor_loader import TensorLoader, as_tensor
 
 
+def _length(value: Any) -> int | None:
+    if isinstance(value, torch.Tensor): return len(value) if value.ndim else None
+    return len(value) if isinstance(value, (list, tuple)) else None
+
+
+def _ragged_column(items: list[dict], keys: Sequence[str]) -> tuple[str, set] | None:
+    """The first of `keys` whose values differ in length across `items` (sequences that cannot be stacked), or None."""
+    for k in keys:
+        lengths = {_length(it[k]) for it in items}
+        if len(lengths) > 1: return k, lengths
+    return None
+
+
+def _ragged_error(key: str, lengths: set) -> ValueError:
+    shown = sorted(n for n in lengths if n is not None)[:4]
+    return ValueError(f"Column '{key}' holds sequences of different lengths ({', '.join(map(str, shown))}, ...), which "
+                      f"cannot be stacked into one batch tensor. Pass a padding collate function: "
+                      f"DataLoaders.from_dataset_dict(dd, bs, ..., collate_fn=transformers.DataCollatorWithPadding("
+                      f"tokenizer)) for token ids, or your own that pads them to the longest in the batch.")
+
+
 class DictCollate:
-    """Collate dict items into a tuple of batched values, in the order of `keys` (picklable for worker processes)."""
+    """Collate dict items into a tuple of batched values, in the order of `keys` (picklable for worker processes).
 
-    def __init__(self, keys: Sequence[str]): self.keys = tuple(keys)
+    With `collate_fn`, the items (cut down to `keys`) go to it instead and its result is the batch (a padding collator's
+    mapping, say, which BasicTrainCB passes to the model as keyword arguments).
+    """
 
-    def __call__(self, items: list[dict]) -> tuple:
-        batch = default_collate(items)
+    def __init__(self, keys: Sequence[str], collate_fn: Any = None):
+        self.keys, self.collate_fn = tuple(keys), collate_fn
+
+    def __call__(self, items: list[dict]) -> Any:
+        if self.collate_fn is not None: return self.collate_fn([{k: it[k] for k in self.keys} for it in items])
+        try: batch = default_collate(items)
+        except (RuntimeError, TypeError) as e:
+            ragged = _ragged_column(items, self.keys)
+            if ragged is None: raise
+            raise _ragged_error(*ragged) from e
         return tuple(batch[k] for k in self.keys)
 
-    def __repr__(self) -> str: return f"DictCollate({list(self.keys)})"
+    def __repr__(self) -> str:
+        extra = f", collate_fn={self.collate_fn!r}" if self.collate_fn is not None else ""
+        return f"DictCollate({list(self.keys)}{extra})"
 
 
 def collate_dataset_dict(dataset: Any) -> DictCollate:
@@ -47,10 +80,19 @@ def get_dataloaders(train_dataset: Any, valid_dataset: Any, batch_size: int,
             DataLoader(valid_dataset, batch_size=batch_size * 2, shuffle=False, **dataloader_kwargs))
 
 
-def split_tensors(split: Any) -> tuple[torch.Tensor, ...]:
-    """A dataset split read whole (`split[:]`, so its transform or format applies) as one tensor per feature."""
+def split_tensors(split: Any, keys: Sequence[str] | None = None) -> tuple[torch.Tensor, ...]:
+    """A dataset split read whole (`split[:]`, so its transform or format applies) as one tensor per feature in `keys`
+    (default: all, in their declared order)."""
     columns = split[:]
-    return tuple(as_tensor(columns[k]) for k in split.features)
+    keys = list(split.features) if keys is None else keys
+    out = []
+    for k in keys:
+        try: out.append(as_tensor(columns[k]))
+        except (RuntimeError, ValueError, TypeError) as e:
+            ragged = _ragged_column([{k: v} for v in columns[k]], [k])
+            if ragged is None: raise
+            raise _ragged_error(*ragged) from e
+    return tuple(out)
 
 
 VALID_SPLITS = ("validation", "valid", "test")
@@ -62,6 +104,19 @@ def _with_transform_of(dataset: Any, source: Any) -> Any:
     if not fmt or fmt.get("type") != "custom" or getattr(dataset, "format", {}).get("type") is not None: return dataset
     transform = fmt.get("format_kwargs", {}).get("transform")
     return dataset.with_transform(transform) if transform is not None else dataset
+def _columns(split: Any, inputs: Sequence[str] | None, targets: Sequence[str] | None) -> list[str]:
+    """The batch's columns, `[*inputs, *targets]` (all features in declared order when neither is given), checked."""
+    features = list(split.features)
+    if inputs is None and targets is None: return features
+    for name, given in (("inputs", inputs), ("targets", targets)):
+        if isinstance(given, str):
+            raise TypeError(f"from_dataset_dict: {name} is a list of column names; got the string {given!r} "
+                            f"(write {name}=[{given!r}]).")
+    keys = [*(inputs or ()), *(targets or ())]
+    unknown = [k for k in keys if k not in features]
+    if unknown: raise ValueError(f"from_dataset_dict: no column {unknown} in the dataset (its columns: {features}).")
+    if len(set(keys)) < len(keys): raise ValueError(f"from_dataset_dict: a column is named twice in {keys}.")
+    return keys
 
 
 class DataLoaders:
@@ -126,13 +181,18 @@ class DataLoaders:
 
     @classmethod
     def from_dataset_dict(cls, dataset_dict: Any, batch_size: int, in_memory: bool = False,
-                          **dataloader_kwargs: Any) -> "DataLoaders":
+                          inputs: Sequence[str] | None = None, targets: Sequence[str] | None = None,
+                          collate_fn: Any = None, **dataloader_kwargs: Any) -> "DataLoaders":
         """Loaders over a Hugging Face `DatasetDict`: the 'train' split shuffled, the 'validation' split (else 'test')
-        in order at twice `batch_size`; each batch is a tuple of the features in their declared order.
+        in order at twice `batch_size`; each batch is the tuple `(*inputs, *targets)` of those columns.
 
-        Extra keyword arguments (num_workers, pin_memory, ...) go to both `torch.utils.data.DataLoader`s.
-        `in_memory=True` instead reads each split once, whole, through its transform or format (e.g.
-        `dd.with_format('torch')`), and returns `TensorLoader`s (then only `drop_last` is accepted, for training).
+        `inputs`, `targets`: column names, in the order the model and the loss take them (give BasicTrainCB
+        `n_inp=len(inputs)`); by default all features in their declared order. `collate_fn` (e.g.
+        `transformers.DataCollatorWithPadding(tokenizer)`) receives the items cut down to those columns and makes
+        the batch itself (a padding collator's mapping goes to the model as keyword arguments); columns of
+        variable-length sequences need one. Extra keyword arguments (num_workers, pin_memory, ...) go to both
+        `torch.utils.data.DataLoader`s. `in_memory=True` instead reads each split once, whole, through its transform
+        or format (e.g. `dd.with_format('torch')`), and returns `TensorLoader`s (then only `drop_last` is accepted).
         """
         splits = list(dataset_dict.keys())
         if "train" not in splits:
@@ -145,10 +205,17 @@ class DataLoaders:
         batch_size = whole_number("batch_size", batch_size, owner="DataLoaders.from_dataset_dict",
                                   what="rows per batch")
         train, valid = dataset_dict["train"], dataset_dict[valid_name]
+        keys = _columns(train, inputs, targets)
         if in_memory:
             extra = set(dataloader_kwargs) - {"drop_last"}
-            if extra: raise ValueError(f"from_dataset_dict(in_memory=True) builds TensorLoaders, which take only drop_last; "
-                                       f"leave out {sorted(extra)} (workers are not needed: a batch is one gather).")
-            return cls.from_tensors(split_tensors(train), split_tensors(valid), batch_size, **dataloader_kwargs)
-        return cls(*get_dataloaders(train, valid, batch_size,
-                                    **{"collate_fn": collate_dataset_dict(train), **dataloader_kwargs}))
+            if extra or collate_fn is not None:
+                raise ValueError(f"from_dataset_dict(in_memory=True) builds TensorLoaders, which take only drop_last; "
+                                 f"leave out {sorted(extra) + (['collate_fn'] if collate_fn is not None else [])} "
+                                 f"(workers are not needed: a batch is one gather).")
+            return cls.from_tensors(split_tensors(train, keys), split_tensors(valid, keys), batch_size, **dataloader_kwargs)
+        kwargs = {"collate_fn": DictCollate(keys, collate_fn), **dataloader_kwargs}
+        for k in ("shuffle", "batch_size"):
+            if k in kwargs: raise ValueError(f"from_dataset_dict sets {k} itself; pass batch_size positionally and "
+                                             f"build DataLoaders(train, valid) yourself for other choices.")
+        return cls(DataLoader(train, batch_size=batch_size, shuffle=True, **kwargs),
+                   DataLoader(valid, batch_size=batch_size * 2, shuffle=False, **kwargs))

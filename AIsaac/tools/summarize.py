@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import inspect
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Sequence
 
 from ..display.notebook import in_notebook
 from ..display.tables import html_table, text_table
 from ..events import BATCH_EVENTS
+from ..runtime.batch import split_batch
 from ..runtime.device import model_device, to_device
 
 if TYPE_CHECKING:
@@ -56,6 +58,7 @@ class SummaryMixin:
 
     model: Any
     dls: Any
+    n_inp: int
 
     def summarize_callbacks(self, show: bool = True) -> list[tuple[str, str, str]]:
         """Show (HTML in a notebook, else text) and return the rows (Step, Callback, Doc String): who runs at each event."""
@@ -70,7 +73,8 @@ class SummaryMixin:
     def summarize_model(self, show: bool = True, **torchinfo_kwargs: Any):
         """Layers, shapes, parameter counts and mult-adds from `torchinfo.summary` on one training batch's inputs.
 
-        The batch comes straight from `dls.train` (before callbacks) and is moved to the model's device; the model's
+        The batch comes straight from `dls.train` (before callbacks), split into its `n_inp` inputs (a mapping batch
+        whole, as keyword arguments) and moved to the model's device; the model's
         train/eval mode is kept. Extra keyword arguments go to `torchinfo.summary` (depth, col_names, ...).
         Returns torchinfo's `ModelStatistics` (printing it shows the table; `.total_params` etc. hold the numbers).
         """
@@ -82,11 +86,12 @@ class SummaryMixin:
         batch = next(iter(self.dls.train), None)
         if batch is None: raise ValueError("The training loader gave no batch; summarize_model needs one to run the model.")
         device = model_device(self.model)
-        xb = to_device(batch[0], device)
+        xb = to_device(split_batch(batch, self.n_inp)[0], device)  # the inputs, as BasicTrainCB gives them
+        inputs = xb[0] if len(xb) == 1 and isinstance(xb[0], Mapping) else list(xb)  # a mapping: keyword arguments
         was_training = self.model.training
         kwargs = {"col_names": DEFAULT_COLUMNS, "verbose": 0, "mode": "train" if was_training else "eval",
                   **torchinfo_kwargs}
-        try: stats = torchinfo.summary(self.model, input_data=[xb], device=device, **kwargs)
+        try: stats = torchinfo.summary(self.model, input_data=inputs, device=device, **kwargs)
         finally: self.model.train(was_training)
         if show: print(stats)
         return stats

@@ -116,3 +116,55 @@ def test_test_dl_for_in_memory_loaders():
     dl = dls.test_dl(x[:5])
     assert [b[0].shape[0] for b in dl] == [5] and torch.equal(next(iter(dl))[0], x[:5])
     assert [len(b) for b in dls.test_dl((x, y))] == [2, 2]
+
+
+def label_first(n=12):
+    """A dataset whose label column is declared before its inputs (the declared order would put it first)."""
+    return datasets.DatasetDict({s: datasets.Dataset.from_dict(
+        {"label": [i % 3 for i in range(n)], "a": [[float(i)] * 2 for i in range(n)], "b": [float(-i) for i in range(n)]})
+        for s in ("train", "test")}).with_format("torch")
+
+
+@pytest.mark.parametrize("in_memory", [False, True])
+def test_inputs_and_targets_name_the_columns_and_their_order(in_memory):
+    dls = DataLoaders.from_dataset_dict(label_first(), 4, in_memory=in_memory, inputs=["b", "a"], targets=["label"])
+    b, a, y = next(iter(dls.valid))
+    assert torch.equal(b, -torch.arange(8.)) and torch.equal(a, torch.arange(8.)[:, None].expand(8, 2))
+    assert torch.equal(y, torch.arange(8) % 3)
+
+
+def test_unknown_or_string_columns_are_clear_errors():
+    with pytest.raises(ValueError, match=r"no column \['c'\].*its columns: \['label', 'a', 'b'\]"):
+        DataLoaders.from_dataset_dict(label_first(), 4, inputs=["c"], targets=["label"])
+    with pytest.raises(TypeError, match=r"inputs=\['a'\]"):
+        DataLoaders.from_dataset_dict(label_first(), 4, inputs="a", targets=["label"])
+
+
+def ragged(n=10):
+    ids = [list(range(1, 2 + i % 4)) for i in range(n)]
+    return datasets.DatasetDict({s: datasets.Dataset.from_dict({"input_ids": ids, "label": [i % 2 for i in range(n)]})
+                                 for s in ("train", "test")})
+
+
+@pytest.mark.parametrize("fmt", [None, "torch"])
+def test_variable_length_column_without_a_padding_collate_is_a_clear_error(fmt):
+    dls = DataLoaders.from_dataset_dict(ragged().with_format(fmt), 4, inputs=["input_ids"], targets=["label"])
+    with pytest.raises(ValueError, match=r"Column 'input_ids' holds sequences of different lengths \(1, 2, 3.*"
+                                         r"collate_fn=transformers.DataCollatorWithPadding"):
+        next(iter(dls.valid))
+    with pytest.raises(ValueError, match=r"Column 'input_ids' holds sequences of different lengths"):
+        DataLoaders.from_dataset_dict(ragged().with_format(fmt), 4, in_memory=True, inputs=["input_ids"],
+                                      targets=["label"])
+
+
+def test_a_padding_collate_gets_the_named_columns_and_makes_the_batch():
+    transformers = pytest.importorskip("transformers")
+    tok = transformers.PreTrainedTokenizerFast(tokenizer_object=__import__("tokenizers").Tokenizer(
+        __import__("tokenizers").models.WordLevel({"[PAD]": 0, "[UNK]": 1}, unk_token="[UNK]")), pad_token="[PAD]")
+    dd = ragged().map(lambda r: {"other": 1})
+    dls = DataLoaders.from_dataset_dict(dd, 4, inputs=["input_ids"], targets=["label"],
+                                        collate_fn=transformers.DataCollatorWithPadding(tok))
+    batch = next(iter(dls.valid))
+    assert set(batch) == {"input_ids", "attention_mask", "labels"}  # 'other' left out; 'label' renamed by the collator
+    assert batch["input_ids"][:4].tolist() == [[1, 0, 0, 0], [1, 2, 0, 0], [1, 2, 3, 0], [1, 2, 3, 4]]
+    assert batch["attention_mask"].sum(1).tolist() == [1, 2, 3, 4] * 2 and batch["labels"].tolist() == [0, 1] * 4

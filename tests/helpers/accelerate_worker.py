@@ -50,18 +50,23 @@ class RecordCB:
     def step(self, t): self.steps += 1
 
     def after_batch(self, t):
-        self.seen[-1]['idx'] += t.batch[2].tolist()
+        self.seen[-1]['idx'] += t.yb[1].tolist()  # the targets are (y, idx), gathered in validation
         if self.fail and self.fail[:3] == (t.epoch, t.batch_num, t.training): raise self.fail[3]
 
     def cleanup_fit(self, t): self.end = (t.epoch, t.training)
+
+
+def loss_func(preds, y, idx):
+    '''The batches are (x, y, idx): two targets, of which the loss reads the first'''
+    return F.cross_entropy(preds, y)
 
 
 def fit(acc, rank, out, name, fail_on_rank1=None, epochs=2):
     torch.manual_seed(0)
     model = nn.Linear(4, 3)
     rec = RecordCB(rank, fail_on_rank1 if rank == 1 else None)
-    metrics = MetricsCB(accuracy=Accuracy())
-    trainer = Trainer(data(), F.cross_entropy, torch.optim.SGD, model,
+    metrics = MetricsCB(accuracy=(Accuracy(), lambda preds, y, idx: (preds, y)))
+    trainer = Trainer(data(), loss_func, torch.optim.SGD, model,
                       [acc, DeviceCB('cpu'), BasicTrainCB(), metrics, ProgressCB(bars=False), rec])
     error = None
     try: trainer.fit(epochs, lr=0.3)
