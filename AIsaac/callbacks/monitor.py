@@ -11,6 +11,7 @@ class MonitorCB(Callback):
 
     `mode` is 'min' (lower is better, e.g. a loss) or 'max' (e.g. accuracy); a value improves on the best so far
     when it beats it by more than `min_delta`. `best` and `best_epoch` hold the best value and its epoch.
+    With several processes, every process decides from the main process's value, so all take the same decisions.
     '''
 
     order = Order.LOGGER  # reads epoch_log once MetricsCB has filled it
@@ -34,6 +35,10 @@ class MonitorCB(Callback):
                            f"(its keys: {', '.join(map(str, log))}); pass monitor= one of those, e.g. a MetricsCB metric name.")
         self._last_epoch = trainer.epoch
         value = float(log[self.monitor])
+        if trainer.num_processes > 1:  # every process decides from the main process's number
+            values = trainer.gather_object(value)
+            if values is None: return  # another process stopped the fit
+            value = values[0]
         improved = math.isfinite(value) and (self.best is None or (
             value < self.best - self.min_delta if self.mode == 'min' else value > self.best + self.min_delta))
         if improved: self.best, self.best_epoch = value, trainer.epoch
