@@ -38,6 +38,8 @@ class CheckpointCB(Callback):
         keep = whole_number("keep", keep, owner="CheckpointCB", what="how many checkpoints to keep", none="keep all")
         self.path, self.every_n_batches, self.every_epoch, self.keep = Path(path), every_n_batches, every_epoch, keep
         self.last_saved: Path | None = None
+        # Also set by before_fit; here for a fit whose before_fit failed before reaching this callback.
+        self._main, self._pos, self._saved_pos, self._between_steps, self._finished = True, None, None, True, False
 
     def before_fit(self, trainer):
         self._main = trainer.is_main_process
@@ -76,6 +78,7 @@ class CheckpointCB(Callback):
         if trainer.num_processes > 1: return  # see the class docstring
         if not self._finished and self._between_steps and self._pos is not None and self._pos[:2] != self._saved_pos:
             self._save(trainer, self._pos[:2])
+        self._pos = None  # nothing of this fit is saved by a later one that fails before its before_fit
 
     def _save(self, trainer, at: tuple[int, int]) -> None:
         processes = trainer.gather_object({"rng": get_rng_state(), "loader_rng": trainer.loader_rng})

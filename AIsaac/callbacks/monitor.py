@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import sys
 
 from ..callback import Callback, Order, final_epoch_log
 
@@ -29,8 +30,11 @@ class MonitorCB(Callback):
     def cleanup_epoch(self, trainer):
         log = final_epoch_log(trainer)
         if not log or self._last_epoch == trainer.epoch: return
+        if sys.exc_info()[1] is not None: return  # the fit is stopping: no decision (and no error over its own)
         if self.monitor not in log:
-            if self.monitor == 'valid' and not trainer.run_valid: return  # a fit without validation (lr_find, say)
+            # A loss is missing when its phase had no batch: a fit without validation (lr_find, say), or a phase
+            # cancelled before its first batch.
+            if self.monitor in ('train', 'valid'): return
             raise KeyError(f"{type(self).__name__} monitors '{self.monitor}', which is not in the epoch log "
                            f"(its keys: {', '.join(map(str, log))}); pass monitor= one of those, e.g. a MetricsCB metric name.")
         self._last_epoch = trainer.epoch
