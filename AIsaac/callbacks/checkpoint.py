@@ -10,7 +10,7 @@ from ..callback import Callback, Order
 from ..runtime.args import whole_number
 from ..runtime.checkpoint import (checkpoint_files, checkpoint_name, remove_stale_temp_files, save_checkpoint,
                                   trainer_state)
-from ..runtime.rng import get_rng_state
+from ..runtime.rng import get_rng_state, loads_ahead
 
 
 class CheckpointCB(Callback):
@@ -40,12 +40,19 @@ class CheckpointCB(Callback):
         self.last_saved: Path | None = None
         # Also set by before_fit; here for a fit whose before_fit failed before reaching this callback.
         self._main, self._pos, self._saved_pos, self._between_steps, self._finished = True, None, None, True, False
+        self._ahead, self._prev_rng, self._last_rng = False, None, None
 
     def before_fit(self, trainer):
         self._main = trainer.is_main_process
         if self._main and self.path.is_dir(): remove_stale_temp_files(self.path)
         # _pos: where the fit could continue from now; _between_steps: no training step is half done.
         self._pos, self._saved_pos, self._between_steps, self._finished = None, None, True, False
+
+    def before_epoch(self, trainer):
+        # A loader that loads a batch ahead loads batch k+1 right after batch k-1's cleanup: the RNG state there is
+        # kept (a copy per batch, only for such loaders) so that a resume loads that batch as it was.
+        self._ahead = trainer.training and bool(self.every_n_batches) and loads_ahead(trainer.dl)
+        self._prev_rng = self._last_rng = None
 
     def before_batch(self, trainer):
         if trainer.training: self._between_steps = False
@@ -58,6 +65,7 @@ class CheckpointCB(Callback):
     # Saves happen in cleanup events, by position alone: every process gets there (also one whose after_batch a
     # CancelBatchException cut short), so all of them take part in the save's exchange of RNG states.
     def cleanup_batch(self, trainer):
+        if self._ahead and trainer.training: self._prev_rng, self._last_rng = self._last_rng, get_rng_state()
         n = self.every_n_batches
         if trainer.training and n and (trainer.batch_num + 1) % n == 0 and sys.exc_info()[1] is None:
             self._save(trainer, (trainer.epoch, trainer.batch_num + 1))
@@ -81,12 +89,14 @@ class CheckpointCB(Callback):
         self._pos = None  # nothing of this fit is saved by a later one that fails before its before_fit
 
     def _save(self, trainer, at: tuple[int, int]) -> None:
-        processes = trainer.gather_object({"rng": get_rng_state(), "loader_rng": trainer.loader_rng})
+        fetch_rng = self._prev_rng if self._ahead and at[1] >= 2 else None  # batch `at` loaded after at-2's cleanup
+        processes = trainer.gather_object({"rng": get_rng_state(), "loader_rng": trainer.loader_rng,
+                                           "fetch_rng": fetch_rng})
         if processes is None: return  # another process stopped the fit
         epoch, batch = at
         here = self._pos is not None and self._pos[:2] == at
         state = trainer_state(trainer, epoch, batch, self._pos[2] if here else trainer.loader_rng,
-                              processes)  # collectives for a sharded model: every process builds it
+                              processes, fetch_rng)  # collectives for a sharded model: every process builds it
         # Written only where this process's last finished step is `at` (a batch cancelled before its end is not).
         if not (self._main and self._between_steps and here): return
         self._saved_pos = at

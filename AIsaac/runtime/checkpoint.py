@@ -7,7 +7,8 @@ A checkpoint is a dict of tensors and plain values (so `torch.load(weights_only=
 `model` is the user's module's state (no DDP `module.` prefix; a sharded model's full state), so it loads into the
 bare model in one process. `processes` is None for a one-process fit; from a fit of N processes it lists each
 process's {rng, loader_rng} by process index (`rng` and `position` hold the main process's, process 0), and
-`position.batch` counts each process's batches.
+`position.batch` counts each process's batches. For a loader that loads a batch ahead (Accelerate's), `fetch_rng`
+(in `position`, and per process) is the RNG state its next batch was loaded with (None when not needed).
 
 Resuming a checkpoint of N processes: on N processes, each takes its own RNG states back, so the run continues
 exactly as it would have. On another number (one process, say), only a checkpoint at an epoch boundary (batch 0)
@@ -29,7 +30,7 @@ import torch
 
 from ..exceptions import CheckpointError
 from .distributed import is_sharded
-from .rng import get_rng_state, set_loader_rng_state, set_rng_state
+from .rng import get_rng_state, loads_ahead, set_loader_rng_state, set_rng_state
 
 FORMAT = "AIsaac checkpoint 1"
 _NAME = re.compile(r"checkpoint-e(\d+)-b(\d+)\.pt")
@@ -112,20 +113,22 @@ def load_opt_state(model: torch.nn.Module, opt: Any, state: dict[str, Any]) -> N
 
 
 def trainer_state(trainer: Any, epoch: int, batch: int, loader_rng: dict | None,
-                  processes: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+                  processes: list[dict[str, Any]] | None = None, fetch_rng: dict | None = None) -> dict[str, Any]:
     """Everything needed to continue `trainer`'s fit `batch` batches into epoch `epoch` (see the module docstring).
 
-    `processes`: each process's {rng, loader_rng} (from `trainer.gather_object`) when several train together. The
-    model and optimizer states of a sharded model are gathered by collectives: every process calls this.
+    `processes`: each process's {rng, loader_rng, fetch_rng} (from `trainer.gather_object`) when several train
+    together. `fetch_rng`: see the module docstring. The model and optimizer states of a sharded model are gathered
+    by collectives: every process calls this.
     """
     return {"format": FORMAT,
             "position": {"epoch": epoch, "batch": batch, "loader_rng": loader_rng if batch else None,
-                         "n_epochs": trainer.n_epochs},
+                         "fetch_rng": fetch_rng if batch else None, "n_epochs": trainer.n_epochs},
             "model": model_state(trainer.model),
             "opt": opt_state(trainer.model, trainer.opt),
             "callbacks": {name: cb.state_dict() for name, cb in stateful_callbacks(trainer).items()},
             "rng": get_rng_state(),
-            "processes": [{"rng": p["rng"], "loader_rng": p["loader_rng"] if batch else None} for p in processes]
+            "processes": [{"rng": p["rng"], "loader_rng": p["loader_rng"] if batch else None,
+                           "fetch_rng": p.get("fetch_rng") if batch else None} for p in processes]
             if processes and len(processes) > 1 else None}
 
 
@@ -212,24 +215,25 @@ def check_callback_states(saved: dict[str, Any], trainer: Any, source: Any = "th
                               f"resume with the callbacks the run was saved with, then add new ones in a later fit.")
 
 
-def _process_rng(trainer: Any, state: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """This process's (rng, loader_rng) from `state`; see the module docstring for another number of processes."""
+def _process_rng(trainer: Any, state: dict[str, Any]) -> tuple[dict, dict | None, dict | None]:
+    """This process's (rng, loader_rng, fetch_rng) from `state`; see the module docstring for another number of
+    processes."""
     pos, processes = state["position"], state.get("processes")
     saved, now = len(processes) if processes else 1, trainer.num_processes
     if saved == now and processes:
         mine = processes[trainer.process_index]
-        return mine["rng"], mine["loader_rng"]
+        return mine["rng"], mine["loader_rng"], mine.get("fetch_rng")
     if saved != now and pos["batch"]:
         raise CheckpointError(f"The checkpoint was saved {pos['batch']} batches into epoch {pos['epoch']} by a fit of "
                               f"{saved} process(es), whose batches were dealt out among them; it resumes mid-epoch "
                               f"only on {saved} process(es) (this fit has {now}). Resume on {saved}, or from a "
                               f"checkpoint at an epoch boundary (checkpoint-e<epoch>-b0.pt), which any number can.")
-    return state["rng"], pos["loader_rng"]
+    return state["rng"], pos["loader_rng"], pos.get("fetch_rng")
 
 
 def restore_checkpoint(trainer: Any, state: dict[str, Any]) -> None:
     """Load `state` into the trainer's model, optimizer, callbacks and RNGs, and set where its fit continues."""
-    rng, loader_rng = _process_rng(trainer, state)  # checked first: a refused resume changes nothing
+    rng, loader_rng, fetch_rng = _process_rng(trainer, state)  # checked first: a refused resume changes nothing
     load_model_state(trainer.model, state["model"])
     if state["opt"] is not None and trainer.opt is not None:
         try: load_opt_state(trainer.model, trainer.opt, state["opt"])
@@ -241,7 +245,7 @@ def restore_checkpoint(trainer: Any, state: dict[str, Any]) -> None:
     set_rng_state(rng)
     pos = state["position"]
     trainer.epoch, trainer.epochs = pos["epoch"], range(pos["epoch"], trainer.n_epochs)
-    trainer.resume_at = {**pos, "loader_rng": loader_rng, "rng": rng} if pos["batch"] else None
+    trainer.resume_at = {**pos, "loader_rng": loader_rng, "fetch_rng": fetch_rng, "rng": rng} if pos["batch"] else None
 
 
 _END = object()
@@ -266,7 +270,11 @@ def replay_batches(dl: Any, resume: dict[str, Any]) -> Iterable[tuple[int, Any]]
     it = iter(dl)
     # The skipped batches are loaded but not trained on: that keeps the order and the workers' random streams as
     # they were in the interrupted run (skipping sampler indices instead would not, with num_workers > 0).
+    fetch_rng = resume.get("fetch_rng") if loads_ahead(dl) else None
     for i in range(done):
+        # A loader that loads ahead has loaded batch `done` while handing out batch `done - 1`, in the interrupted
+        # run between two training steps: that load draws from the RNG state it had then.
+        if i == done - 1 and fetch_rng is not None: set_rng_state(fetch_rng)
         if next(it, _END) is _END: raise _too_short(done, i)
     set_rng_state(resume["rng"])
     return enumerate(it, done)
