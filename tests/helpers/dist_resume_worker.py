@@ -4,7 +4,7 @@ In one process group: (1) an uninterrupted fit; (2) the same fit with Checkpoint
 epoch 1, batch 4 (as a crash would end it); (3) a new trainer, built from another seed, resuming from the newest
 checkpoint of (2). Each fit's final weights go to OUT/<fit>_rank<r>.pt, and (1)'s weights after epoch 0 to
 OUT/epoch0_rank<r>.pt. Dropout, shuffling and a data transform that draws from torch, NumPy and Python make every
-random stream matter, each process's own.
+random stream matter, each process's own (seeded apart).
 Usage: python dist_resume_worker.py OUT (with RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT set).
 """
 import functools
@@ -25,7 +25,7 @@ N_EPOCHS, BS, N_TRAIN, CRASH_AT, EVERY = 3, 4, 48, (1, 4), 2  # 6 training batch
 
 
 def make_trainer(seed, callbacks=()):
-    set_seed(seed)
+    set_seed(seed + int(os.environ["RANK"]))  # each process its own random streams (DDP gives them rank 0's weights)
     dls = DataLoaders(DataLoader(NoisyData(N_TRAIN), batch_size=BS, shuffle=True),
                       DataLoader(NoisyData(12), batch_size=BS))
     model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Dropout(0.3), nn.Linear(8, 3))
