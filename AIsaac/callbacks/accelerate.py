@@ -85,9 +85,10 @@ class AccelerateCB(Callback):
         trainer.is_main_process, trainer.num_processes = acc.is_main_process, acc.num_processes
         trainer.process_index = acc.process_index
         trainer.reduce_sum, trainer.gather_object = self._reduce_sum, self._gather_object
-        # DDP broadcasts buffers (BatchNorm statistics) at each forward: then a vote precedes the forward too.
-        self._vote_forward = self._gather and bool(getattr(model, 'broadcast_buffers', False)) and \
-            any(True for _ in model.buffers())
+        # A sharded model gathers its parameters in the forward, and DDP broadcasts buffers (BatchNorm statistics)
+        # there: then a vote precedes the forward too.
+        self._vote_forward = self._gather and (is_sharded(model) or (
+            bool(getattr(model, 'broadcast_buffers', False)) and any(True for _ in model.buffers())))
 
     def _make_accelerator(self):
         try: from accelerate import Accelerator, PartialState
@@ -175,7 +176,7 @@ class AccelerateCB(Callback):
 
     # ---- the batch ----
     def _vote_before_forward(self) -> None:
-        # Only when DDP's forward broadcasts buffers: a process cut short before it votes at its cleanup_batch.
+        # Only when the forward holds a collective: a process cut short before it votes at its cleanup_batch.
         if not self._vote_forward or self._fit_stop or self._phase_stop: return
         agreed = self._agree(OK)
         if agreed:

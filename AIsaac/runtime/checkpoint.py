@@ -107,6 +107,11 @@ def load_opt_state(model: torch.nn.Module, opt: Any, state: dict[str, Any]) -> N
     if not is_sharded(unwrap_model(model)):
         opt.load_state_dict(state)
         return
+    if not any(isinstance(v, torch.Tensor) for per_param in state["state"].values() for v in per_param.values()):
+        # Nothing but hyperparameters (SGD without momentum): torch's loader finds no tensor to take the device from.
+        for group, saved in zip(opt.param_groups, state["param_groups"]):
+            group.update({k: v for k, v in saved.items() if k != "params"})
+        return
     from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict
     set_optimizer_state_dict(unwrap_model(model), getattr(opt, "optimizer", opt), state,
                              options=_full(broadcast_from_rank0=True))
