@@ -44,7 +44,7 @@ from .exceptions import (CallbackError, CallbackSetupError, CancelBatchException
 from .models.conv import conv, get_model_conv
 from .models.lsuv import lsuv_init
 from .models.timm import get_model_timm
-from .runtime.checkpoint import latest_checkpoint, read_checkpoint, save_checkpoint
+from .runtime.checkpoint import latest_checkpoint, model_state, read_checkpoint, save_checkpoint, unwrap_model
 from .runtime.device import def_device, model_device, to_cpu, to_device
 from .runtime.distributed import ProcessStopError
 from .runtime.rng import get_rng_state, set_rng_state, set_seed
@@ -71,7 +71,7 @@ __all__ = [
     "conv", "get_model_conv", "get_model_timm", "lsuv_init",
     # runtime
     "def_device", "model_device", "to_device", "to_cpu", "set_seed", "get_rng_state", "set_rng_state",
-    "latest_checkpoint", "read_checkpoint", "save_checkpoint",
+    "latest_checkpoint", "read_checkpoint", "save_checkpoint", "model_state", "unwrap_model",
     # tools and display
     "restoring", "show_images", "plot_losses", "view_source_code",
 ]
