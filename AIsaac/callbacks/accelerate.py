@@ -32,9 +32,11 @@ class AccelerateCB(Callback):
     `trainer.loss_func` on them, so metrics cover the validation set exactly once. The model, optimizer and loaders
     are restored at the end of the fit; the model object the trainer was given holds the trained weights.
 
-    Processes vote once per batch (and once per epoch phase and fit) on whether one of them raised, so a cancel
-    exception or an error on one process stops all of them after the same optimizer step, with the error shown
-    (once stopped, the unfinished epoch's training loss is each process's own).
+    Processes vote on whether one of them raised before each collective of the loop (before preparing, at the end of
+    each before_epoch, once per batch, at the end of each phase and fit; see AIsaac.runtime.distributed), so a cancel
+    exception or an error on any process, at any event, stops all of them after the same optimizer step, with the
+    error shown once (once stopped, the unfinished epoch's training loss is each process's own). A model sharded
+    with PyTorch's `fully_shard` before the fit is left as it is (only the optimizer and loaders are prepared).
     `accelerator_kwargs` go to `Accelerator` (e.g. `cpu=True`); the accelerator is made at the first fit and reused.
     '''
 
