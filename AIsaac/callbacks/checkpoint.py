@@ -39,8 +39,12 @@ class CheckpointCB(Callback):
         self.path, self.every_n_batches, self.every_epoch, self.keep = Path(path), every_n_batches, every_epoch, keep
         self.last_saved: Path | None = None
         # Also set by before_fit; here for a fit whose before_fit failed before reaching this callback.
-        self._main, self._pos, self._saved_pos, self._between_steps, self._finished = True, None, None, True, False
-        self._ahead, self._prev_rng, self._last_rng = False, None, None
+        self._main, self._between_steps, self._finished = True, True, False
+        self._pos: tuple[int, int, dict | None] | None = None  # (epoch, batch, loader_rng) the fit could continue from
+        self._saved_pos: tuple[int, int] | None = None
+        self._ahead = False
+        self._prev_rng: dict | None = None
+        self._last_rng: dict | None = None
 
     def before_fit(self, trainer):
         self._main = trainer.is_main_process
@@ -94,11 +98,11 @@ class CheckpointCB(Callback):
                                            "fetch_rng": fetch_rng})
         if processes is None: return  # another process stopped the fit
         epoch, batch = at
-        here = self._pos is not None and self._pos[:2] == at
-        state = trainer_state(trainer, epoch, batch, self._pos[2] if here else trainer.loader_rng,
+        pos = self._pos if self._pos is not None and self._pos[:2] == at else None
+        state = trainer_state(trainer, epoch, batch, pos[2] if pos else trainer.loader_rng,
                               processes, fetch_rng)  # collectives for a sharded model: every process builds it
         # Written only where this process's last finished step is `at` (a batch cancelled before its end is not).
-        if not (self._main and self._between_steps and here): return
+        if not (self._main and self._between_steps and pos): return
         self._saved_pos = at
         self.last_saved = save_checkpoint(state, self.path / checkpoint_name(epoch, batch))
         if self.keep is not None:

@@ -66,9 +66,10 @@ def stateful_callbacks(trainer: Any) -> dict[str, Any]:
 def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
     """The user's module inside DDP, DataParallel and torch.compile wrappers: the one whose state is saved."""
     while True:
-        if isinstance(model, (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)): model = model.module
-        elif isinstance(getattr(model, "_orig_mod", None), torch.nn.Module): model = model._orig_mod
-        else: return model
+        inner = model.module if isinstance(model, (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)) \
+            else getattr(model, "_orig_mod", None)
+        if not isinstance(inner, torch.nn.Module): return model
+        model = inner
 
 
 def _full(**kw: Any):
