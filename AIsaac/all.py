@@ -50,7 +50,7 @@ from .models.conv import conv, get_model_conv
 from .models.lsuv import lsuv_init
 from .models.timm import get_model_timm
 from .runtime.batch import batch_size, split_batch
-from .runtime.checkpoint import latest_checkpoint, read_checkpoint, save_checkpoint
+from .runtime.checkpoint import latest_checkpoint, model_state, read_checkpoint, save_checkpoint, unwrap_model
 from .runtime.device import def_device, model_device, to_cpu, to_device
 from .runtime.distributed import ProcessStopError
 from .runtime.memory import clean_ipython_hist, clean_memory, clean_traceback
@@ -84,8 +84,8 @@ __all__ = [
     "conv", "get_model_conv", "get_model_timm", "lsuv_init",
     # runtime
     "def_device", "model_device", "to_device", "to_cpu", "split_batch", "batch_size", "set_seed", "get_rng_state",
-    "set_rng_state", "latest_checkpoint", "read_checkpoint", "save_checkpoint", "clean_memory", "clean_traceback",
-    "clean_ipython_hist",
+    "set_rng_state", "latest_checkpoint", "read_checkpoint", "save_checkpoint", "model_state", "unwrap_model",
+    "clean_memory", "clean_traceback", "clean_ipython_hist",
     # hooks: looking inside a model
     "Hook", "Hooks", "append_stats", "get_hist", "get_min",
     # tools and display

@@ -53,8 +53,8 @@ class Trainer(PredictMixin, PersistMixin, LRFindMixin, ProfileMixin, SummaryMixi
         `lr_<group>`, `mom_<group>`; `train_time`, `valid_time` in seconds; see `is_record_key`).
       loader_rng: the RNG state each train phase began with, which replays its shuffle (CheckpointCB saves it).
       resume_at: set while a fit resumed mid-epoch has yet to reach that epoch (see AIsaac.runtime.checkpoint).
-      is_main_process, num_processes, reduce_sum: the distributed state (one process by default; AccelerateCB sets
-        them for its fits; see AIsaac.runtime.distributed).
+      is_main_process, num_processes, process_index, reduce_sum, gather_object: the distributed state (one process
+        by default; AccelerateCB sets them for its fits; see AIsaac.runtime.distributed).
     Each callback is also reachable as an attribute named by its class (`trainer.MetricsCB`); `named_callbacks` and
     `plan` are read-only views of the callbacks by name and of what runs at each event.
     The methods from the mixins: `get_preds`, `predict` (PredictMixin), `save`, `load`, `export`, `validate`
@@ -66,6 +66,7 @@ class Trainer(PredictMixin, PersistMixin, LRFindMixin, ProfileMixin, SummaryMixi
     # One process unless a distributed callback (AccelerateCB) sets these on the trainer for its fits.
     is_main_process: bool = True
     num_processes: int = 1
+    process_index: int = 0
     epoch_log: dict[str, Any] | None = None
     loader_rng: dict[str, Any] | None
     resume_at: dict[str, Any] | None
@@ -78,6 +79,11 @@ class Trainer(PredictMixin, PersistMixin, LRFindMixin, ProfileMixin, SummaryMixi
     def reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
         """`tensor` summed over the processes (a collective under AccelerateCB); with one process, `tensor` itself."""
         return tensor
+
+    @staticmethod
+    def gather_object(obj: Any) -> list[Any] | None:
+        """Every process's `obj`, by process index (a voting collective under AccelerateCB); with one process, `[obj]`."""
+        return [obj]
 
     def __init__(self, dls: Any, loss_func: Callable | None, opt_func: Callable, model: nn.Module,
                  callbacks: Iterable[Any] | None = None):

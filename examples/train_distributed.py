@@ -3,8 +3,10 @@
     python examples/train_distributed.py                                   # one process (CPU or the GPU)
     accelerate launch --num_processes 2 examples/train_distributed.py      # two processes (GPUs, or CPUs with --cpu)
     torchrun --nproc_per_node 2 examples/train_distributed.py              # the same, launched by torchrun
+    sbatch --nodes 2 examples/slurm_train.sh                               # several machines under SLURM
 
-Options: --epochs 2 --bs 256 --lr 3e-3 --mixed-precision no|fp16|bf16 --n-train 60000 --n-test 10000 --save model.pt.
+Options: --epochs 2 --bs 256 --lr 3e-3 --mixed-precision no|fp16|bf16 --n-train 60000 --n-test 10000 --save model.pt
+--checkpoint DIR (checkpoints every 50 batches and each epoch; a run started again continues from the newest).
 The images are read from the idx .gz files in $FASHION_MNIST_DIR (default /usr/share/datasets/fashion-mnist).
 """
 import argparse
@@ -16,8 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from AIsaac.all import (AccelerateCB, Accuracy, BasicTrainCB, DataLoaders, DeviceCB, MetricsCB, ProgressCB, Trainer,
-                        get_model_conv, set_seed)
+from AIsaac.all import (AccelerateCB, Accuracy, BasicTrainCB, CheckpointCB, DataLoaders, DeviceCB, MetricsCB,
+                        ProgressCB, Trainer, get_model_conv, set_seed)
+from AIsaac.runtime.checkpoint import checkpoint_files
 
 FOLDER = os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist")
 
@@ -45,6 +48,7 @@ def main() -> None:
     p.add_argument("--n-train", type=int, default=None, help="keep the first N training images (quick runs)")
     p.add_argument("--n-test", type=int, default=None, help="validate on the first N test images (quick runs)")
     p.add_argument("--save", default=None, help="write the trained weights here (from the main process only)")
+    p.add_argument("--checkpoint", default=None, help="checkpoint folder: saved to, and resumed from when it has one")
     args = p.parse_args()
 
     set_seed(42)  # the same start on every process (DDP also copies rank 0's weights at the first fit)
@@ -54,7 +58,11 @@ def main() -> None:
     trainer = Trainer(dls, F.cross_entropy, torch.optim.AdamW, model,
                       [AccelerateCB(args.mixed_precision), DeviceCB(), BasicTrainCB(),
                        MetricsCB(accuracy=Accuracy()), ProgressCB()])
-    trainer.fit(args.epochs, lr=args.lr)
+    resume = None
+    if args.checkpoint:
+        trainer.add_callbacks(CheckpointCB(args.checkpoint, every_n_batches=50))
+        if checkpoint_files(args.checkpoint): resume = args.checkpoint  # a requeued job continues where it stopped
+    trainer.fit(args.epochs, lr=args.lr, resume_from=resume)
     if args.save and trainer.is_main_process: torch.save(model.state_dict(), args.save)
 
 

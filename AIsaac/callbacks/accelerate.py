@@ -11,7 +11,7 @@ import torch.distributed as dist
 
 from ..callback import Callback, Order
 from ..runtime.device import def_device
-from ..runtime.distributed import BATCH, EPOCH, ERROR, FIT, OK, StopVote, stop_code, stop_exception
+from ..runtime.distributed import BATCH, EPOCH, ERROR, FIT, OK, StopVote, is_sharded, stop_code, stop_exception
 from .device import DeviceCB
 
 MIXED_PRECISIONS = ("no", "fp16", "bf16")
@@ -33,9 +33,11 @@ class AccelerateCB(Callback):
     validation set exactly once. Values from `trainer.log` are summed over the processes by MetricsCB. The model, optimizer and loaders
     are restored at the end of the fit; the model object the trainer was given holds the trained weights.
 
-    Processes vote once per batch (and once per epoch phase and fit) on whether one of them raised, so a cancel
-    exception or an error on one process stops all of them after the same optimizer step, with the error shown
-    (once stopped, the unfinished epoch's training loss is each process's own).
+    Processes vote on whether one of them raised before each collective of the loop (before preparing, at the end of
+    each before_epoch, once per batch, at the end of each phase and fit; see AIsaac.runtime.distributed), so a cancel
+    exception or an error on any process, at any event, stops all of them after the same optimizer step, with the
+    error shown once (once stopped, the unfinished epoch's training loss is each process's own). A model sharded
+    with PyTorch's `fully_shard` before the fit is left as it is (only the optimizer and loaders are prepared).
     `accelerator_kwargs` go to `Accelerator` (e.g. `cpu=True`); the accelerator is made at the first fit and reused.
 
     It takes over only the backward: the rest of the step comes from a step callback, so use it as
@@ -61,27 +63,40 @@ class AccelerateCB(Callback):
         self.vote: Any = None  # a StopVote once a multi-process fit starts
         self.pending: BaseException | None = None
         self._originals, self._gather = None, False
+        self._launch_voted, self._vote_forward = False, False
         self.callbacks = [AccelerateStopCB(self)]
 
     # ---- fit ----
     def before_fit(self, trainer):
         self._gather, self.pending = False, None
         acc = self.accelerator = self.accelerator or self._make_accelerator()
-        self._check_launch(trainer, acc)
-        self._originals = trainer.model, trainer.opt, trainer.dls
-        dls = copy.copy(trainer.dls)  # the user's DataLoaders keeps its own loaders
-        loaders = [n for n in ('train', 'valid') if getattr(dls, n, None) is not None]
-        model, opt, *prepared = acc.prepare(trainer.model, trainer.opt, *(getattr(dls, n) for n in loaders))
-        for n, dl in zip(loaders, prepared): setattr(dls, n, dl)
-        trainer.model, trainer.opt, trainer.dls = model, opt, dls
-        trainer.is_main_process, trainer.num_processes = acc.is_main_process, acc.num_processes
-        trainer.reduce_sum = self._reduce_sum
         self._gather = acc.num_processes > 1
         if self._gather and self.vote is None: self.vote = StopVote(self._vote_group())
         # Stop agreement state: a stop agreed for the fit (code), or for this epoch phase; whether this batch voted.
         self._fit_stop, self._phase_stop, self._voted = OK, False, False
         self.epoch_done = self.fit_done = False
         self._outer = sys.exc_info()[1]  # an exception the fit was called while handling is not one of the fit's
+        self._check_launch(trainer, acc)
+        # Before prepare's collectives (DDP broadcasts the weights): a process that failed earlier in before_fit, or
+        # in _check_launch, casts its stop at its cleanup_fit instead, which meets this vote.
+        self._launch_voted = True
+        if self._gather and (agreed := self._agree(OK)): raise stop_exception(agreed, self.vote.messages)
+        self._originals = trainer.model, trainer.opt, trainer.dls
+        dls = copy.copy(trainer.dls)  # the user's DataLoaders keeps its own loaders
+        loaders = [n for n in ('train', 'valid') if getattr(dls, n, None) is not None]
+        if is_sharded(trainer.model):  # already sharded by fully_shard: only the optimizer and loaders are prepared
+            model = trainer.model
+            opt, *prepared = acc.prepare(trainer.opt, *(getattr(dls, n) for n in loaders))
+        else: model, opt, *prepared = acc.prepare(trainer.model, trainer.opt, *(getattr(dls, n) for n in loaders))
+        for n, dl in zip(loaders, prepared): setattr(dls, n, dl)
+        trainer.model, trainer.opt, trainer.dls = model, opt, dls
+        trainer.is_main_process, trainer.num_processes = acc.is_main_process, acc.num_processes
+        trainer.process_index = acc.process_index
+        trainer.reduce_sum, trainer.gather_object = self._reduce_sum, self._gather_object
+        # A sharded model gathers its parameters in the forward, and DDP broadcasts buffers (BatchNorm statistics)
+        # there: then a vote precedes the forward too.
+        self._vote_forward = self._gather and (is_sharded(model) or (
+            bool(getattr(model, 'broadcast_buffers', False)) and any(True for _ in model.buffers())))
 
     def _make_accelerator(self):
         try: from accelerate import Accelerator, PartialState
@@ -119,11 +134,28 @@ class AccelerateCB(Callback):
         return dist.new_group(backend='gloo')
 
     def _reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
-        # After a stop agreed for the whole fit, the processes may be at different events: no collective then.
-        if not self._gather or self._fit_stop: return tensor
+        # After a stop agreed for the whole fit, the processes may be at different events: no collective then; and
+        # a vote first, so that a process which stopped before getting here is not left waiting for.
+        if not self._gather or self._fit_stop or self._phase_stop or self._stopping(): return tensor
         return self.accelerator.reduce(tensor.to(self.accelerator.device), 'sum')
 
+    def _gather_object(self, obj: Any) -> list[Any] | None:
+        if not self._gather: return [obj]
+        if self._fit_stop or self._phase_stop or self._stopping(): return None
+        out = [None] * self.accelerator.num_processes
+        dist.all_gather_object(out, obj, group=self.vote.group)
+        return out
+
+    def _stopping(self) -> bool:
+        """Vote OK before a collective asked for by a callback: True (and the stop left pending) when another
+        process has stopped."""
+        return self._agree(OK, raise_from=BATCH) != OK
+
     def cleanup_fit(self, trainer):
+        if self._originals is None:  # before_fit stopped before preparing anything
+            if not self._launch_voted: self._cast_launch_vote()
+            self._launch_voted = False
+            return
         if self._gather and not self._fit_stop:
             local = self._in_flight()
             code = stop_code(local, FIT)
@@ -133,11 +165,32 @@ class AccelerateCB(Callback):
         model, opt, dls = self._originals
         self.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)  # takes autocast off model.forward
         trainer.model, trainer.opt, trainer.dls = model, opt, dls
-        del trainer.reduce_sum  # back to the trainer's one-process default
-        self._originals = None
+        del trainer.reduce_sum, trainer.gather_object  # back to the trainer's one-process defaults
+        self._originals, self._launch_voted = None, False
         self.accelerator.free_memory()  # the accelerator forgets this fit's prepared objects
 
+    def _cast_launch_vote(self) -> None:
+        # This process failed in before_fit before the launch vote (a callback ordered before this one, or
+        # _check_launch): the others wait in that vote, so cast this process's stop there.
+        e = sys.exc_info()[1]
+        code = stop_code(e, FIT) if e is not None else FIT  # none in flight: a CancelFitException, already caught
+        if self.accelerator is None:
+            if launched_processes() < 2: return
+            try: self.accelerator = self._make_accelerator()
+            except Exception: return  # the other processes cannot have made one either
+        if self.accelerator.num_processes < 2: return
+        if self.vote is None: self.vote = StopVote(self._vote_group())
+        self.vote(code, f"{type(e).__name__}: {e}" if code == ERROR and e is not None else "")
+
     # ---- the batch ----
+    def _vote_before_forward(self) -> None:
+        # Only when the forward holds a collective: a process cut short before it votes at its cleanup_batch.
+        if not self._vote_forward or self._fit_stop or self._phase_stop: return
+        agreed = self._agree(OK)
+        if agreed:
+            self._voted = True  # the batch is over for every process: no vote at cleanup_batch
+            raise stop_exception(agreed, self.vote.messages)
+
     def backward(self, trainer):
         self._vote_in_batch()
         self.accelerator.backward(trainer.loss)
@@ -173,6 +226,13 @@ class AccelerateCB(Callback):
         self._voted = False
 
     # ---- the epoch phase ----
+    def _begin_phase(self) -> None:
+        # At the end of before_epoch, before the loader's first batch (Accelerate's loaders broadcast RNG states
+        # there): a process that raised in before_fit or before_epoch votes at its cleanup_fit or cleanup_epoch.
+        if not self._gather or self._fit_stop: return
+        agreed = self._agree(OK)
+        if agreed: raise stop_exception(agreed, self.vote.messages)
+
     def cleanup_epoch(self, trainer):
         if self._gather and not (self._fit_stop or self._phase_stop):
             local = self._in_flight()
@@ -213,6 +273,8 @@ class AccelerateStopCB(Callback):
 
     def __init__(self, owner: AccelerateCB): self.owner = owner
 
+    def before_epoch(self, trainer): self.owner._begin_phase()
+    def before_batch(self, trainer): self.owner._vote_before_forward()
     def after_epoch(self, trainer): self.owner.epoch_done = True
     def after_fit(self, trainer): self.owner.fit_done = True
 

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from pathlib import Path
 
 from ..callback import Callback, Order
 from ..runtime.args import whole_number
 from ..runtime.checkpoint import (checkpoint_files, checkpoint_name, remove_stale_temp_files, save_checkpoint,
-                          trainer_state)
+                                  trainer_state)
+from ..runtime.rng import get_rng_state, loads_ahead
 
 
 class CheckpointCB(Callback):
@@ -20,6 +22,11 @@ class CheckpointCB(Callback):
     when `every_epoch`, and when a fit stops early (KeyboardInterrupt, an error, CancelFitException) between two
     training steps. Only the `keep` newest files are kept (None: all). Files are named checkpoint-e<epoch>-b<batch>.pt,
     meaning <batch> batches of epoch <epoch> are done.
+
+    With several processes (AccelerateCB) only the main process writes; every process gives its RNG states to the
+    file (through `trainer.gather_object`), so a resume on as many processes continues exactly. The save on the way
+    out of a stopped fit is then left out (the others may have stopped where they cannot give their states): the
+    last periodic checkpoint is what resumes. Every process must see the folder to resume from it.
     '''
 
     order = Order.LAST  # after the other callbacks' after_batch and after_epoch: schedulers and scalers have stepped
@@ -31,11 +38,25 @@ class CheckpointCB(Callback):
         keep = whole_number("keep", keep, owner="CheckpointCB", what="how many checkpoints to keep", none="keep all")
         self.path, self.every_n_batches, self.every_epoch, self.keep = Path(path), every_n_batches, every_epoch, keep
         self.last_saved: Path | None = None
+        # Also set by before_fit; here for a fit whose before_fit failed before reaching this callback.
+        self._main, self._between_steps, self._finished = True, True, False
+        self._pos: tuple[int, int, dict | None] | None = None  # (epoch, batch, loader_rng) the fit could continue from
+        self._saved_pos: tuple[int, int] | None = None
+        self._ahead = False
+        self._prev_rng: dict | None = None
+        self._last_rng: dict | None = None
 
     def before_fit(self, trainer):
-        if self.path.is_dir(): remove_stale_temp_files(self.path)
+        self._main = trainer.is_main_process
+        if self._main and self.path.is_dir(): remove_stale_temp_files(self.path)
         # _pos: where the fit could continue from now; _between_steps: no training step is half done.
         self._pos, self._saved_pos, self._between_steps, self._finished = None, None, True, False
+
+    def before_epoch(self, trainer):
+        # A loader that loads a batch ahead loads batch k+1 right after batch k-1's cleanup: the RNG state there is
+        # kept (a copy per batch, only for such loaders) so that a resume loads that batch as it was.
+        self._ahead = trainer.training and bool(self.every_n_batches) and loads_ahead(trainer.dl)
+        self._prev_rng = self._last_rng = None
 
     def before_batch(self, trainer):
         if trainer.training: self._between_steps = False
@@ -44,26 +65,46 @@ class CheckpointCB(Callback):
         if not trainer.training: return
         self._between_steps = True
         self._pos = (trainer.epoch, trainer.batch_num + 1, trainer.loader_rng)
-        if self.every_n_batches and (trainer.batch_num + 1) % self.every_n_batches == 0: self._save(trainer)
+
+    # Saves happen in cleanup events, by position alone: every process gets there (also one whose after_batch a
+    # CancelBatchException cut short), so all of them take part in the save's exchange of RNG states.
+    def cleanup_batch(self, trainer):
+        if self._ahead and trainer.training: self._prev_rng, self._last_rng = self._last_rng, get_rng_state()
+        n = self.every_n_batches
+        if trainer.training and n and (trainer.batch_num + 1) % n == 0 and sys.exc_info()[1] is None:
+            self._save(trainer, (trainer.epoch, trainer.batch_num + 1))
 
     def after_epoch(self, trainer):
         if trainer.training and trainer.run_valid: return  # the epoch ends after its validation phase
         self._pos = (trainer.epoch + 1, 0, None)
-        if self.every_epoch: self._save(trainer)
+
+    def cleanup_epoch(self, trainer):
+        if self.every_epoch and not (trainer.training and trainer.run_valid) and sys.exc_info()[1] is None:
+            self._save(trainer, (trainer.epoch + 1, 0))
 
     def after_fit(self, trainer): self._finished = True
 
     def cleanup_fit(self, trainer):
         # The fit stopped early: keep its progress, unless a training step was cut off halfway (its weights are
         # then neither before nor after that step). The RNG states are those of the moment it stopped.
+        if trainer.num_processes > 1: return  # see the class docstring
         if not self._finished and self._between_steps and self._pos is not None and self._pos[:2] != self._saved_pos:
-            self._save(trainer)
+            self._save(trainer, self._pos[:2])
+        self._pos = None  # nothing of this fit is saved by a later one that fails before its before_fit
 
-    def _save(self, trainer) -> None:
-        epoch, batch, loader_rng = self._pos
-        self.last_saved = save_checkpoint(trainer_state(trainer, epoch, batch, loader_rng),
-                                          self.path / checkpoint_name(epoch, batch))
-        self._saved_pos = (epoch, batch)
+    def _save(self, trainer, at: tuple[int, int]) -> None:
+        fetch_rng = self._prev_rng if self._ahead and at[1] >= 2 else None  # batch `at` loaded after at-2's cleanup
+        processes = trainer.gather_object({"rng": get_rng_state(), "loader_rng": trainer.loader_rng,
+                                           "fetch_rng": fetch_rng})
+        if processes is None: return  # another process stopped the fit
+        epoch, batch = at
+        pos = self._pos if self._pos is not None and self._pos[:2] == at else None
+        state = trainer_state(trainer, epoch, batch, pos[2] if pos else trainer.loader_rng,
+                              processes, fetch_rng)  # collectives for a sharded model: every process builds it
+        # Written only where this process's last finished step is `at` (a batch cancelled before its end is not).
+        if not (self._main and self._between_steps and pos): return
+        self._saved_pos = at
+        self.last_saved = save_checkpoint(state, self.path / checkpoint_name(epoch, batch))
         if self.keep is not None:
             for old in checkpoint_files(self.path)[:-self.keep]:
                 if old == self.last_saved: continue  # file times can tie; never drop the one just written

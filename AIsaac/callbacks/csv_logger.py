@@ -15,6 +15,7 @@ class CSVLoggerCB(Callback):
     had logged before, so no two rows share one. The first fit rewrites the file, unless `append=True`, which
     continues an existing file after its last epoch; later fits of the same callback always add to it. The header
     is written only to an empty file, and an existing header decides the columns. Rows are flushed as written.
+    With several processes only the main process writes.
     '''
 
     order = Order.LOGGER  # reads epoch_log once MetricsCB has filled it
@@ -26,6 +27,7 @@ class CSVLoggerCB(Callback):
 
     def before_fit(self, trainer):
         self._close()
+        if not trainer.is_main_process: return  # with several processes, the main one writes
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fields = None
         keep = (self.append or self.epochs_logged is not None) and self.path.exists() and self.path.stat().st_size

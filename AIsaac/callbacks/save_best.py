@@ -5,6 +5,7 @@ import os
 
 import torch
 
+from ..runtime.checkpoint import model_state, unwrap_model
 from .monitor import MonitorCB
 
 
@@ -14,6 +15,9 @@ class SaveBestCB(MonitorCB):
     With `path` (a file name) the weights are saved there with `torch.save` at each improvement; without it they are
     cloned in memory (on the model's device). `restore=True` loads them back into the model at the end of the
     fit, also when it was stopped early.
+
+    With several processes they all take the same decisions (MonitorCB follows the main process's number); only the
+    main process writes `path` (a sharded model's full state), the others keep their weights in memory.
     '''
 
     def __init__(self, monitor: str = 'valid', mode: str = 'min', path: str | os.PathLike | None = None,
@@ -25,20 +29,18 @@ class SaveBestCB(MonitorCB):
         super().before_fit(trainer)
         self.state = None
 
-    @staticmethod
-    def _module(trainer) -> torch.nn.Module:
-        return getattr(trainer.model, '_orig_mod', trainer.model)  # the module under a torch.compile wrapper
-
     def on_value(self, trainer, value, improved):
         if not improved: return
-        state = {k: v.detach().clone() for k, v in self._module(trainer).state_dict().items()}
-        if self.path is None: self.state = state
-        else:
-            torch.save(state, self.path)
-            self.state = self.path
+        if self.path is not None:
+            full = model_state(trainer.model)  # a collective for a sharded model: every process decided to be here
+            if trainer.is_main_process: torch.save(full, self.path)
+        if self.path is None or trainer.num_processes > 1:
+            # Each process's own (for a sharded model, its shard), so restoring needs no collective.
+            self.state = {k: v.detach().clone() for k, v in unwrap_model(trainer.model).state_dict().items()}
+        else: self.state = self.path
 
     def cleanup_fit(self, trainer):
         if not self.restore or self.state is None: return
-        model = self._module(trainer)
-        state = self.state if self.path is None else torch.load(self.path, map_location='cpu', weights_only=True)
-        model.load_state_dict(state)  # copies into the existing tensors, whatever their device
+        on_disk = isinstance(self.state, (str, os.PathLike))
+        state = torch.load(self.state, map_location='cpu', weights_only=True) if on_disk else self.state
+        unwrap_model(trainer.model).load_state_dict(state)  # copies into the existing tensors, whatever their device

@@ -1,9 +1,19 @@
 """Checkpoint files: what goes in one, writing it atomically, reading it without running code, restoring a trainer.
 
 A checkpoint is a dict of tensors and plain values (so `torch.load(weights_only=True)` reads it):
-  format, position {epoch, batch, loader_rng, n_epochs}, model, opt, callbacks {name: state_dict}, rng.
+  format, position {epoch, batch, loader_rng, n_epochs}, model, opt, callbacks {name: state_dict}, rng, processes.
 `position` means: `batch` batches of epoch `epoch`'s train phase are done (0: the epoch has not started);
 `loader_rng` is the state that replays that epoch's shuffle (None when `batch` is 0).
+`model` is the user's module's state (no DDP `module.` prefix; a sharded model's full state), so it loads into the
+bare model in one process. `processes` is None for a one-process fit; from a fit of N processes it lists each
+process's {rng, loader_rng} by process index (`rng` and `position` hold the main process's, process 0), and
+`position.batch` counts each process's batches. For a loader that loads a batch ahead (Accelerate's), `fetch_rng`
+(in `position`, and per process) is the RNG state its next batch was loaded with (None when not needed).
+
+Resuming a checkpoint of N processes: on N processes, each takes its own RNG states back, so the run continues
+exactly as it would have. On another number (one process, say), only a checkpoint at an epoch boundary (batch 0)
+resumes: the weights, optimizer and callbacks load, the RNGs are process 0's, and training continues at the next
+epoch; a mid-epoch one is refused, since its batches were dealt out to N processes.
 """
 from __future__ import annotations
 
@@ -19,7 +29,8 @@ from typing import Any, Iterable
 import torch
 
 from ..exceptions import CheckpointError
-from .rng import get_rng_state, set_loader_rng_state, set_rng_state
+from .distributed import is_sharded
+from .rng import get_rng_state, loads_ahead, set_loader_rng_state, set_rng_state
 
 FORMAT = "AIsaac checkpoint 1"
 _NAME = re.compile(r"checkpoint-e(\d+)-b(\d+)\.pt")
@@ -52,15 +63,79 @@ def stateful_callbacks(trainer: Any) -> dict[str, Any]:
             if callable(getattr(cb, "state_dict", None)) and callable(getattr(cb, "load_state_dict", None))}
 
 
-def trainer_state(trainer: Any, epoch: int, batch: int, loader_rng: dict | None) -> dict[str, Any]:
-    """Everything needed to continue `trainer`'s fit `batch` batches into epoch `epoch` (see the module docstring)."""
+def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
+    """The user's module inside DDP, DataParallel and torch.compile wrappers: the one whose state is saved."""
+    while True:
+        inner = model.module if isinstance(model, (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)) \
+            else getattr(model, "_orig_mod", None)
+        if not isinstance(inner, torch.nn.Module): return model
+        model = inner
+
+
+def _full(**kw: Any):
+    from torch.distributed.checkpoint.state_dict import StateDictOptions
+    return StateDictOptions(full_state_dict=True, cpu_offload=True, **kw)
+
+
+def model_state(model: torch.nn.Module) -> dict[str, Any]:
+    """The unwrapped model's state_dict; of a sharded model, the full state (a collective: every process calls it;
+    the main process gets the tensors, the others an empty dict)."""
+    model = unwrap_model(model)
+    if not is_sharded(model): return model.state_dict()
+    from torch.distributed.checkpoint.state_dict import get_model_state_dict
+    return get_model_state_dict(model, options=_full())
+
+
+def load_model_state(model: torch.nn.Module, state: dict[str, Any]) -> None:
+    """Load a `model_state` into the unwrapped model; a sharded model takes the main process's copy (a collective)."""
+    model = unwrap_model(model)
+    if not is_sharded(model):
+        model.load_state_dict(state)
+        return
+    from torch.distributed.checkpoint.state_dict import set_model_state_dict
+    set_model_state_dict(model, state, options=_full(broadcast_from_rank0=True))
+
+
+def opt_state(model: torch.nn.Module, opt: Any) -> dict[str, Any] | None:
+    """The optimizer's state_dict; for a sharded model, its full state keyed by parameter name (a collective)."""
+    if opt is None: return None
+    if not is_sharded(unwrap_model(model)): return opt.state_dict()
+    from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
+    return get_optimizer_state_dict(unwrap_model(model), getattr(opt, "optimizer", opt), options=_full())
+
+
+def load_opt_state(model: torch.nn.Module, opt: Any, state: dict[str, Any]) -> None:
+    if not is_sharded(unwrap_model(model)):
+        opt.load_state_dict(state)
+        return
+    if not any(isinstance(v, torch.Tensor) for per_param in state["state"].values() for v in per_param.values()):
+        # Nothing but hyperparameters (SGD without momentum): torch's loader finds no tensor to take the device from.
+        for group, saved in zip(opt.param_groups, state["param_groups"]):
+            group.update({k: v for k, v in saved.items() if k != "params"})
+        return
+    from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict
+    set_optimizer_state_dict(unwrap_model(model), getattr(opt, "optimizer", opt), state,
+                             options=_full(broadcast_from_rank0=True))
+
+
+def trainer_state(trainer: Any, epoch: int, batch: int, loader_rng: dict | None,
+                  processes: list[dict[str, Any]] | None = None, fetch_rng: dict | None = None) -> dict[str, Any]:
+    """Everything needed to continue `trainer`'s fit `batch` batches into epoch `epoch` (see the module docstring).
+
+    `processes`: each process's {rng, loader_rng, fetch_rng} (from `trainer.gather_object`) when several train
+    together. `fetch_rng`: see the module docstring. The model and optimizer states of a sharded model are gathered
+    by collectives: every process calls this.
+    """
     return {"format": FORMAT,
             "position": {"epoch": epoch, "batch": batch, "loader_rng": loader_rng if batch else None,
-                         "n_epochs": trainer.n_epochs},
-            "model": trainer.model.state_dict(),
-            "opt": trainer.opt.state_dict() if trainer.opt is not None else None,
+                         "fetch_rng": fetch_rng if batch else None, "n_epochs": trainer.n_epochs},
+            "model": model_state(trainer.model),
+            "opt": opt_state(trainer.model, trainer.opt),
             "callbacks": {name: cb.state_dict() for name, cb in stateful_callbacks(trainer).items()},
-            "rng": get_rng_state()}
+            "rng": get_rng_state(),
+            "processes": [{"rng": p["rng"], "loader_rng": p["loader_rng"] if batch else None,
+                           "fetch_rng": p.get("fetch_rng") if batch else None} for p in processes]
+            if processes and len(processes) > 1 else None}
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
@@ -121,7 +196,7 @@ def _listed(keys: list[str], limit: int = 8) -> str:
 
 def check_model_state(saved: dict[str, torch.Tensor], model: torch.nn.Module, source: Any = "the checkpoint") -> None:
     """Raise CheckpointError naming the missing, unexpected and mis-shaped keys when `saved` does not fit `model`."""
-    own = model.state_dict()
+    own = unwrap_model(model).state_dict()
     problems = []
     if missing := [k for k in own if k not in saved]: problems.append(f"missing keys: {_listed(missing)}")
     if unexpected := [k for k in saved if k not in own]: problems.append(f"unexpected keys: {_listed(unexpected)}")
@@ -146,20 +221,37 @@ def check_callback_states(saved: dict[str, Any], trainer: Any, source: Any = "th
                               f"resume with the callbacks the run was saved with, then add new ones in a later fit.")
 
 
+def _process_rng(trainer: Any, state: dict[str, Any]) -> tuple[dict, dict | None, dict | None]:
+    """This process's (rng, loader_rng, fetch_rng) from `state`; see the module docstring for another number of
+    processes."""
+    pos, processes = state["position"], state.get("processes")
+    saved, now = len(processes) if processes else 1, trainer.num_processes
+    if saved == now and processes:
+        mine = processes[trainer.process_index]
+        return mine["rng"], mine["loader_rng"], mine.get("fetch_rng")
+    if saved != now and pos["batch"]:
+        raise CheckpointError(f"The checkpoint was saved {pos['batch']} batches into epoch {pos['epoch']} by a fit of "
+                              f"{saved} process(es), whose batches were dealt out among them; it resumes mid-epoch "
+                              f"only on {saved} process(es) (this fit has {now}). Resume on {saved}, or from a "
+                              f"checkpoint at an epoch boundary (checkpoint-e<epoch>-b0.pt), which any number can.")
+    return state["rng"], pos["loader_rng"], pos.get("fetch_rng")
+
+
 def restore_checkpoint(trainer: Any, state: dict[str, Any]) -> None:
     """Load `state` into the trainer's model, optimizer, callbacks and RNGs, and set where its fit continues."""
-    trainer.model.load_state_dict(state["model"])
+    rng, loader_rng, fetch_rng = _process_rng(trainer, state)  # checked first: a refused resume changes nothing
+    load_model_state(trainer.model, state["model"])
     if state["opt"] is not None and trainer.opt is not None:
-        try: trainer.opt.load_state_dict(state["opt"])
+        try: load_opt_state(trainer.model, trainer.opt, state["opt"])
         except (ValueError, KeyError) as e:
             raise CheckpointError(f"The checkpoint's optimizer state does not fit this optimizer ({e}); resume with "
                                   f"the opt_func the run was saved with.") from e
     callbacks = stateful_callbacks(trainer)
     for name, cb_state in state["callbacks"].items(): callbacks[name].load_state_dict(cb_state)
-    set_rng_state(state["rng"])
+    set_rng_state(rng)
     pos = state["position"]
     trainer.epoch, trainer.epochs = pos["epoch"], range(pos["epoch"], trainer.n_epochs)
-    trainer.resume_at = {**pos, "rng": state["rng"]} if pos["batch"] else None
+    trainer.resume_at = {**pos, "loader_rng": loader_rng, "fetch_rng": fetch_rng, "rng": rng} if pos["batch"] else None
 
 
 _END = object()
@@ -184,7 +276,11 @@ def replay_batches(dl: Any, resume: dict[str, Any]) -> Iterable[tuple[int, Any]]
     it = iter(dl)
     # The skipped batches are loaded but not trained on: that keeps the order and the workers' random streams as
     # they were in the interrupted run (skipping sampler indices instead would not, with num_workers > 0).
+    fetch_rng = resume.get("fetch_rng") if loads_ahead(dl) else None
     for i in range(done):
+        # A loader that loads ahead has loaded batch `done` while handing out batch `done - 1`, in the interrupted
+        # run between two training steps: that load draws from the RNG state it had then.
+        if i == done - 1 and fetch_rng is not None: set_rng_state(fetch_rng)
         if next(it, _END) is _END: raise _too_short(done, i)
     set_rng_state(resume["rng"])
     return enumerate(it, done)

@@ -4,8 +4,20 @@ Trainer state for callbacks (one-process defaults declared on `Trainer`; Acceler
   is_main_process: True on the one process that prints and writes files (logs, plots, checkpoints); True when
     not distributed. Other processes stay quiet.
   num_processes: how many processes train together (1 when not distributed).
+  process_index: this process's place among them, 0 to num_processes - 1 (0 when not distributed).
   reduce_sum(tensor): `tensor` summed over the processes (itself when not distributed). It is a collective:
     every process must call it at the same point of the fit.
+  gather_object(obj): the list of every process's `obj`, by process index (`[obj]` when not distributed), or None
+    when another process has stopped the fit (the stop is then raised at the end of the current cleanup event). It
+    is a collective that first votes, so a process that stopped elsewhere cannot leave the others waiting: call it
+    from a cleanup event (`cleanup_batch`, `cleanup_epoch`), where every process arrives unless one has stopped.
+
+How processes agree (AccelerateCB): every process casts one vote at the same points of the loop (the end of each
+`before_epoch`, each batch before its collective, the end of each epoch phase and of the fit, and before preparing
+the model); a process cut short casts its stop at its next cleanup instead, which meets the others' next vote. So an
+error or a cancel on any process, at any event, ends every process after a bounded number of steps, with no
+collective left waiting. One exception is local by nature: an error in a `cleanup_fit` after AccelerateCB's own
+(the fit's last vote) ends only the process that raised it, the others having finished.
 """
 from __future__ import annotations
 
@@ -19,6 +31,14 @@ OK, BATCH, EPOCH, FIT, ERROR = range(5)
 _CANCEL_CODES: dict[type[BaseException], int] = {CancelBatchException: BATCH, CancelEpochException: EPOCH,
                                                  CancelFitException: FIT}
 _CANCELS = {BATCH: CancelBatchException, EPOCH: CancelEpochException, FIT: CancelFitException}
+
+
+def is_sharded(model: torch.nn.Module) -> bool:
+    """Whether `model` was sharded with PyTorch's `fully_shard` (FSDP2): its state is then gathered and scattered
+    by collectives (see AIsaac.runtime.checkpoint), and AccelerateCB does not wrap it in DDP."""
+    try: from torch.distributed.fsdp import FSDPModule
+    except ImportError: return False
+    return isinstance(model, FSDPModule)
 
 
 class ProcessStopError(RuntimeError):

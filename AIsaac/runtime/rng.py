@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 from typing import Any
 
 import numpy as np
@@ -40,12 +41,25 @@ def set_rng_state(state: dict[str, Any]) -> None:
 def loader_generators(dl: Any) -> list[torch.Generator]:
     """The explicit `torch.Generator`s a DataLoader shuffles and seeds its workers with (often none: then torch's
     global generator is used)."""
+    batch_sampler = getattr(dl, "batch_sampler", None)
     candidates = (getattr(dl, "generator", None), getattr(getattr(dl, "sampler", None), "generator", None),
-                  getattr(getattr(getattr(dl, "batch_sampler", None), "sampler", None), "generator", None))
+                  getattr(getattr(batch_sampler, "sampler", None), "generator", None),
+                  # Accelerate's prepared loaders of several processes: a generator they synchronise at each pass,
+                  # that of the sampler inside their BatchSamplerShard
+                  getattr(dl, "synchronized_generator", None),
+                  getattr(getattr(getattr(batch_sampler, "batch_sampler", None), "sampler", None), "generator", None))
     out: list[torch.Generator] = []
     for g in candidates:
         if isinstance(g, torch.Generator) and all(g is not o for o in out): out.append(g)
     return out
+
+
+def loads_ahead(dl: Any) -> bool:
+    """Whether iterating `dl` loads each batch one step ahead: Accelerate's prepared loaders fetch batch k+1 before
+    they hand out batch k (to know which batch is the last), so a random transform run in this process draws for
+    batch k+1 between the training steps of batches k-1 and k."""
+    shard = getattr(sys.modules.get("accelerate.data_loader"), "DataLoaderShard", None)
+    return shard is not None and isinstance(dl, shard)
 
 
 def loader_rng_state(dl: Any) -> dict[str, Any]:
