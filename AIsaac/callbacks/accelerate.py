@@ -62,12 +62,15 @@ class AccelerateCB(Callback):
         self._gather, self.pending = False, None
         acc = self.accelerator = self.accelerator or self._make_accelerator()
         self._check_launch(trainer, acc)
-        self._originals = trainer.model, trainer.opt, trainer.dls
+        self._originals = trainer.model, trainer.opt, trainer.opts, trainer.dls
         dls = copy.copy(trainer.dls)  # the user's DataLoaders keeps its own loaders
         loaders = [n for n in ('train', 'valid') if getattr(dls, n, None) is not None]
-        model, opt, *prepared = acc.prepare(trainer.model, trainer.opt, *(getattr(dls, n) for n in loaders))
-        for n, dl in zip(loaders, prepared): setattr(dls, n, dl)
-        trainer.model, trainer.opt, trainer.dls = model, opt, dls
+        names = list(trainer.opts)
+        model, *prepared = acc.prepare(trainer.model, *trainer.opts.values(), *(getattr(dls, n) for n in loaders))
+        opts = dict(zip(names, prepared[:len(names)]))
+        for n, dl in zip(loaders, prepared[len(names):]): setattr(dls, n, dl)
+        trainer.model, trainer.opts, trainer.dls = model, opts, dls
+        trainer.opt = opts[names[0]] if len(names) == 1 else None
         trainer.is_main_process, trainer.num_processes = acc.is_main_process, acc.num_processes
         trainer.reduce_sum = self._reduce_sum
         self._gather = acc.num_processes > 1
@@ -124,9 +127,9 @@ class AccelerateCB(Callback):
             if code == OK and not self.fit_done: code = FIT  # a CancelFitException, already caught by the trainer
             self._agree(code, local, raise_from=ERROR)  # a cancel has nothing left to stop at the end of the fit
         if self._originals is None: return  # before_fit failed before preparing anything
-        model, opt, dls = self._originals
+        model, opt, opts, dls = self._originals
         self.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)  # takes autocast off model.forward
-        trainer.model, trainer.opt, trainer.dls = model, opt, dls
+        trainer.model, trainer.opt, trainer.opts, trainer.dls = model, opt, opts, dls
         del trainer.reduce_sum  # back to the trainer's one-process default
         self._originals = None
         self.accelerator.free_memory()  # the accelerator forgets this fit's prepared objects

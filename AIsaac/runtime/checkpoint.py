@@ -1,7 +1,8 @@
 """Checkpoint files: what goes in one, writing it atomically, reading it without running code, restoring a trainer.
 
 A checkpoint is a dict of tensors and plain values (so `torch.load(weights_only=True)` reads it):
-  format, position {epoch, batch, loader_rng, n_epochs}, model, opt, callbacks {name: state_dict}, rng.
+  format, position {epoch, batch, loader_rng, n_epochs}, model, opts {name: optimizer state_dict},
+  callbacks {name: state_dict}, rng.
 `position` means: `batch` batches of epoch `epoch`'s train phase are done (0: the epoch has not started);
 `loader_rng` is the state that replays that epoch's shuffle (None when `batch` is 0).
 """
@@ -58,7 +59,7 @@ def trainer_state(trainer: Any, epoch: int, batch: int, loader_rng: dict | None)
             "position": {"epoch": epoch, "batch": batch, "loader_rng": loader_rng if batch else None,
                          "n_epochs": trainer.n_epochs},
             "model": trainer.model.state_dict(),
-            "opt": trainer.opt.state_dict() if trainer.opt is not None else None,
+            "opts": {name: opt.state_dict() for name, opt in trainer.opts.items()},
             "callbacks": {name: cb.state_dict() for name, cb in stateful_callbacks(trainer).items()},
             "rng": get_rng_state()}
 
@@ -149,11 +150,17 @@ def check_callback_states(saved: dict[str, Any], trainer: Any, source: Any = "th
 def restore_checkpoint(trainer: Any, state: dict[str, Any]) -> None:
     """Load `state` into the trainer's model, optimizer, callbacks and RNGs, and set where its fit continues."""
     trainer.model.load_state_dict(state["model"])
-    if state["opt"] is not None and trainer.opt is not None:
-        try: trainer.opt.load_state_dict(state["opt"])
+    # Files from before several optimizers held the one optimizer's state under "opt".
+    saved = state["opts"] if "opts" in state else {"opt": state["opt"]} if state.get("opt") else {}
+    opts = trainer.opts
+    if set(saved) != set(opts):
+        raise CheckpointError(f"The checkpoint holds optimizers {sorted(saved)} but this fit has {sorted(opts)}; "
+                              f"resume with the opt_func the run was saved with.")
+    for name, opt_state in saved.items():
+        try: opts[name].load_state_dict(opt_state)
         except (ValueError, KeyError) as e:
-            raise CheckpointError(f"The checkpoint's optimizer state does not fit this optimizer ({e}); resume with "
-                                  f"the opt_func the run was saved with.") from e
+            raise CheckpointError(f"The checkpoint's optimizer state does not fit optimizer {name!r} ({e}); resume with "
+                                  f"the opt_func (and splitter) the run was saved with.") from e
     callbacks = stateful_callbacks(trainer)
     for name, cb_state in state["callbacks"].items(): callbacks[name].load_state_dict(cb_state)
     set_rng_state(state["rng"])
