@@ -43,6 +43,7 @@ from .exceptions import (CallbackError, CallbackSetupError, CancelBatchException
                          CancelFitException, CheckpointError)
 from .models.conv import conv, get_model_conv
 from .models.lsuv import lsuv_init
+from .models.splitters import body_head_splitter, no_weight_decay
 from .models.timm import get_model_timm
 from .runtime.checkpoint import latest_checkpoint, read_checkpoint, save_checkpoint
 from .runtime.device import def_device, model_device, to_cpu, to_device
@@ -68,7 +69,7 @@ __all__ = [
     # data
     "DataLoaders", "DictCollate", "TensorLoader", "fashion_mnist_dataset_dict", "digits_dataset_dict", "inplace",
     # models
-    "conv", "get_model_conv", "get_model_timm", "lsuv_init",
+    "conv", "get_model_conv", "get_model_timm", "lsuv_init", "body_head_splitter", "no_weight_decay",
     # runtime
     "def_device", "model_device", "to_device", "to_cpu", "set_seed", "get_rng_state", "set_rng_state",
     "latest_checkpoint", "read_checkpoint", "save_checkpoint",
