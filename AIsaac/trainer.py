@@ -19,7 +19,7 @@ from .exceptions import (CANCEL_EXCEPTIONS, CallbackError, CallbackSetupError, C
 from .models.splitters import Splitter, layer_index, norm_params, param_groups
 from .runtime.args import whole_number
 from .runtime.checkpoint import read_checkpoint, replay_batches, restore_checkpoint
-from .runtime.optimizers import LR, build_optimizers, check_lr, reuse_optimizers
+from .runtime.optimizers import LR, Optimizers, build_optimizers, check_lr, reuse_optimizers
 from .runtime.rng import loader_rng_state
 from .tools.persist import PersistMixin, load_opt_state
 from .tools.predict import PredictMixin
@@ -84,7 +84,9 @@ class Trainer(PredictMixin, PersistMixin, LRFindMixin, ProfileMixin, SummaryMixi
                             f"body_head_splitter; got {type(splitter).__name__}.")
         self.dls, self.loss_func, self.opt_func, self.model = dls, loss_func, opt_func, model
         self.splitter = splitter
-        self.opt, self.opts, self._optimizers = None, {}, None
+        self.opt: Any = None
+        self.opts: dict[str, Any] = {}
+        self._optimizers: Optimizers | None = None
         self.epoch, self.batch_num, self.training = 0, 0, False
         self.loader_rng, self.resume_at = None, None
         self.cbs: list[Any] = []

@@ -23,7 +23,7 @@ class GradClipCB(Callback):
                              "GradClipCB(1.0)) or max_value (clip each gradient element, e.g. GradClipCB(max_value=0.5)).")
         self.max_norm, self.norm_type, self.max_value = max_norm, norm_type, max_value
         self.last_norm: torch.Tensor | None = None
-        self._handles = []
+        self._handles: list[torch.utils.hooks.RemovableHandle] = []
 
     def before_fit(self, trainer):
         self._remove()

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..callback import Callback, Order
+from ..runtime.args import whole_number
 from ..exceptions import CancelEpochException, CancelFitException
 from ..tools.sandbox import restoring
 from .progress import ProgressCB
@@ -34,14 +35,16 @@ class LRFinderCB(Callback):
     smooth_losses: list[float]
 
     def __init__(self, end_lr: float = 10., num_it: int = 100, max_mult: float = 4., beta: float = 0.98):
-        if isinstance(num_it, bool) or not isinstance(num_it, int) or num_it < 2:
-            raise ValueError(f"num_it (the number of batches from the start lr to end_lr) must be a whole number >= 2; "
-                             f"got {num_it!r}.")
+        num_it = whole_number("num_it", num_it, minimum=2, owner="LRFinderCB", what="batches from the start lr to end_lr")
         if not 0 <= beta < 1: raise ValueError(f"beta (loss smoothing) must be in [0, 1); got {beta!r}.")
         if not max_mult > 1: raise ValueError(f"max_mult (how far above its lowest the loss may rise) must be > 1; "
                                               f"got {max_mult!r}.")
         self.end_lr, self.num_it, self.max_mult, self.beta = float(end_lr), num_it, max_mult, beta
-        self.lrs, self.mults, self.losses, self.smooth_losses, self.diverged = [], [], [], [], False
+        self.lrs: list[float] = []
+        self.mults: list[float] = []
+        self.losses: list[float] = []
+        self.smooth_losses: list[float] = []
+        self.diverged = False
 
     def before_fit(self, trainer):
         self.lrs, self.mults, self.losses, self.smooth_losses, self.diverged = [], [], [], [], False

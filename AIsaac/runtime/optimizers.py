@@ -21,7 +21,7 @@ LR = float | slice | Sequence[float]
 
 
 def _check_lr(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) or not value > 0:
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) or not float(value) > 0:
         raise ValueError(f"{what} must be a number > 0, finite (for example 1e-3); got {value!r}.")
     return float(value)
 
