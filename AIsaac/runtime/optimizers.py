@@ -95,9 +95,9 @@ def build_optimizers(opt_func: Callable, model: nn.Module, splitter: Splitter | 
         signature = _signature(groups)
     opts = out if isinstance(out, dict) else {"opt": out}
     for name, opt in opts.items():
-        if not callable(getattr(opt, "step", None)) or not hasattr(opt, "param_groups"):
-            raise TypeError(f"opt_func must return an optimizer (or a dict of named optimizers), like "
-                            f"torch.optim.Adam(params, lr); {name!r} is a {type(opt).__name__}.")
+        if opt is None:  # a forgotten `return`; anything else may be a stand-in the step callbacks know how to use
+            raise TypeError(f"opt_func returned None for {name!r}; it must return an optimizer (or a dict of named "
+                            f"optimizers), like torch.optim.Adam(params, lr).")
     return Optimizers(opts, model, signature)
 
 
