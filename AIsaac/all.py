@@ -48,6 +48,7 @@ from .exceptions import (CallbackError, CallbackSetupError, CancelBatchException
                          CancelFitException, CheckpointError)
 from .models.conv import conv, get_model_conv
 from .models.lsuv import lsuv_init
+from .models.splitters import body_head_splitter, no_weight_decay
 from .models.timm import get_model_timm
 from .runtime.batch import batch_size, split_batch
 from .runtime.checkpoint import latest_checkpoint, model_state, read_checkpoint, save_checkpoint, unwrap_model
@@ -81,7 +82,7 @@ __all__ = [
     "DataLoaders", "DictCollate", "TensorLoader", "fashion_mnist_dataset_dict", "digits_dataset_dict", "inplace",
     "get_dataloaders", "collate_dataset_dict", "sample_dataset_dict", "get_images",
     # models
-    "conv", "get_model_conv", "get_model_timm", "lsuv_init",
+    "conv", "get_model_conv", "get_model_timm", "lsuv_init", "body_head_splitter", "no_weight_decay",
     # runtime
     "def_device", "model_device", "to_device", "to_cpu", "split_batch", "batch_size", "set_seed", "get_rng_state",
     "set_rng_state", "latest_checkpoint", "read_checkpoint", "save_checkpoint", "model_state", "unwrap_model",

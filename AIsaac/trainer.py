@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from types import MappingProxyType
 from typing import Any, Callable, Iterable, Mapping, NoReturn
 
@@ -16,9 +17,11 @@ from .dispatch import build_plan, with_cbs
 from .events import EVENTS, nearest_event
 from .exceptions import (CANCEL_EXCEPTIONS, CallbackError, CallbackSetupError, CancelBatchException,
                          CancelEpochException, CancelFitException)
+from .models.splitters import Splitter, layer_index, norm_params, param_groups
 from .runtime.args import whole_number
 from .runtime.batch import rows, split_batch
 from .runtime.checkpoint import read_checkpoint, replay_batches, restore_checkpoint
+from .runtime.optimizers import LR, Optimizers, build_optimizers, check_lr, reuse_optimizers
 from .runtime.rng import loader_rng_state
 from .tools.persist import PersistMixin, load_opt_state
 from .tools.predict import PredictMixin
@@ -33,9 +36,11 @@ class Trainer(PredictMixin, PersistMixin, LRFindMixin, ProfileMixin, SummaryMixi
     """Runs `fit` as events on its callbacks; the callbacks do all the work, the training step included.
 
     State the callbacks read and write (set by the trainer unless noted):
-      model, dls, loss_func, opt_func: as given (the loss is `loss_func(preds, *yb)`; with None, the model output's own
-      `loss`). opt: the optimizer, built at each `fit` from `opt_func(model.parameters(), lr)`. lr, n_epochs, epochs
-      (a range): the fit's arguments.
+      model, dls, loss_func, opt_func, splitter: as given (the loss is `loss_func(preds, *yb)`; with None, the model
+        output's own `loss`). opts: the optimizers by name, built by `fit` from
+        `opt_func(params, lr)` (see AIsaac.runtime.optimizers): `{'opt': optimizer}`, or the dict opt_func returned.
+        opt: the optimizer when there is one, None when opt_func returned several (callbacks that step or schedule
+        go through `opts`). lr (a number, slice or sequence), n_epochs, epochs (a range): the fit's arguments.
       opt_state: an optimizer state the next fit's new optimizer starts from, keeping the fit's lr (set by `load`).
       run_train, run_valid: whether this fit trains and validates. epoch: the current epoch number.
       training: True in a training phase, False in validation (under `torch.no_grad()`, model in eval mode).
@@ -57,6 +62,7 @@ class Trainer(PredictMixin, PersistMixin, LRFindMixin, ProfileMixin, SummaryMixi
         by default; AccelerateCB sets them for its fits; see AIsaac.runtime.distributed).
     Each callback is also reachable as an attribute named by its class (`trainer.MetricsCB`); `named_callbacks` and
     `plan` are read-only views of the callbacks by name and of what runs at each event.
+    `freeze`, `freeze_to`, `unfreeze` choose which of the splitter's parameter groups train.
     The methods from the mixins: `get_preds`, `predict` (PredictMixin), `save`, `load`, `export`, `validate`
     (PersistMixin), `lr_find` (LRFindMixin), `profile`
     (ProfileMixin), `summarize_callbacks`, `summarize_model` (SummaryMixin), `show_image_batch` (ShowBatchMixin).
@@ -86,12 +92,20 @@ class Trainer(PredictMixin, PersistMixin, LRFindMixin, ProfileMixin, SummaryMixi
         return [obj]
 
     def __init__(self, dls: Any, loss_func: Callable | None, opt_func: Callable, model: nn.Module,
-                 callbacks: Iterable[Any] | None = None):
+                 callbacks: Iterable[Any] | None = None, splitter: Splitter | None = None):
+        """`splitter(model)` cuts the parameters into groups (see AIsaac.models.splitters); None: one group."""
         if not callable(opt_func):
             raise TypeError(f"opt_func must be callable, like torch.optim.Adam or functools.partial(torch.optim.SGD, "
                             f"momentum=0.9); got {type(opt_func).__name__}.")
+        if splitter is not None and not callable(splitter):
+            raise TypeError(f"splitter must be a function of the model returning parameter groups, like "
+                            f"body_head_splitter; got {type(splitter).__name__}.")
         self.dls, self.loss_func, self.opt_func, self.model = dls, loss_func, opt_func, model
-        self.opt, self.epoch, self.batch_num, self.training = None, 0, 0, False
+        self.splitter = splitter
+        self.opt: Any = None
+        self.opts: dict[str, Any] = {}
+        self._optimizers: Optimizers | None = None
+        self.epoch, self.batch_num, self.training = 0, 0, False
         self.loader_rng, self.resume_at = None, None
         self.logged: dict[str, Mean] = {}
         self.cbs: list[Any] = []
@@ -245,24 +259,66 @@ class Trainer(PredictMixin, PersistMixin, LRFindMixin, ProfileMixin, SummaryMixi
             if self.run_valid:
                 with torch.no_grad(): self.run_phase(False)
 
-    def fit(self, n_epochs: int = 3, lr: float = 1e-3, callbacks: Iterable[Any] | None = None,
-            train: bool = True, valid: bool = True, resume_from: str | os.PathLike | None = None) -> None:
+    # ---- optimizers and freezing ----
+    def _set_optimizers(self, lr: LR, reset_opt: bool) -> None:
+        kept = self._optimizers
+        if reset_opt or kept is None or not reuse_optimizers(kept, self.model, self.splitter, lr):
+            kept = self._optimizers = build_optimizers(self.opt_func, self.model, self.splitter, lr)
+        self.opts, self.opt = dict(kept.opts), kept.single
+
+    def freeze_to(self, n: int, train_norm: bool = True) -> None:
+        """Train only the splitter's groups from the `n`-th on (`n < 0` counts from the end); the others' parameters
+        get no gradients and no optimizer state. With `train_norm`, normalisation layers train everywhere."""
+        groups = param_groups(self.model, self.splitter)
+        idx = layer_index(groups)
+        n_groups = max(idx, default=0) + 1
+        first = n + n_groups if n < 0 else n
+        if not 0 <= first < n_groups:
+            raise ValueError(f"freeze_to({n}) would leave no group training: the splitter makes {n_groups} groups "
+                             f"(trainer.unfreeze() trains them all).")
+        norms = {id(p) for p in norm_params(self.model)} if train_norm else set()
+        for g, i in zip(groups, idx):
+            for p in g["params"]:
+                train = i >= first or id(p) in norms
+                p.requires_grad_(train)
+                if not train:
+                    p.grad = None
+                    for opt in self.opts.values(): opt.state.pop(p, None)
+
+    def freeze(self, train_norm: bool = True) -> None:
+        """Train only the last parameter group (the head, with `body_head_splitter`)."""
+        if self.splitter is None:
+            warnings.warn("freeze() with no splitter: the model is one parameter group, so all of it still trains. "
+                          "Give the Trainer a splitter, e.g. Trainer(..., splitter=body_head_splitter).", UserWarning,
+                          stacklevel=2)
+        self.freeze_to(-1, train_norm)
+
+    def unfreeze(self) -> None:
+        """Train every parameter group."""
+        self.freeze_to(0)
+
+    def fit(self, n_epochs: int = 3, lr: LR = 1e-3, callbacks: Iterable[Any] | None = None,
+            train: bool = True, valid: bool = True, resume_from: str | os.PathLike | None = None,
+            reset_opt: bool = True) -> None:
         """Train for `n_epochs` at learning rate `lr`; `callbacks` are added for this fit only.
+
+        `lr`: a number for every parameter group, `slice(lo, hi)` spread from the first group to the last, or one
+        per group (see AIsaac.runtime.optimizers.spread_lrs). `reset_opt=True` builds a new optimizer for the fit;
+        False keeps the optimizer and its state (moments, step counts) while the model's parameters are the same.
 
         `resume_from`: a checkpoint written by CheckpointCB (a file, or a folder: its newest) to continue from, at
         the epoch and batch where it was saved; pass the fit's original `n_epochs`.
         """
         n_epochs = whole_number("n_epochs", n_epochs, minimum=0, owner="Trainer.fit", what="epochs to train")
-        if not isinstance(lr, (int, float)) or not lr > 0:
-            raise ValueError(f"lr must be a number > 0 (for example 1e-3); got {lr!r}.")
+        check_lr(lr)
         added = self.add_callbacks(callbacks) if callbacks else []
         try:
             # Read and checked before any event runs: a wrong file fails here, with nothing changed.
             checkpoint = read_checkpoint(resume_from, self) if resume_from is not None else None
             self.n_epochs, self.lr, self.run_train, self.run_valid = n_epochs, lr, train, valid
             self.epochs = range(n_epochs)
-            self.opt = self.opt_func(self.model.parameters(), lr)
-            if self.opt_state is not None: load_opt_state(self.opt, self.opt_state)  # from trainer.load
+            self._set_optimizers(lr, reset_opt)
+            if self.opt_state is not None and self.opt is not None: load_opt_state(self.opt, self.opt_state)  # from load
             self.opt_state = None
             self._fit(checkpoint)
         finally:

@@ -40,12 +40,14 @@ INTERNAL = {
     "AIsaac.data.fashion_mnist": {"hf_modules", "read_idx", "fashion_mnist_folder"},
     "AIsaac.data.loaders": {"split_tensors"},
     "AIsaac.data.tensor_loader": {"as_tensor"},
+    # the splitters' building blocks, used by Trainer.freeze_to and fit (the splitters themselves are exported)
+    "AIsaac.models.splitters": {"norm_params", "find_head", "param_groups", "layer_index"},
 }
 USER_FACING = ("AIsaac.callbacks.", "AIsaac.data.", "AIsaac.models.")
 
 TRAINER_METHODS = ["fit", "add_callbacks", "remove_callbacks", "get_preds", "predict", "lr_find", "profile",
                    "summarize_callbacks", "summarize_model", "show_image_batch", "is_main_process", "num_processes",
-                   "reduce_sum", "log"]
+                   "reduce_sum", "log", "freeze", "freeze_to", "unfreeze"]
 
 
 def literal_all() -> list[str]:

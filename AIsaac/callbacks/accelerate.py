@@ -81,15 +81,18 @@ class AccelerateCB(Callback):
         # in _check_launch, casts its stop at its cleanup_fit instead, which meets this vote.
         self._launch_voted = True
         if self._gather and (agreed := self._agree(OK)): raise stop_exception(agreed, self.vote.messages)
-        self._originals = trainer.model, trainer.opt, trainer.dls
+        self._originals = trainer.model, trainer.opt, trainer.opts, trainer.dls
         dls = copy.copy(trainer.dls)  # the user's DataLoaders keeps its own loaders
         loaders = [n for n in ('train', 'valid') if getattr(dls, n, None) is not None]
-        if is_sharded(trainer.model):  # already sharded by fully_shard: only the optimizer and loaders are prepared
-            model = trainer.model
-            opt, *prepared = acc.prepare(trainer.opt, *(getattr(dls, n) for n in loaders))
-        else: model, opt, *prepared = acc.prepare(trainer.model, trainer.opt, *(getattr(dls, n) for n in loaders))
-        for n, dl in zip(loaders, prepared): setattr(dls, n, dl)
-        trainer.model, trainer.opt, trainer.dls = model, opt, dls
+        names = list(trainer.opts)
+        rest = (*trainer.opts.values(), *(getattr(dls, n) for n in loaders))
+        if is_sharded(trainer.model):  # already sharded by fully_shard: only the optimizers and loaders are prepared
+            model, prepared = trainer.model, list(acc.prepare(*rest))
+        else: model, *prepared = acc.prepare(trainer.model, *rest)
+        opts = dict(zip(names, prepared[:len(names)]))
+        for n, dl in zip(loaders, prepared[len(names):]): setattr(dls, n, dl)
+        trainer.model, trainer.opts, trainer.dls = model, opts, dls
+        trainer.opt = opts[names[0]] if len(names) == 1 else None
         trainer.is_main_process, trainer.num_processes = acc.is_main_process, acc.num_processes
         trainer.process_index = acc.process_index
         trainer.reduce_sum, trainer.gather_object = self._reduce_sum, self._gather_object
@@ -162,9 +165,9 @@ class AccelerateCB(Callback):
             if code == OK and not self.fit_done: code = FIT  # a CancelFitException, already caught by the trainer
             self._agree(code, local, raise_from=ERROR)  # a cancel has nothing left to stop at the end of the fit
         if self._originals is None: return  # before_fit failed before preparing anything
-        model, opt, dls = self._originals
+        model, opt, opts, dls = self._originals
         self.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)  # takes autocast off model.forward
-        trainer.model, trainer.opt, trainer.dls = model, opt, dls
+        trainer.model, trainer.opt, trainer.opts, trainer.dls = model, opt, opts, dls
         del trainer.reduce_sum, trainer.gather_object  # back to the trainer's one-process defaults
         self._originals, self._launch_voted = None, False
         self.accelerator.free_memory()  # the accelerator forgets this fit's prepared objects

@@ -154,5 +154,9 @@ class BasicTrainCB(Callback):
         trainer.loss = trainer.loss_func(trainer.preds, *trainer.yb)
 
     def backward(self, trainer): trainer.loss.backward()
-    def step(self, trainer): trainer.opt.step()
-    def zero_grad(self, trainer): trainer.opt.zero_grad()
+    # Every optimizer steps on the one backward pass (several: e.g. SparseAdam for embeddings beside Adam).
+    def step(self, trainer):
+        for opt in trainer.opts.values(): opt.step()
+
+    def zero_grad(self, trainer):
+        for opt in trainer.opts.values(): opt.zero_grad()

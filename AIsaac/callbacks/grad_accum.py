@@ -11,7 +11,7 @@ class GradAccumCB(Callback):
     '''Steps and zeroes the gradients every `n` training batches, averaging the gradients over those batches
 
     With a loss that is a mean over the batch, `n` batches of size b then make the same step as one batch of n*b.
-    Claims `step` and `zero_grad` (the optimizer steps through `trainer.opt.step()`, so MixedPrecisionCB's scaler
+    Claims `step` and `zero_grad` (each optimizer in `trainer.opts` steps through its `step()`, so MixedPrecisionCB's scaler
     and GradClipCB's pre-step clipping apply, once per real step). The averaging divides the summed gradients by
     the number of batches just before the step: the same as dividing each loss by n, but `trainer.loss` stays the
     true loss for the metrics. A partial group left at the end of a training epoch still steps, averaged over its
@@ -25,7 +25,7 @@ class GradAccumCB(Callback):
 
     def before_fit(self, trainer):
         self.count = 0
-        trainer.opt.zero_grad()  # start from clean gradients whatever ran before
+        for opt in trainer.opts.values(): opt.zero_grad()  # start from clean gradients whatever ran before
 
     def step(self, trainer):
         self.count += 1
@@ -42,11 +42,12 @@ class GradAccumCB(Callback):
     def _average_and_step(self, trainer) -> None:
         if self.count > 1:
             with torch.no_grad():
-                for group in trainer.opt.param_groups:
-                    for p in group['params']:
-                        if p.grad is not None: p.grad.div_(self.count)
-        trainer.opt.step()
+                for opt in trainer.opts.values():
+                    for group in opt.param_groups:
+                        for p in group['params']:
+                            if p.grad is not None: p.grad.div_(self.count)
+        for opt in trainer.opts.values(): opt.step()
 
     def _zero(self, trainer) -> None:
-        trainer.opt.zero_grad()
+        for opt in trainer.opts.values(): opt.zero_grad()
         self.count = 0

@@ -10,7 +10,8 @@ from ..callback import Callback
 class GradClipCB(Callback):
     '''Clips the gradients before every optimizer step: by total norm (`max_norm`, `norm_type`) or by value (`max_value`)
 
-    Give exactly one of `max_norm` or `max_value`. Clipping runs as a step pre-hook on `trainer.opt`, so it acts
+    Give exactly one of `max_norm` or `max_value`. Clipping runs as a step pre-hook on each optimizer in `trainer.opts` (each clips its own
+    parameters' gradients, by their own total norm), so it acts
     exactly when the optimizer really steps, whichever callback calls the step: once per `n` batches with
     GradAccumCB, and after MixedPrecisionCB's float16 scaler has unscaled the gradients (a step the scaler skips
     for inf/nan gradients is not clipped). `last_norm` is the total norm before the last norm clipping (on the device).
@@ -22,11 +23,11 @@ class GradClipCB(Callback):
                              "GradClipCB(1.0)) or max_value (clip each gradient element, e.g. GradClipCB(max_value=0.5)).")
         self.max_norm, self.norm_type, self.max_value = max_norm, norm_type, max_value
         self.last_norm: torch.Tensor | None = None
-        self._handle = None
+        self._handles: list[torch.utils.hooks.RemovableHandle] = []
 
     def before_fit(self, trainer):
         self._remove()
-        self._handle = trainer.opt.register_step_pre_hook(self._clip)
+        self._handles = [opt.register_step_pre_hook(self._clip) for opt in trainer.opts.values()]
 
     def _clip(self, opt: torch.optim.Optimizer, args, kwargs) -> None:
         params = [p for group in opt.param_groups for p in group['params'] if p.grad is not None]
@@ -36,5 +37,5 @@ class GradClipCB(Callback):
     def cleanup_fit(self, trainer): self._remove()
 
     def _remove(self) -> None:
-        if self._handle is not None: self._handle.remove()
-        self._handle = None
+        for handle in self._handles: handle.remove()
+        self._handles = []

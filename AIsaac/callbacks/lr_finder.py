@@ -3,24 +3,30 @@ that runs it and leaves the trainer as it found it."""
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ..callback import Callback, Order
+from ..runtime.args import whole_number
 from ..exceptions import CancelEpochException, CancelFitException
 from ..tools.sandbox import restoring
+from .progress import ProgressCB
 from .schedulers import BaseSchedulerCB
 
 
 class LRFinderCB(Callback):
-    '''Multiplies the lr of every param group by `lr_mult` after each training batch and records lr and loss
+    '''Grows the lr of every param group exponentially, from where fit set it, to `end_lr` over `num_it` training
+    batches, and records lr and loss
 
-    Stops the fit when the loss is not finite, when the smoothed loss (exponential average with `beta`, debiased)
-    exceeds `max_mult` times its lowest value, or after `max_iter` batches. Validation phases are skipped.
-    Reading each batch's loss is a host-device sync: fine for this short search, and it is what lets it stop.
-    `lrs`, `losses` and `smooth_losses` hold the records (one per finished batch).
+    Every group's lr is multiplied by the same factor, so the groups keep their ratios (`lr=slice(...)`, timm's
+    `lr_scale`); `mults` records the factor of each batch and `lrs` the fit's lr times it (the lr to give `fit`).
+    Stops when the loss is not finite or the smoothed loss (exponential average with `beta`, debiased) exceeds
+    `max_mult` times its lowest value (`diverged` is then True), or after `num_it` batches, the last at `end_lr`.
+    Validation phases are skipped. Reading each batch's loss is a host-device sync: fine for this short search,
+    and it is what lets it stop. `lrs`, `mults`, `losses` and `smooth_losses` hold one record per finished batch.
     '''
 
     order = Order.LAST  # after the other callbacks' after_batch have seen the batch at its lr
@@ -28,35 +34,60 @@ class LRFinderCB(Callback):
     losses: list[float]
     smooth_losses: list[float]
 
-    def __init__(self, lr_mult: float = 1.3, max_mult: float = 3., max_iter: int = 100, beta: float = 0.98):
-        if not lr_mult > 1: raise ValueError(f"lr_mult must be > 1 (the lr grows by it each batch); got {lr_mult!r}.")
+    def __init__(self, end_lr: float = 10., num_it: int = 100, max_mult: float = 4., beta: float = 0.98):
+        num_it = whole_number("num_it", num_it, minimum=2, owner="LRFinderCB", what="batches from the start lr to end_lr")
         if not 0 <= beta < 1: raise ValueError(f"beta (loss smoothing) must be in [0, 1); got {beta!r}.")
-        self.lr_mult, self.max_mult, self.max_iter, self.beta = lr_mult, max_mult, max_iter, beta
-        self.lrs, self.losses, self.smooth_losses = [], [], []
+        if not max_mult > 1: raise ValueError(f"max_mult (how far above its lowest the loss may rise) must be > 1; "
+                                              f"got {max_mult!r}.")
+        self.end_lr, self.num_it, self.max_mult, self.beta = float(end_lr), num_it, max_mult, beta
+        self.lrs: list[float] = []
+        self.mults: list[float] = []
+        self.losses: list[float] = []
+        self.smooth_losses: list[float] = []
+        self.diverged = False
 
     def before_fit(self, trainer):
-        self.lrs, self.losses, self.smooth_losses = [], [], []
+        self.lrs, self.mults, self.losses, self.smooth_losses, self.diverged = [], [], [], [], False
         self._avg, self._best = 0., math.inf
+        self._groups = [(g, g['lr']) for opt in trainer.opts.values() for g in opt.param_groups]
+        lr = trainer.lr
+        self.start_lr = float(lr) if isinstance(lr, (int, float)) else max(base for _, base in self._groups)
+        if not self.end_lr > self.start_lr:
+            raise ValueError(f"LRFinderCB: end_lr={self.end_lr} must be above the start lr {self.start_lr}.")
 
     def before_epoch(self, trainer):
         if not trainer.training: raise CancelEpochException()
 
+    def _mult(self, i: int) -> float: return (self.end_lr / self.start_lr) ** (i / (self.num_it - 1))
+
     def after_batch(self, trainer):
         loss = float(trainer.loss.detach().float())
-        if not math.isfinite(loss): raise CancelFitException()
-        self.lrs.append(trainer.opt.param_groups[0]['lr'])
+        if not math.isfinite(loss):
+            self.diverged = True
+            raise CancelFitException()
+        i = len(self.losses)
+        self.mults.append(self._mult(i))
+        self.lrs.append(self.start_lr * self.mults[-1])
         self.losses.append(loss)
         self._avg = self.beta * self._avg + (1 - self.beta) * loss
         smooth = self._avg / (1 - self.beta ** len(self.losses))
         self.smooth_losses.append(smooth)
-        if smooth > self.max_mult * self._best or len(self.lrs) >= self.max_iter: raise CancelFitException()
+        if smooth > self.max_mult * self._best:
+            self.diverged = True
+            raise CancelFitException()
+        if i + 1 >= self.num_it: raise CancelFitException()
         self._best = min(self._best, smooth)
-        for group in trainer.opt.param_groups: group['lr'] *= self.lr_mult
+        mult = self._mult(i + 1)
+        for group, base in self._groups: group['lr'] = base * mult
 
     def suggestions(self) -> dict[str, float]:
-        '''`lr_min`: a tenth of the lr at the lowest smoothed loss; `lr_steep`: the lr where the loss falls fastest'''
+        '''`lr_min`: a tenth of the lr at the lowest smoothed loss; `lr_steep`: the lr where the loss falls fastest
+        (the first tenth of `num_it` batches left out)'''
         if not self.lrs: raise RuntimeError("LRFinderCB has no records: run a fit with it first (or trainer.lr_find()).")
-        smooth, lrs = np.array(self.smooth_losses), np.array(self.lrs)
+        # As fastai's finder does, the first tenth of the search is left out: its smoothed loss rests on a few
+        # batches, and their noise would pass for the steepest fall.
+        skip = min(self.num_it // 10, max(0, len(self.lrs) - 3))
+        smooth, lrs = np.array(self.smooth_losses[skip:]), np.array(self.lrs[skip:])
         i_min = int(np.argmin(smooth))
         # Steepest descent of the loss against log(lr), up to the minimum (past it the loss is diverging).
         if i_min >= 2: i_steep = int(np.argmin(np.gradient(smooth[:i_min + 1], np.log(lrs[:i_min + 1]))))
@@ -97,22 +128,28 @@ class LRFindResult:
 class LRFindMixin:
     """`Trainer.lr_find`."""
 
-    def lr_find(self, start_lr: float = 1e-7, lr_mult: float = 1.3, max_mult: float = 3., max_iter: int = 100,
+    def lr_find(self, start_lr: float = 1e-7, end_lr: float = 10., num_it: int = 100, max_mult: float = 4.,
                 show_plot: bool = True) -> LRFindResult:
-        """Train from `start_lr` with the lr multiplied by `lr_mult` each batch until the loss diverges (or `max_iter`
-        batches), then put model, optimizer, callbacks, trainer state and random generators back as they were.
+        """Train from `start_lr` with the lr of every group growing exponentially to `end_lr` over `num_it` batches,
+        stopping early when the loss diverges; then put model, optimizers, callbacks, trainer state and random
+        generators back as they were. Warns when the search reached `end_lr` before the loss diverged.
 
-        Schedulers on the trainer are left out of the search. Nothing is written to disk.
+        Quiet: the schedulers (they would set the lr) and ProgressCB (no table, no bars) are left out of the search.
+        Nothing is written to disk.
         """
-        finder = LRFinderCB(lr_mult=lr_mult, max_mult=max_mult, max_iter=max_iter)
+        finder = LRFinderCB(end_lr=end_lr, num_it=num_it, max_mult=max_mult)
         trainer: Any = self
         with restoring(trainer):
-            trainer.remove_callbacks([cb for cb in trainer.cbs if isinstance(cb, BaseSchedulerCB)])  # they set the lr
-            n_epochs = max(1, math.ceil(max_iter / max(1, len(trainer.dls.train))))
+            trainer.remove_callbacks([cb for cb in trainer.cbs if isinstance(cb, (BaseSchedulerCB, ProgressCB))])
+            n_epochs = max(1, math.ceil(num_it / max(1, len(trainer.dls.train))))
             trainer.fit(n_epochs, lr=start_lr, valid=False, callbacks=[finder])
         if not finder.lrs:
             raise RuntimeError(f"lr_find recorded no batch: the first loss at lr={start_lr} was not finite. "
                                f"Check the model and data with a plain fit, or start lower.")
+        if not finder.diverged:
+            warnings.warn(f"lr_find ended at lr={finder.lrs[-1]:.3g} after {len(finder.lrs)} batches before the loss "
+                          f"diverged, so the suggestions may be too low: search further with a larger end_lr (or "
+                          f"num_it).", UserWarning, stacklevel=2)
         fig = finder.plot() if show_plot else None
         return LRFindResult(**finder.suggestions(), lrs=finder.lrs, losses=finder.losses, fig=fig)
 

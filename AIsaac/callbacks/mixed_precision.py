@@ -16,13 +16,15 @@ class MixedPrecisionCB(Callback):
     bfloat16 (the default; works on CPU) needs no scaler and changes no step phase. float16 uses a
     `torch.amp.GradScaler` (`scaler_kwargs` go to it), shown to other callbacks as `trainer.grad_scaler` during
     the fit (None for bfloat16): this callback claims `backward` to backpropagate the scaled loss (`trainer.loss`
-    stays the true loss, for metrics), and for the fit makes `trainer.opt.step()` the scaler's step (unscale,
-    skip when a gradient is inf/nan, step, update the scale). So whichever callback steps (BasicTrainCB,
-    GradAccumCB, yours) steps correctly, and GradClipCB, a step pre-hook, sees unscaled gradients.
+    stays the true loss, for metrics), and for the fit makes each optimizer's `step()` (every one in
+    `trainer.opts`) the scaler's step (unscale, skip when a gradient is inf/nan, step). So whichever callback
+    steps (BasicTrainCB, GradAccumCB, a GAN's, yours) steps correctly, and GradClipCB, a step pre-hook, sees
+    unscaled gradients. The scale is updated once after the batch's steps (after_batch; before the next batch
+    for a step taken at an epoch's end), as torch advises for several optimizers.
     `device_type` defaults to the type of the model's device at `before_fit`.
     '''
 
-    _patched: torch.optim.Optimizer | None  # the optimizer whose step this fit wraps
+    _patched: list[torch.optim.Optimizer]  # the optimizers whose step this fit wraps
     order = Order.STEP_WRAPPER  # after DeviceCB has moved model and batch; before others' after_batch reads the preds
 
     def __init__(self, dtype: torch.dtype = torch.bfloat16, device_type: str | None = None, **scaler_kwargs: Any):
@@ -33,13 +35,15 @@ class MixedPrecisionCB(Callback):
         # bfloat16 leaves backward to the step callback (the dispatcher skips a None method)
         if dtype is torch.bfloat16: self.backward = None  # type: ignore[assignment,method-assign]
         self.scaler: torch.amp.GradScaler | None = None
-        self._autocast, self._patched = None, None
+        self._autocast, self._patched, self._pending = None, [], False
 
     def before_fit(self, trainer):
         self.device = self.device_type or model_device(trainer.model).type
         self.scaler = torch.amp.GradScaler(self.device, **self.scaler_kwargs) if self.dtype is torch.float16 else None
         trainer.grad_scaler = self.scaler
-        if self.scaler is not None: self._patch_step(trainer.opt)
+        self._pending = False
+        if self.scaler is not None:
+            for opt in trainer.opts.values(): self._patch_step(opt)
 
     def _patch_step(self, opt: torch.optim.Optimizer) -> None:
         plain_step, scaler, inside = opt.step, self.scaler, False
@@ -51,16 +55,22 @@ class MixedPrecisionCB(Callback):
             inside = True
             try:
                 out = scaler.step(opt, *args, **kwargs)
-                scaler.update()
+                self._pending = True  # the scale is updated once all of the batch's optimizers have stepped
                 return out
             finally: inside = False
 
         # A bound method (torch's lr schedulers rewrap `opt.step.__func__`), set on this optimizer only and
         # removed at cleanup_fit; the optimizer's class is untouched.
         opt.step = types.MethodType(scaled_step, opt)  # type: ignore[method-assign]
-        self._patched = opt
+        self._patched.append(opt)
+
+    def _update(self) -> None:
+        if self._pending and self.scaler is not None:
+            self.scaler.update()
+            self._pending = False
 
     def before_batch(self, trainer):
+        self._update()  # a step taken after the last batch (GradAccumCB's at an epoch's end)
         self._autocast = torch.autocast(self.device, dtype=self.dtype)
         self._autocast.__enter__()
 
@@ -71,7 +81,9 @@ class MixedPrecisionCB(Callback):
 
     # Autocast covers predict and get_loss only: backward runs outside it, as torch.autocast's docs advise.
     def before_backward(self, trainer): self._exit()
-    def after_batch(self, trainer): self._exit()
+    def after_batch(self, trainer):
+        self._exit()
+        self._update()
     def cleanup_batch(self, trainer): self._exit()
 
     def backward(self, trainer): self.scaler.scale(trainer.loss).backward()
@@ -79,6 +91,7 @@ class MixedPrecisionCB(Callback):
     # Saved by CheckpointCB: a resumed float16 fit goes on with the loss scale it had reached.
     def state_dict(self) -> dict[str, Any]:
         """The gradient scaler's state (empty for bfloat16)."""
+        self._update()  # saved between steps: the scale as the next batch will use it
         return {"scaler": self.scaler.state_dict()} if self.scaler is not None else {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -87,6 +100,7 @@ class MixedPrecisionCB(Callback):
 
     def cleanup_fit(self, trainer):
         self._exit()
-        if self._patched is not None: vars(self._patched).pop('step', None)
-        self._patched = None
+        if self.scaler is not None: self._update()
+        for opt in self._patched: vars(opt).pop('step', None)
+        self._patched = []
         trainer.grad_scaler = None

@@ -11,10 +11,13 @@ from ..callback import Callback
 
 
 class BaseSchedulerCB(Callback):
-    '''Builds `scheduler_func(trainer.opt)` at the start of each fit; subclasses decide when it steps
+    '''Builds `scheduler_func(opt)` for each optimizer in `trainer.opts` at the start of each fit; subclasses
+    decide when they step
 
     `scheduler_func` is any `torch.optim.lr_scheduler` factory taking the optimizer, e.g.
-    `functools.partial(StepLR, step_size=10)`. The scheduler steps only in training phases.
+    `functools.partial(StepLR, step_size=10)`. The schedulers step only in training phases. torch's schedulers
+    scale each param group from its own starting lr, so the ratios between groups (`fit(lr=slice(lo, hi))`) hold.
+    `schedulers` holds them by the optimizers' names; `scheduler` is the one scheduler when there is one.
     '''
 
     def __init__(self, scheduler_func: Callable[[Optimizer], Any]):
@@ -22,22 +25,29 @@ class BaseSchedulerCB(Callback):
             raise TypeError(f"scheduler_func must build a scheduler from the optimizer, like "
                             f"functools.partial(torch.optim.lr_scheduler.StepLR, step_size=10); got {scheduler_func!r}.")
         self.scheduler_func = scheduler_func
-        self.scheduler = None
+        self.schedulers: dict[str, Any] = {}
 
-    def before_fit(self, trainer): self.scheduler = self.scheduler_func(trainer.opt)
+    @property
+    def scheduler(self) -> Any:
+        """The scheduler of the one optimizer (None before a fit, or with several optimizers: see `schedulers`)."""
+        return next(iter(self.schedulers.values())) if len(self.schedulers) == 1 else None
+
+    def before_fit(self, trainer):
+        self.schedulers = {name: self.scheduler_func(opt) for name, opt in trainer.opts.items()}
 
     def _step(self, trainer):
-        if trainer.training and self.scheduler is not None: self.scheduler.step()
+        if trainer.training:
+            for scheduler in self.schedulers.values(): scheduler.step()
 
     # CheckpointCB saves these and fit(resume_from=...) loads them after before_fit has built the scheduler, so a
     # resumed fit continues the schedule instead of restarting it.
     def state_dict(self) -> dict[str, Any]:
-        """The scheduler's state (empty before the first fit)."""
-        return self.scheduler.state_dict() if self.scheduler is not None else {}
+        """The schedulers' states by optimizer name (empty before the first fit)."""
+        return {name: s.state_dict() for name, s in self.schedulers.items()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore the scheduler built at before_fit to `state`."""
-        if self.scheduler is not None and state: self.scheduler.load_state_dict(state)
+        """Restore the schedulers built at before_fit to `state`."""
+        for name, s in state.items(): self.schedulers[name].load_state_dict(s)
 
 
 class BatchSchedulerCB(BaseSchedulerCB):
@@ -53,7 +63,8 @@ class EpochSchedulerCB(BaseSchedulerCB):
 
 
 class OneCycleSchedulerCB(BatchSchedulerCB):
-    '''`OneCycleLR` with `max_lr=trainer.lr` over all the training batches of the fit; `kwargs` go to `OneCycleLR`'''
+    '''`OneCycleLR` over all the training batches of the fit, peaking at each param group's lr as fit set it (so
+    `fit(n, lr=slice(1e-5, 1e-3))` peaks at 1e-5 ... 1e-3, and timm's `lr_scale` holds); `kwargs` go to `OneCycleLR`'''
 
     def __init__(self, **kwargs: Any):
         for k in ("max_lr", "total_steps", "epochs", "steps_per_epoch"):
@@ -65,5 +76,8 @@ class OneCycleSchedulerCB(BatchSchedulerCB):
     def before_fit(self, trainer):
         total = trainer.n_epochs * len(trainer.dls.train)
         # Nothing to schedule without training batches (and OneCycleLR refuses total_steps=0).
-        self.scheduler = (self.scheduler_func(trainer.opt, max_lr=trainer.lr, total_steps=total)
-                          if trainer.run_train and total > 0 else None)
+        if not (trainer.run_train and total > 0):
+            self.schedulers = {}
+            return
+        self.schedulers = {name: self.scheduler_func(opt, max_lr=[g['lr'] for g in opt.param_groups], total_steps=total)
+                           for name, opt in trainer.opts.items()}

@@ -1,7 +1,8 @@
 """Checkpoint files: what goes in one, writing it atomically, reading it without running code, restoring a trainer.
 
 A checkpoint is a dict of tensors and plain values (so `torch.load(weights_only=True)` reads it):
-  format, position {epoch, batch, loader_rng, n_epochs}, model, opt, callbacks {name: state_dict}, rng, processes.
+  format, position {epoch, batch, loader_rng, fetch_rng, n_epochs}, model, opts {name: optimizer state_dict},
+  callbacks {name: state_dict}, rng, processes.
 `position` means: `batch` batches of epoch `epoch`'s train phase are done (0: the epoch has not started);
 `loader_rng` is the state that replays that epoch's shuffle (None when `batch` is 0).
 `model` is the user's module's state (no DDP `module.` prefix; a sharded model's full state), so it loads into the
@@ -130,7 +131,7 @@ def trainer_state(trainer: Any, epoch: int, batch: int, loader_rng: dict | None,
             "position": {"epoch": epoch, "batch": batch, "loader_rng": loader_rng if batch else None,
                          "fetch_rng": fetch_rng if batch else None, "n_epochs": trainer.n_epochs},
             "model": model_state(trainer.model),
-            "opt": opt_state(trainer.model, trainer.opt),
+            "opts": {name: opt_state(trainer.model, opt) for name, opt in trainer.opts.items()},
             "callbacks": {name: cb.state_dict() for name, cb in stateful_callbacks(trainer).items()},
             "rng": get_rng_state(),
             "processes": [{"rng": p["rng"], "loader_rng": p["loader_rng"] if batch else None,
@@ -240,12 +241,18 @@ def _process_rng(trainer: Any, state: dict[str, Any]) -> tuple[dict, dict | None
 def restore_checkpoint(trainer: Any, state: dict[str, Any]) -> None:
     """Load `state` into the trainer's model, optimizer, callbacks and RNGs, and set where its fit continues."""
     rng, loader_rng, fetch_rng = _process_rng(trainer, state)  # checked first: a refused resume changes nothing
+    # Files from before several optimizers held the one optimizer's state under "opt".
+    saved = state["opts"] if "opts" in state else {"opt": state["opt"]} if state.get("opt") is not None else {}
+    opts = trainer.opts
+    if set(saved) != set(opts):
+        raise CheckpointError(f"The checkpoint holds optimizers {sorted(saved)} but this fit has {sorted(opts)}; "
+                              f"resume with the opt_func the run was saved with.")
     load_model_state(trainer.model, state["model"])
-    if state["opt"] is not None and trainer.opt is not None:
-        try: load_opt_state(trainer.model, trainer.opt, state["opt"])
+    for name, saved_opt in saved.items():
+        try: load_opt_state(trainer.model, opts[name], saved_opt)
         except (ValueError, KeyError) as e:
-            raise CheckpointError(f"The checkpoint's optimizer state does not fit this optimizer ({e}); resume with "
-                                  f"the opt_func the run was saved with.") from e
+            raise CheckpointError(f"The checkpoint's optimizer state does not fit optimizer {name!r} ({e}); resume with "
+                                  f"the opt_func (and splitter) the run was saved with.") from e
     callbacks = stateful_callbacks(trainer)
     for name, cb_state in state["callbacks"].items(): callbacks[name].load_state_dict(cb_state)
     set_rng_state(rng)

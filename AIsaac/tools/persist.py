@@ -72,7 +72,8 @@ class PersistMixin:
             own = self.model.state_dict()
             state["model"] = {k: v for k, v in state["model"].items() if k in own and own[k].shape == v.shape}
         self.model.load_state_dict(state["model"], strict=strict)
-        opt = state.get("opt")
+        # trainer.save writes "opt"; CheckpointCB files hold every optimizer under "opts" (the single one as "opt").
+        opt = state["opts"].get("opt") if isinstance(state.get("opts"), dict) else state.get("opt")
         if with_opt and opt is not None:
             if self.opt is not None: load_opt_state(self.opt, opt)
             self.opt_state = opt  # the next fit's new optimizer starts from it

@@ -1,7 +1,7 @@
 """`restoring(trainer)`: run something that fits (a search, a look at a batch) and put everything back afterwards.
 
 The one put-back helper: `lr_find` and `show_image_batch` run inside it. It restores the model's weights, buffers,
-train/eval modes and gradients, the optimizer's state, every callback's attributes, the trainer's own attributes,
+train/eval modes, gradients and which parameters are frozen, the optimizers' states, every callback's attributes, the trainer's own attributes,
 and the random number generators, whether the block ends normally or with an exception.
 """
 from __future__ import annotations
@@ -46,10 +46,11 @@ class Snapshot:
         self.model_state = copy.deepcopy(model.state_dict())
         self.modes = [m.training for m in model.modules()]
         self.grads = [None if p.grad is None else p.grad.clone() for p in model.parameters()]
-        self.opt = trainer.opt
-        self.opt_state = copy.deepcopy(trainer.opt.state_dict()) if trainer.opt is not None else None
-        # The memo makes the copies keep pointing at the live trainer, model, parameters, optimizer and loaders.
-        memo = {id(o): o for o in (trainer, model, trainer.opt, trainer.dls, *model.parameters(), *model.buffers())}
+        self.opts = [(opt, copy.deepcopy(opt.state_dict())) for opt in trainer.opts.values()]
+        self.requires_grad = [p.requires_grad for p in model.parameters()]
+        # The memo makes the copies keep pointing at the live trainer, model, parameters, optimizers and loaders.
+        memo = {id(o): o for o in (trainer, model, *trainer.opts.values(), trainer.dls, *model.parameters(),
+                                   *model.buffers())}
         self.cb_states = [(cb, _copy_state(vars(cb), memo)) for cb in trainer.cbs if hasattr(cb, '__dict__')]
         self.rng = (torch.get_rng_state(), torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
                     random.getstate(), np.random.get_state())
@@ -60,8 +61,10 @@ class Snapshot:
         vars(trainer).update(self.trainer_state)
         model.load_state_dict(self.model_state)
         for m, mode in zip(model.modules(), self.modes): m.training = mode
-        for p, g in zip(model.parameters(), self.grads): p.grad = g
-        if self.opt is not None: self.opt.load_state_dict(self.opt_state)
+        for p, g, r in zip(model.parameters(), self.grads, self.requires_grad):
+            p.grad = g
+            p.requires_grad_(r)
+        for opt, state in self.opts: opt.load_state_dict(state)
         for cb, state in self.cb_states:
             vars(cb).clear()
             vars(cb).update(state)

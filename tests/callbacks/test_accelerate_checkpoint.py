@@ -87,7 +87,7 @@ def test_one_process_resumes_from_an_epoch_boundary_like_plain_pytorch(run, tmp_
     model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Dropout(0.3), nn.Linear(8, 3))
     model.load_state_dict(state["model"])
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    opt.load_state_dict(state["opt"])
+    opt.load_state_dict(state["opts"]["opt"])
     set_rng_state(state["rng"])
     for x, y in DataLoader(NoisyData(worker.N_TRAIN), batch_size=worker.BS, shuffle=True):
         nn.functional.cross_entropy(model(x), y).backward()

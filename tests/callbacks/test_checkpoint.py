@@ -148,7 +148,7 @@ def test_checkpoint_holds_everything_and_loads_with_weights_only(tmp_path):
     state = torch.load(tmp_path / "checkpoint-e1-b0.pt", weights_only=True)
     assert state["position"]["epoch"] == 1 and state["position"]["batch"] == 0
     for k, v in trainer.model.state_dict().items(): assert torch.equal(state["model"][k], v)
-    assert state["opt"]["state"][0]["step"] == 6
+    assert state["opts"]["opt"]["state"][0]["step"] == 6
     assert state["callbacks"]["OneCycleCB"]["last_epoch"] == 6
     assert set(state["rng"]) >= {"python", "numpy", "torch"}
 

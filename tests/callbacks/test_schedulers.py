@@ -92,3 +92,49 @@ def test_resumed_fit_continues_the_schedule(make_trainer, recorder, tmp_path, ma
     resumed.fit(3, lr=0.1, resume_from=tmp_path)  # from 4 batches into epoch 1 (8 batches per epoch)
     assert recorder.lrs == lrs[8 + 4:]
     for p, q in zip(resumed.model.parameters(), weights): assert torch.equal(p, q)
+
+
+class GroupLRs:
+    '''Records every param group's lr at each training batch'''
+
+    order = 100
+
+    def before_fit(self, trainer): self.lrs = []
+
+    def before_batch(self, trainer):
+        if trainer.training: self.lrs.append([g['lr'] for g in trainer.opt.param_groups])
+
+
+def three_groups(m): return [m[0].parameters(), [m[2].weight], [m[2].bias]]
+
+
+def test_one_cycle_keeps_each_groups_peak_like_torch_with_per_group_max_lr(make_dls, make_model):
+    from AIsaac.all import BasicTrainCB, Trainer
+    rec = GroupLRs()
+    model = make_model()
+    t = Trainer(make_dls(), torch.nn.CrossEntropyLoss(), torch.optim.Adam, model,
+                [BasicTrainCB(), OneCycleSchedulerCB(), rec], splitter=three_groups)
+    t.fit(2, lr=slice(1e-5, 1e-3))
+    # Plain PyTorch: the same groups with OneCycleLR given one max_lr per group.
+    ref = make_model()
+    opt = torch.optim.Adam([{'params': ref[0].parameters()}, {'params': [ref[2].weight]}, {'params': [ref[2].bias]}])
+    n = 2 * len(t.dls.train)
+    sched, want = OneCycleLR(opt, max_lr=[1e-5, 1e-4, 1e-3], total_steps=n), []
+    for _ in range(n):
+        want.append([g['lr'] for g in opt.param_groups])
+        opt.step()
+        sched.step()
+    assert len(rec.lrs) == n
+    for got, exp in zip(rec.lrs, want): assert got == pytest.approx(exp, rel=1e-12)
+    peak = max(range(n), key=lambda i: rec.lrs[i][2])
+    assert rec.lrs[peak] == pytest.approx([1e-5, 1e-4, 1e-3], rel=1e-2)  # not flattened to the last group's lr
+
+
+def test_step_scheduler_keeps_the_group_ratios(make_dls, make_model):
+    from AIsaac.all import BasicTrainCB, Trainer
+    rec = GroupLRs()
+    t = Trainer(make_dls(), torch.nn.CrossEntropyLoss(), torch.optim.SGD, make_model(),
+                [BasicTrainCB(), EpochSchedulerCB(partial(ExponentialLR, gamma=0.5)), rec], splitter=three_groups)
+    t.fit(3, lr=[1e-3, 2e-3, 4e-3])
+    for lrs in rec.lrs: assert lrs[1] / lrs[0] == pytest.approx(2) and lrs[2] / lrs[0] == pytest.approx(4)
+    assert rec.lrs[-1] == pytest.approx([2.5e-4, 5e-4, 1e-3])
