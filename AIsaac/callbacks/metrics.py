@@ -86,7 +86,12 @@ class BatchLosses(Sequence):
 
 
 class MetricsCB(Callback):
-    '''Callback to track train/valid loss + metrics'''
+    '''Callback to track train/valid loss + metrics
+
+    An epoch with an interrupted or cancelled phase gets no row (its losses are dropped when the next phase starts).
+    `state_dict` holds the whole history and the current phase's batch losses, so a resumed fit's records equal the
+    uninterrupted fit's.
+    '''
 
     order = Order.METRICS  # fills trainer.epoch_log at the cleanup_epoch of each epoch's last phase
 
@@ -110,6 +115,21 @@ class MetricsCB(Callback):
     def before_fit(self, trainer):
         for m in (*self.metrics.values(), *self.losses.values()): m.reset()
         self._pending, self._sizes, self._batch_nums, self._chunks = [], [], [], []
+        self._phase_training, self._partial = True, False
+
+    def log_keys(self, trainer) -> set[str]:
+        """The keys this fit's epoch logs will hold: 'train', 'valid' and the metrics, as the fit trains and validates."""
+        return ({'train'} if trainer.run_train else set()) | ({'valid', *self.metrics} if trainer.run_valid else set())
+
+    def before_epoch(self, trainer):
+        self._phase_training = trainer.training
+        # Resumed in the middle of this phase: its losses so far came from the checkpoint (load_state_dict).
+        if trainer.training and getattr(trainer, 'resume_at', None) is not None: return
+        # What an interrupted phase left is dropped here (it stays until now for the checkpoint written on the way out).
+        self._pending, self._sizes, self._batch_nums, self._chunks = [], [], [], []
+        if trainer.training or not trainer.run_train:  # the epoch's first phase
+            self._partial = False
+            for m in (*self.metrics.values(), *self.losses.values()): m.reset()
 
     def after_batch(self, trainer):
         '''stores losses and metrics for batch'''
@@ -152,6 +172,9 @@ class MetricsCB(Callback):
 
     def cleanup_epoch(self, trainer):
         '''compute metrics and append to epoch stats'''
+        if not getattr(trainer, 'phase_complete', True):  # interrupted or cancelled: this epoch gets no row
+            self._partial = True
+            return
         if self._pending: self._chunks.append(torch.stack(self._pending))
         if self._chunks:  # one transfer per phase, not one per batch
             losses = torch.cat(self._chunks).cpu().double()  # float64 on the CPU: an exact sum, on every backend
@@ -163,12 +186,36 @@ class MetricsCB(Callback):
             self._warn_non_finite(trainer, values, self._batch_nums)
             self._pending, self._sizes, self._batch_nums, self._chunks = [], [], [], []
         if trainer.training and trainer.run_valid: return  # the epoch's numbers are final after validation
+        if self._partial: return
         losses = {k: v for k, m in self.losses.items() if (v := self._mean_loss(trainer, k, m)) is not None}
         metrics = {k: float(m.compute()) for k, m in self.metrics.items()} if not trainer.training else {}
         self.losses_epoch.append(losses)
         self.metrics_epoch.append(metrics)
         for m in (*self.metrics.values(), *self.losses.values()): m.reset()
         trainer.epoch_log = {'epoch': trainer.epoch, **losses, **metrics}
+
+    def state_dict(self) -> dict[str, Any]:
+        """The history, the running train/valid means, and the batch losses of a training phase in progress."""
+        pending = self._chunks + ([torch.stack(self._pending)] if self._pending else [])
+        in_train = self._phase_training and bool(pending)
+        return {"losses_epoch": list(self.losses_epoch), "metrics_epoch": list(self.metrics_epoch),
+                "losses_batch": list(self.losses_batch._loss), "training_batch": list(self.losses_batch._training),
+                "means": {k: (None if m.total is None else m.total.detach().cpu(), m.weight)
+                          for k, m in self.losses.items()},
+                "pending": torch.cat(pending).cpu() if in_train else None,
+                "sizes": list(self._sizes) if in_train else [], "batch_nums": list(self._batch_nums) if in_train else []}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.losses_epoch, self.metrics_epoch = list(state["losses_epoch"]), list(state["metrics_epoch"])
+        self.losses_batch = BatchLosses()
+        self.losses_batch._loss.extend(state["losses_batch"])
+        self.losses_batch._training.extend(bytes(state["training_batch"]))
+        for k, (total, weight) in state["means"].items(): self.losses[k].total, self.losses[k].weight = total, weight
+        for m in self.metrics.values(): m.reset()  # a validation phase in progress is redone from its start
+        self._chunks = [state["pending"]] if state["pending"] is not None else []
+        self._pending, self._sizes, self._batch_nums = [], list(state["sizes"]), list(state["batch_nums"])
+        # A checkpoint is a point between two batches: the resumed fit completes the phase it was saved in.
+        self._phase_training, self._partial = True, False
 
     def plot(self, figsize: tuple[float, float] = (8, 4.5)):
         """This callback's losses and metrics as a figure; see `plot_losses`."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import torch
 
@@ -13,10 +14,11 @@ class SaveBestCB(MonitorCB):
 
     With `path` (a file name) the weights are saved there with `torch.save` at each improvement; without it they are
     cloned in memory (on the model's device). `restore=True` loads them back into the model at the end of the
-    fit, also when it was stopped early.
+    fit, also when it was stopped early. `state_dict` holds the best value and the best weights (written back to
+    `path` when a fit resumes), so a resumed fit keeps and restores the same epoch as the uninterrupted one.
     '''
 
-    def __init__(self, monitor: str = 'valid', mode: str = 'min', path: str | os.PathLike | None = None,
+    def __init__(self, monitor: str = 'valid', mode: str = 'auto', path: str | os.PathLike | None = None,
                  restore: bool = True, min_delta: float = 0.):
         super().__init__(monitor, mode, min_delta)
         self.path, self.restore, self.state = path, restore, None
@@ -42,3 +44,17 @@ class SaveBestCB(MonitorCB):
         model = self._module(trainer)
         state = self.state if self.path is None else torch.load(self.path, map_location='cpu', weights_only=True)
         model.load_state_dict(state)  # copies into the existing tensors, whatever their device
+
+    def state_dict(self) -> dict[str, Any]:
+        weights = self.state
+        if self.path is not None and weights is not None:
+            weights = torch.load(self.path, map_location='cpu', weights_only=True)
+        return {**super().state_dict(), "weights": weights}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        weights = state["weights"]
+        if weights is None or self.path is None: self.state = weights
+        else:  # the file may have been overwritten after the checkpoint by an epoch the resumed fit redoes
+            torch.save(weights, self.path)
+            self.state = self.path

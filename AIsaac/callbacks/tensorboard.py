@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ..callback import Callback, Order, final_epoch_log
+from ..callback import Callback, Order, check_log_key, final_epoch_log
 
 
 class TensorBoardCB(Callback):
@@ -16,6 +16,7 @@ class TensorBoardCB(Callback):
     '''
 
     order = Order.LOGGER  # reads epoch_log once MetricsCB has filled it
+    side_runs = False  # writes files: takes no part in lr_find and the other side runs
 
     def __init__(self, log_dir: str | os.PathLike | None = None, **writer_kwargs: Any):
         try:
@@ -28,6 +29,7 @@ class TensorBoardCB(Callback):
         self.epochs_logged, self.batches_logged = 0, 0
 
     def before_fit(self, trainer):
+        check_log_key(self, None, trainer)
         self.writer = self._writer_cls(log_dir=None if self.log_dir is None else str(self.log_dir), **self.writer_kwargs)
         self.log_dir = self.writer.log_dir  # later fits write to the same folder
         self._metrics_cb = getattr(trainer, "MetricsCB", None)
@@ -47,6 +49,15 @@ class TensorBoardCB(Callback):
             self.writer.add_scalar(f"loss/{k}" if k in ("train", "valid") else f"metrics/{k}", v, self.epochs_logged)
         self.epochs_logged += 1
         self.writer.flush()
+
+    def state_dict(self) -> dict[str, Any]:
+        """The step counters and the log folder: a resumed fit continues the same curves at the same steps."""
+        return {"epochs_logged": self.epochs_logged, "batches_logged": self.batches_logged,
+                "seen": self._seen, "log_dir": None if self.log_dir is None else str(self.log_dir)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.epochs_logged, self.batches_logged = state["epochs_logged"], state["batches_logged"]
+        self._seen = state["seen"]
 
     def cleanup_fit(self, trainer):
         # One event file per fit: TensorBoard reads every file in the folder, in order.

@@ -10,6 +10,7 @@ from ..display.notebook import in_notebook
 from ..display.tables import html_table, text_table
 from ..events import BATCH_EVENTS
 from ..runtime.device import model_device, to_device
+from .sandbox import restoring
 
 if TYPE_CHECKING:
     from ..trainer import Trainer
@@ -79,14 +80,15 @@ class SummaryMixin:
         except ImportError as e:
             raise ImportError("summarize_model needs the torchinfo package: pip install torchinfo "
                               "(or pip install 'aisaac[inspect]').") from e
-        batch = next(iter(self.dls.train), None)
-        if batch is None: raise ValueError("The training loader gave no batch; summarize_model needs one to run the model.")
-        device = model_device(self.model)
-        xb = to_device(batch[0], device)
-        was_training = self.model.training
-        kwargs = {"col_names": DEFAULT_COLUMNS, "verbose": 0, "mode": "train" if was_training else "eval",
-                  **torchinfo_kwargs}
-        try: stats = torchinfo.summary(self.model, input_data=[xb], device=device, **kwargs)
-        finally: self.model.train(was_training)
+        # Put back afterwards: drawing a batch moves the loader's random stream, a train-mode pass the BatchNorm stats.
+        with restoring(self):  # type: ignore[arg-type]
+            batch = next(iter(self.dls.train), None)
+            if batch is None:
+                raise ValueError("The training loader gave no batch; summarize_model needs one to run the model.")
+            device = model_device(self.model)
+            xb = to_device(batch[0], device)
+            kwargs = {"col_names": DEFAULT_COLUMNS, "verbose": 0, "mode": "train" if self.model.training else "eval",
+                      **torchinfo_kwargs}
+            stats = torchinfo.summary(self.model, input_data=[xb], device=device, **kwargs)
         if show: print(stats)
         return stats
