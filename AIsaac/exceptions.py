@@ -1,6 +1,8 @@
 """The three cancel exceptions and the error that wraps a failing callback."""
 from __future__ import annotations
 
+from typing import Any
+
 
 class CancelBatchException(Exception):
     """Skip the rest of this batch (and its `after_batch`); `cleanup_batch` still runs."""
@@ -33,6 +35,12 @@ class CallbackError(RuntimeError):
 _TYPED: dict[type, type | None] = {}
 
 
+def add_note(error: BaseException, note: str) -> None:
+    """`error.add_note(note)` (PEP 678); on Python 3.10, which lacks it, the note is kept in `__notes__` all the same."""
+    if hasattr(error, "add_note"): error.add_note(note)
+    else: error.__dict__.setdefault("__notes__", []).append(note)
+
+
 def callback_error(callback: str, event: str, where: str, original: BaseException) -> BaseException:
     """The error to raise for `original`, raised by `callback` at `event`: a CallbackError that is also an instance
     of the original's class, so `except TrialPruned` (or `except ValueError`) still catches it after `fit`.
@@ -49,9 +57,9 @@ def callback_error(callback: str, event: str, where: str, original: BaseExceptio
         except TypeError: _TYPED[cls] = None
     typed = _TYPED[cls]
     if typed is None:
-        original.add_note(f"Raised by {callback} at event '{event}' ({where}).")
+        add_note(original, f"Raised by {callback} at event '{event}' ({where}).")
         return original
-    error = BaseException.__new__(typed)
+    error: Any = BaseException.__new__(typed)
     error.__dict__.update(getattr(original, "__dict__", {}))
     CallbackError.__init__(error, callback, event, where, original)
     return error

@@ -17,7 +17,7 @@ from .callbacks.profile import ProfileMixin
 from .dispatch import build_plan, with_cbs
 from .events import EVENTS, EXCLUSIVE_PHASES, nearest_event
 from .exceptions import (CANCEL_EXCEPTIONS, CallbackError, CallbackSetupError, CancelBatchException,
-                         CancelEpochException, CancelFitException, callback_error)
+                         CancelEpochException, CancelFitException, add_note, callback_error)
 from .runtime.args import whole_number
 from .runtime.checkpoint import fit_setup, read_checkpoint, replay_batches, restore_checkpoint
 from .runtime.rng import loader_rng_state
@@ -77,7 +77,9 @@ class Trainer(PredictMixin, LRFindMixin, ProfileMixin, SummaryMixin, ShowBatchMi
                             f"momentum=0.9); got {type(opt_func).__name__}.")
         self.dls, self.loss_func, self.opt_func, self.model = dls, loss_func, opt_func, model
         self.opt, self.epoch, self.batch_num, self.training = None, 0, 0, False
-        self.loader_rng, self.resume_at, self.resuming, self.run_id, self.setup = None, None, False, None, None
+        self.loader_rng, self.resume_at, self.resuming = None, None, False
+        self.run_id: str | None = None
+        self.setup: dict[str, Any] | None = None
         self.phase_complete = False
         self.cbs: list[Any] = []
         self._named: dict[str, Any] = {}
@@ -178,8 +180,8 @@ class Trainer(PredictMixin, LRFindMixin, ProfileMixin, SummaryMixin, ShowBatchMi
             except BaseException as e: errors.append(e)  # KeyboardInterrupt: still let the other cleanups run
         if not errors: return
         carrier = pending if pending is not None and not isinstance(pending, CANCEL_EXCEPTIONS) else errors[0]
-        for e in errors:
-            if e is not carrier: carrier.add_note(f"Also raised during '{name}': {type(e).__name__}: {e}")
+        for other in errors:
+            if other is not carrier: add_note(carrier, f"Also raised during '{name}': {type(other).__name__}: {other}")
         if carrier is not pending: raise carrier
 
     def _unknown_event(self, name: str) -> NoReturn:
@@ -286,7 +288,7 @@ class Trainer(PredictMixin, LRFindMixin, ProfileMixin, SummaryMixin, ShowBatchMi
 
 def _positive_real(v: Any) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool) and type(v).__name__ != "bool_" \
-        and math.isfinite(v) and v > 0
+        and math.isfinite(v) and float(v) > 0
 
 
 def check_lr(lr: Any) -> Any:

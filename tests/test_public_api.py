@@ -31,7 +31,8 @@ INTERNAL = {
     "AIsaac.callbacks.accelerate": {"AccelerateStopCB",  # added by AccelerateCB itself
                                     "launched_processes"},  # AccelerateCB's launch check
     "AIsaac.callbacks.activation_stats": {"all_modules"},  # ActivationStatsCB's default module picker
-    "AIsaac.callbacks.basic_train": {"describe", "check_inputs", "check_targets"},  # BasicTrainCB's first-batch checks
+    "AIsaac.callbacks.basic_train": {"describe", "check_inputs", "check_targets", "check_shapes"},
+    "AIsaac.callbacks.monitor": {"auto_mode"},  # MonitorCB's mode='auto' rule  # BasicTrainCB's first-batch checks
     "AIsaac.callbacks.lr_finder": {"LRFindMixin"},  # reached as Trainer.lr_find
     "AIsaac.callbacks.profile": {"ProfileMixin",  # reached as Trainer.profile
                                  "HostReadCounter"},  # ProfileCB's count_cpu

@@ -5,6 +5,7 @@ import contextlib
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 from ..callback import Callback, Order
 from ..runtime.args import whole_number
@@ -36,7 +37,9 @@ class CheckpointCB(Callback):
         keep = whole_number("keep", keep, owner="CheckpointCB", what="how many checkpoints to keep", none="keep all")
         self.path, self.every_n_batches, self.every_epoch, self.keep = Path(path), every_n_batches, every_epoch, keep
         self.last_saved: Path | None = None
-        self._pos, self._saved_pos, self._between_steps, self._finished = None, None, True, False
+        self._pos: Any = None  # where the fit could continue from now: (epoch, batch, loader_rng)
+        self._saved_pos: Any = None
+        self._between_steps, self._finished = True, False
 
     def before_fit(self, trainer):
         if self.path.is_dir(): remove_stale_temp_files(self.path)

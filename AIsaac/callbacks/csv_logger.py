@@ -23,7 +23,8 @@ class CSVLoggerCB(Callback):
 
     def __init__(self, path: str | os.PathLike = "history.csv", append: bool = False):
         self.path, self.append = Path(path), append
-        self._file, self._writer = None, None
+        self._file: Any = None
+        self._writer: Any = None
 
     def before_fit(self, trainer):
         check_log_key(self, None, trainer)

@@ -21,7 +21,8 @@ class SaveBestCB(MonitorCB):
     def __init__(self, monitor: str = 'valid', mode: str = 'auto', path: str | os.PathLike | None = None,
                  restore: bool = True, min_delta: float = 0.):
         super().__init__(monitor, mode, min_delta)
-        self.path, self.restore, self.state = path, restore, None
+        self.path, self.restore = path, restore
+        self.state: Any = None  # the best weights (in memory), or `path` once they are saved there
 
     def before_fit(self, trainer):
         super().before_fit(trainer)

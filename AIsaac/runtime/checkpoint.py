@@ -65,7 +65,7 @@ def fit_setup(trainer: Any, n_epochs: int, opt: Any, fit_only: Iterable[Any] = (
     trainer's callbacks (those added for this fit only, `fit_only`, are left out: a checkpoint or a stop added to one
     fit need not be there when it resumes; callbacks with state are compared anyway, see check_callback_states)."""
     skip = {id(cb) for cb in fit_only}
-    train = getattr(trainer.dls, "train", None)
+    train: Any = getattr(trainer.dls, "train", None)
     try: n_batches = len(train)
     except TypeError: n_batches = None
     return {"n_epochs": n_epochs, "batch_size": getattr(train, "batch_size", None), "train_batches": n_batches,
