@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import warnings
 from typing import Any, Callable, Iterable
 
 from .callback import callback_name, callback_order, event_methods, flatten_callbacks
@@ -62,7 +63,7 @@ def build_plan(callbacks: list[Any], events: tuple[str, ...] = EVENTS) -> dict[s
 
     When one callback `claims` a phase only it runs there; two claims on one phase raise CallbackSetupError. Callbacks
     that list the phase in `observes` (a tracer beside the training step, say) run beside the one doing it; two
-    callbacks doing a phase with neither claiming nor observing it raise CallbackSetupError (it would run twice).
+    callbacks doing a phase with neither claiming nor observing it get a warning (it runs twice).
     """
     ordered = sorted(callbacks, key=callback_order)
     plan = {}
@@ -79,9 +80,11 @@ def build_plan(callbacks: list[Any], events: tuple[str, ...] = EVENTS) -> dict[s
             else:
                 doing = [cb for cb, _ in doers if ev not in getattr(cb, "observes", ())]
                 if len(doing) > 1:
-                    raise CallbackSetupError(
-                        f"{' and '.join(map(callback_name, doing))} all do the step phase '{ev}', so it would run "
+                    # A warning, not an error: a tracer written before `observes` existed (the seed tutorial's) still runs.
+                    warnings.warn(
+                        f"{' and '.join(map(callback_name, doing))} all do the step phase '{ev}', so it runs "
                         f"{len(doing)} times per batch. Give the one that replaces the usual step claims = ('{ev}',), "
-                        f"or, for one that only watches it (a recorder), observes = ('{ev}',).")
+                        f"or, for one that only watches it (a recorder), observes = ('{ev}',).", UserWarning,
+                        stacklevel=4)
         plan[ev] = tuple(m for _, m in doers)
     return plan
