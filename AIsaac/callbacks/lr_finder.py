@@ -102,7 +102,8 @@ class LRFindMixin:
         """Train from `start_lr` with the lr multiplied by `lr_mult` each batch until the loss diverges (or `max_iter`
         batches), then put model, optimizer, callbacks, trainer state and random generators back as they were.
 
-        Schedulers on the trainer are left out of the search. Nothing is written to disk.
+        Schedulers on the trainer are left out of the search, and so are the callbacks that take no part in side runs
+        (checkpoints, loggers, save-best, early stopping, the epoch table; see `restoring`): nothing is written to disk.
         """
         finder = LRFinderCB(lr_mult=lr_mult, max_mult=max_mult, max_iter=max_iter)
         trainer: Any = self
