@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import warnings
 from typing import Any, Callable, Iterable
 
 from .callback import callback_name, callback_order, event_methods, flatten_callbacks
@@ -10,7 +11,11 @@ from .exceptions import CallbackSetupError
 
 
 class with_cbs:
-    """Decorator: run `before_{nm}`, the function, `after_{nm}`; `exception` skips the rest; `cleanup_{nm}` always runs."""
+    """Decorator: run `before_{nm}`, the function, `after_{nm}`; `exception` skips the rest; `cleanup_{nm}` always runs.
+
+    Every callback's `cleanup_{nm}` runs even when one of them raises (`o.run_cleanup`); an error already on its way
+    out is the one that propagates, with the cleanup errors attached to it as notes.
+    """
 
     def __init__(self, nm: str, exception: type[BaseException]):
         self.nm, self.exception = nm, exception
@@ -21,12 +26,23 @@ class with_cbs:
         @functools.wraps(f)
         def _f(o, *args, **kwargs):
             try:
-                o.run_callbacks(self.before)
-                f(o, *args, **kwargs)
-                o.run_callbacks(self.after)
-            except self.exception: pass
-            finally: o.run_callbacks(self.cleanup)
+                try:
+                    o.run_callbacks(self.before)
+                    f(o, *args, **kwargs)
+                    o.run_callbacks(self.after)
+                except self.exception: pass
+            except BaseException as e:
+                _cleanup(o, self.cleanup, e)
+                raise
+            _cleanup(o, self.cleanup, None)
         return _f
+
+
+def _cleanup(o: Any, name: str, pending: BaseException | None) -> None:
+    # A Trainer runs every cleanup (run_cleanup); any other object with run_callbacks is served by that.
+    run = getattr(o, "run_cleanup", None)
+    if run is not None: run(name, pending)
+    else: o.run_callbacks(name)
 
 
 def run_callbacks(callbacks: Iterable[Any], event: str | Iterable[str], trainer: Any = None) -> None:
@@ -45,8 +61,9 @@ def run_callbacks(callbacks: Iterable[Any], event: str | Iterable[str], trainer:
 def build_plan(callbacks: list[Any], events: tuple[str, ...] = EVENTS) -> dict[str, tuple[Callable, ...]]:
     """Per event, the tuple of bound methods to call, sorted by `order` (stable), claims applied.
 
-    Several callbacks may do the same phase (a tracer beside the training step, say); when one of them
-    `claims` the phase only it runs there. Two claims on one phase raise CallbackSetupError.
+    When one callback `claims` a phase only it runs there; two claims on one phase raise CallbackSetupError. Callbacks
+    that list the phase in `observes` (a tracer beside the training step, say) run beside the one doing it; two
+    callbacks doing a phase with neither claiming nor observing it get a warning (it runs twice).
     """
     ordered = sorted(callbacks, key=callback_order)
     plan = {}
@@ -58,6 +75,16 @@ def build_plan(callbacks: list[Any], events: tuple[str, ...] = EVENTS) -> dict[s
                 raise CallbackSetupError(f"{' and '.join(map(callback_name, claimers))} both claim the step phase "
                                          f"'{ev}'; keep only one of them.")
             # A claim takes the phase over: the other callbacks' methods for it are left out of the plan.
-            if claimers: doers = [(cb, m) for cb, m in doers if cb is claimers[0]]
+            if claimers:
+                doers = [(cb, m) for cb, m in doers if cb is claimers[0] or ev in getattr(cb, "observes", ())]
+            else:
+                doing = [cb for cb, _ in doers if ev not in getattr(cb, "observes", ())]
+                if len(doing) > 1:
+                    # A warning, not an error: a tracer written before `observes` existed (the seed tutorial's) still runs.
+                    warnings.warn(
+                        f"{' and '.join(map(callback_name, doing))} all do the step phase '{ev}', so it runs "
+                        f"{len(doing)} times per batch. Give the one that replaces the usual step claims = ('{ev}',), "
+                        f"or, for one that only watches it (a recorder), observes = ('{ev}',).", UserWarning,
+                        stacklevel=4)
         plan[ev] = tuple(m for _, m in doers)
     return plan

@@ -1,7 +1,10 @@
 """`Trainer`: the training loop, in which every piece of work is a callback event."""
 from __future__ import annotations
 
+import math
+import numbers
 import os
+import uuid
 import warnings
 from types import MappingProxyType
 from typing import Any, Callable, Iterable, Mapping, NoReturn
@@ -9,19 +12,19 @@ from typing import Any, Callable, Iterable, Mapping, NoReturn
 import torch
 from torch import nn
 
-from .callback import callback_name, flatten_callbacks, warn_misspelt_events
+from .callback import as_callback_list, callback_name, flatten_callbacks, warn_misspelt_events
 from .callbacks.lr_finder import LRFindMixin
 from .callbacks.metrics import Mean
 from .callbacks.profile import ProfileMixin
 from .dispatch import build_plan, with_cbs
-from .events import EVENTS, nearest_event
+from .events import EVENTS, EXCLUSIVE_PHASES, nearest_event
 from .exceptions import (CANCEL_EXCEPTIONS, CallbackError, CallbackSetupError, CancelBatchException,
-                         CancelEpochException, CancelFitException)
+                         CancelEpochException, CancelFitException, add_note, callback_error)
 from .models.splitters import Splitter, layer_index, norm_params, param_groups
 from .runtime.args import whole_number
 from .runtime.batch import rows, split_batch
-from .runtime.checkpoint import read_checkpoint, replay_batches, restore_checkpoint
-from .runtime.optimizers import LR, Optimizers, build_optimizers, check_lr, reuse_optimizers
+from .runtime.checkpoint import fit_setup, read_checkpoint, replay_batches, restore_checkpoint
+from .runtime.optimizers import LR, Optimizers, build_optimizers, reuse_optimizers
 from .runtime.rng import loader_rng_state
 from .tools.persist import PersistMixin, load_opt_state
 from .tools.predict import PredictMixin
@@ -58,6 +61,12 @@ class Trainer(PredictMixin, PersistMixin, LRFindMixin, ProfileMixin, SummaryMixi
         `lr_<group>`, `mom_<group>`; `train_time`, `valid_time` in seconds; see `is_record_key`).
       loader_rng: the RNG state each train phase began with, which replays its shuffle (CheckpointCB saves it).
       resume_at: set while a fit resumed mid-epoch has yet to reach that epoch (see AIsaac.runtime.checkpoint).
+      resuming: True during a fit started with `resume_from` (callbacks with files to continue read it at before_fit).
+      run_id: a short hex id of the run, new at each fit and kept by a resumed one (CheckpointCB names files with it).
+      setup: what the fit was started with (n_epochs, batch size, optimizer and hyperparameters, callbacks, run_id),
+        stored in checkpoints and compared when resuming.
+      phase_complete: False until the current epoch phase has gone through all its batches; an interrupted or
+        cancelled phase stays False, and is never recorded as a finished epoch (see `final_epoch_log`).
       is_main_process, num_processes, process_index, reduce_sum, gather_object: the distributed state (one process
         by default; AccelerateCB sets them for its fits; see AIsaac.runtime.distributed).
     Each callback is also reachable as an attribute named by its class (`trainer.MetricsCB`); `named_callbacks` and
@@ -106,8 +115,11 @@ class Trainer(PredictMixin, PersistMixin, LRFindMixin, ProfileMixin, SummaryMixi
         self.opts: dict[str, Any] = {}
         self._optimizers: Optimizers | None = None
         self.epoch, self.batch_num, self.training = 0, 0, False
-        self.loader_rng, self.resume_at = None, None
+        self.loader_rng, self.resume_at, self.resuming = None, None, False
         self.logged: dict[str, Mean] = {}
+        self.run_id: str | None = None
+        self.setup: dict[str, Any] | None = None
+        self.phase_complete = False
         self.cbs: list[Any] = []
         self._named: dict[str, Any] = {}
         self._plan_wrapper: PlanWrapper | None = None
@@ -145,7 +157,6 @@ class Trainer(PredictMixin, PersistMixin, LRFindMixin, ProfileMixin, SummaryMixi
 
         A callback whose class name is taken is an error unless `force`, which adds it as `Name_2`, `Name_3`, ...
         """
-        if not isinstance(callbacks, (list, tuple)): callbacks = [callbacks]
         new = [cb for cb in flatten_callbacks(callbacks) if all(cb is not c for c in self.cbs)]
         names = {}
         for cb in new:
@@ -169,7 +180,6 @@ class Trainer(PredictMixin, PersistMixin, LRFindMixin, ProfileMixin, SummaryMixi
 
     def remove_callbacks(self, callbacks: Any | Iterable[Any]) -> None:
         """Remove callbacks (and, for a group, its members)."""
-        if not isinstance(callbacks, (list, tuple)): callbacks = [callbacks]
         gone = {id(cb) for cb in flatten_callbacks(callbacks)}
         self.cbs = [cb for cb in self.cbs if id(cb) not in gone]
         self._named = {n: cb for n, cb in self._named.items() if id(cb) not in gone}
@@ -194,17 +204,36 @@ class Trainer(PredictMixin, PersistMixin, LRFindMixin, ProfileMixin, SummaryMixi
                 except CallbackError: raise
                 except Exception as e: raise self._callback_error(method, name, e) from e
 
+    def run_cleanup(self, name: str, pending: BaseException | None = None) -> None:
+        """Run cleanup event `name` on every planned callback, even when some raise. Their errors are reported together:
+        `pending` (the exception already leaving the scope, if it is an error) or else the first cleanup error is
+        raised, with the others attached as notes."""
+        errors: list[BaseException] = []
+        for method in self._plan[name]:
+            try: method(self)
+            except (*CANCEL_EXCEPTIONS, CallbackError) as e: errors.append(e)
+            except Exception as e:
+                err = self._callback_error(method, name, e)
+                err.__cause__ = e
+                errors.append(err)
+            except BaseException as e: errors.append(e)  # KeyboardInterrupt: still let the other cleanups run
+        if not errors: return
+        carrier = pending if pending is not None and not isinstance(pending, CANCEL_EXCEPTIONS) else errors[0]
+        for other in errors:
+            if other is not carrier: add_note(carrier, f"Also raised during '{name}': {type(other).__name__}: {other}")
+        if carrier is not pending: raise carrier
+
     def _unknown_event(self, name: str) -> NoReturn:
         guess = nearest_event(name, self.events)
         raise ValueError(f"'{name}' is not an event" + (f"; did you mean '{guess}'?" if guess else "") +
                          f" Events are: {', '.join(self.events)}.")
 
-    def _callback_error(self, method: Callable, event: str, e: Exception) -> CallbackError:
+    def _callback_error(self, method: Callable, event: str, e: Exception) -> BaseException:
         owner = getattr(method, "__self__", method)
         if event in ("before_fit", "after_fit", "cleanup_fit"): where = f"epoch {self.epoch}"
         elif event in ("before_epoch", "after_epoch", "cleanup_epoch"): where = f"epoch {self.epoch}, {self._phase}"
         else: where = f"epoch {self.epoch}, batch {self.batch_num}, {self._phase}"
-        return CallbackError(callback_name(owner), event, where, e)
+        return callback_error(callback_name(owner), event, where, e)
 
     @property
     def _phase(self) -> str: return "training" if self.training else "validation"
@@ -232,6 +261,7 @@ class Trainer(PredictMixin, PersistMixin, LRFindMixin, ProfileMixin, SummaryMixi
     @with_cbs('epoch', CancelEpochException)
     def one_epoch(self) -> None:
         for self.batch_num, self.batch in self._batches(): self.one_batch()
+        self.phase_complete = True
 
     def _batches(self) -> Iterable[tuple[int, Any]]:
         """`enumerate(self.dl)`; a train phase first records `loader_rng`, or, resuming, replays the interrupted one."""
@@ -245,7 +275,7 @@ class Trainer(PredictMixin, PersistMixin, LRFindMixin, ProfileMixin, SummaryMixi
 
     def run_phase(self, training: bool) -> None:
         """One pass over the train (or valid) loader."""
-        self.training, self.epoch_log, self.logged = training, None, {}
+        self.training, self.epoch_log, self.logged, self.phase_complete = training, None, {}, False
         self.model.train(training)
         self.dl = self.dls.train if training else self.dls.valid
         self.one_epoch()
@@ -260,11 +290,12 @@ class Trainer(PredictMixin, PersistMixin, LRFindMixin, ProfileMixin, SummaryMixi
                 with torch.no_grad(): self.run_phase(False)
 
     # ---- optimizers and freezing ----
-    def _set_optimizers(self, lr: LR, reset_opt: bool) -> None:
+    def _optimizers_for(self, lr: LR, reset_opt: bool) -> Optimizers:
+        # Built (or the kept ones re-used) but not yet set on the trainer: a refused resume changes nothing.
         kept = self._optimizers
         if reset_opt or kept is None or not reuse_optimizers(kept, self.model, self.splitter, lr):
-            kept = self._optimizers = build_optimizers(self.opt_func, self.model, self.splitter, lr)
-        self.opts, self.opt = dict(kept.opts), kept.single
+            kept = build_optimizers(self.opt_func, self.model, self.splitter, lr)
+        return kept
 
     def freeze_to(self, n: int, train_norm: bool = True) -> None:
         """Train only the splitter's groups from the `n`-th on (`n < 0` counts from the end); the others' parameters
@@ -298,29 +329,77 @@ class Trainer(PredictMixin, PersistMixin, LRFindMixin, ProfileMixin, SummaryMixi
         self.freeze_to(0)
 
     def fit(self, n_epochs: int = 3, lr: LR = 1e-3, callbacks: Iterable[Any] | None = None,
-            train: bool = True, valid: bool = True, resume_from: str | os.PathLike | None = None,
-            reset_opt: bool = True) -> None:
-        """Train for `n_epochs` at learning rate `lr`; `callbacks` are added for this fit only.
+            train: bool = True, valid: bool | None = True, resume_from: str | os.PathLike | None = None,
+            reset_opt: bool = True, allow_changes: Iterable[str] = ()) -> None:
+        """Train for `n_epochs` at learning rate `lr`; `callbacks` (one, or any iterable) are added for this fit only.
 
         `lr`: a number for every parameter group, `slice(lo, hi)` spread from the first group to the last, or one
         per group (see AIsaac.runtime.optimizers.spread_lrs). `reset_opt=True` builds a new optimizer for the fit;
         False keeps the optimizer and its state (moments, step counts) while the model's parameters are the same.
-
-        `resume_from`: a checkpoint written by CheckpointCB (a file, or a folder: its newest) to continue from, at
-        the epoch and batch where it was saved; pass the fit's original `n_epochs`.
+        `valid=False` (or None, or loaders whose `valid` is None) skips validation.
+        `resume_from`: a checkpoint written by CheckpointCB (a file, or a folder: its newest finite one) to continue
+        from, at the epoch and batch where it was saved. The fit must be set up as the saved one was (n_epochs, batch
+        size, optimizer class and hyperparameters, callbacks); a difference is an error, raised before anything
+        changes, unless named in `allow_changes` (any of "n_epochs", "batch_size", "lr", "opt", "callbacks"; see
+        docs/resume.md for what each allows).
         """
         n_epochs = whole_number("n_epochs", n_epochs, minimum=0, owner="Trainer.fit", what="epochs to train")
-        check_lr(lr)
+        lr = check_lr(lr)
+        run_valid = bool(valid) and getattr(self.dls, "valid", None) is not None
         added = self.add_callbacks(callbacks) if callbacks else []
         try:
-            # Read and checked before any event runs: a wrong file fails here, with nothing changed.
-            checkpoint = read_checkpoint(resume_from, self) if resume_from is not None else None
-            self.n_epochs, self.lr, self.run_train, self.run_valid = n_epochs, lr, train, valid
+            self._check_setup(train, run_valid)
+            optimizers = self._optimizers_for(lr, reset_opt)
+            opt = optimizers.single if optimizers.single is not None else next(iter(optimizers.opts.values()))
+            setup = fit_setup(self, n_epochs, opt, added)
+            # Read and checked before any event runs: a wrong file or setup fails here, with nothing changed.
+            checkpoint = read_checkpoint(resume_from, self, setup, allow_changes) if resume_from is not None else None
+            self.run_id = checkpoint["setup"]["run_id"] if checkpoint and "setup" in checkpoint else uuid.uuid4().hex[:8]
+            self.setup = {**setup, "run_id": self.run_id}
+            self.n_epochs, self.lr, self.run_train, self.run_valid = n_epochs, lr, train, run_valid
             self.epochs = range(n_epochs)
-            self._set_optimizers(lr, reset_opt)
+            self._optimizers = optimizers
+            self.opts, self.opt = dict(optimizers.opts), optimizers.single
             if self.opt_state is not None and self.opt is not None: load_opt_state(self.opt, self.opt_state)  # from load
-            self.opt_state = None
+            self.opt_state, self.resuming = None, checkpoint is not None
             self._fit(checkpoint)
         finally:
-            self.resume_at = None
+            self.resume_at, self.resuming = None, False
             if added: self.remove_callbacks(added)
+
+    def _check_setup(self, train: bool, valid: bool) -> None:
+        """Raise before any event when the fit could not train or would silently do nothing."""
+        phases = EXCLUSIVE_PHASES if train else ("predict", "get_loss") if valid else ()
+        missing = [ev for ev in phases if not any(ev not in getattr(getattr(m, "__self__", m), "observes", ())
+                                                  for m in self._plan.get(ev, ()))]
+        if missing:
+            raise CallbackSetupError(f"No callback does the step phase{'s' * (len(missing) > 1)} {', '.join(missing)}, "
+                                     f"so this fit would {'train' if train else 'compute'} nothing. Add BasicTrainCB() "
+                                     f"(the plain PyTorch step; AccelerateCB and MixedPrecisionCB need it too), or a "
+                                     f"callback with those methods.")
+        if train:
+            try: n = len(self.dls.train)
+            except TypeError: n = None
+            if n == 0:
+                raise ValueError("The training loader is empty (0 batches), so the fit would only validate. Check the "
+                                 "dataset's length, and batch_size with drop_last=True; or pass train=False to validate.")
+
+
+def _positive_real(v: Any) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and type(v).__name__ != "bool_" \
+        and math.isfinite(v) and float(v) > 0
+
+
+def check_lr(lr: Any) -> Any:
+    """`lr` with numpy scalars made Python floats; raise ValueError unless `lr` is a finite positive real (numpy scalars too), a `slice(lo, hi)` of them (lo may be
+    None), or a non-empty sequence of them (one per param group)."""
+    if isinstance(lr, slice):
+        ok = _positive_real(lr.stop) and (lr.start is None or _positive_real(lr.start)) and lr.step is None
+    elif isinstance(lr, (list, tuple)): ok = len(lr) > 0 and all(_positive_real(v) for v in lr)
+    else: ok = _positive_real(lr)
+    if not ok:
+        raise ValueError(f"lr must be a number > 0 and finite (for example 1e-3; numpy scalars work), a slice(lo, hi) of "
+                         f"them, or a list of them, one per param group; got {lr!r}.")
+    if isinstance(lr, slice): return slice(None if lr.start is None else float(lr.start), float(lr.stop))
+    if isinstance(lr, (list, tuple)): return type(lr)(float(v) for v in lr)
+    return float(lr)

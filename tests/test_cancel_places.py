@@ -5,6 +5,7 @@ from torch import nn
 
 from AIsaac.all import (BasicTrainCB, CancelBatchException, CancelEpochException, CancelFitException, EVENTS,
                         Trainer)
+from AIsaac.events import EXCLUSIVE_PHASES
 
 LEVEL = {CancelBatchException: "batch", CancelEpochException: "epoch", CancelFitException: "fit"}
 # The event that is "inside" each level: the next level down (a batch's step phase is inside the batch).
@@ -13,6 +14,7 @@ INSIDE = {"batch": "get_loss", "epoch": "before_batch", "fit": "before_epoch"}
 
 class Trace:
     order = -1  # logs each event before Raise (order 0) can raise in it
+    observes = EXCLUSIVE_PHASES  # runs beside BasicTrainCB's step phases
 
     def __init__(self): self.events = []
 
@@ -22,6 +24,8 @@ for _ev in EVENTS: setattr(Trace, _ev, (lambda ev: lambda self, trainer: self.ev
 
 class Raise:
     """Raises `exc` once at `event`: in the training phase of epoch 0 (at its batch 1 for batch events)."""
+
+    observes = EXCLUSIVE_PHASES
 
     def __init__(self, exc, event):
         def method(trainer):

@@ -31,8 +31,9 @@ INTERNAL = {
     "AIsaac.callbacks.accelerate": {"AccelerateStopCB",  # added by AccelerateCB itself
                                     "launched_processes"},  # AccelerateCB's launch check
     "AIsaac.callbacks.hooks": {"all_modules"},  # the default module picker of HooksCallback and ActivationStatsCB
-    "AIsaac.callbacks.basic_train": {"describe", "check_inputs", "check_targets",  # BasicTrainCB's first-batch checks
+    "AIsaac.callbacks.basic_train": {"describe", "check_inputs", "check_targets", "check_shapes",  # first-batch checks
                                      "output_reader", "output_loss"},  # and its reading of the model's output
+    "AIsaac.callbacks.monitor": {"auto_mode"},  # MonitorCB's mode='auto' rule
     "AIsaac.callbacks.lr_finder": {"LRFindMixin"},  # reached as Trainer.lr_find
     "AIsaac.callbacks.profile": {"ProfileMixin",  # reached as Trainer.profile
                                  "HostReadCounter"},  # ProfileCB's count_cpu

@@ -10,6 +10,8 @@ from AIsaac.all import (BasicTrainCB, Callback, CallbackError, CallbackSetupErro
 
 
 class Trace(Callback):
+    observes = ("predict", "get_loss", "backward", "step", "zero_grad")  # records them beside BasicTrainCB
+
     def __init__(self): self.events = []
 
 
@@ -77,13 +79,13 @@ def test_cancel_epoch_skips_to_next_phase(tiny_dls, tiny_model):
 
 
 def test_callbacks_reachable_by_class_name_and_duplicates(tiny_dls, tiny_model):
-    tr = make_trainer(tiny_dls, tiny_model)
+    tr = make_trainer(tiny_dls, tiny_model, Trace())
     assert isinstance(tr.BasicTrainCB, BasicTrainCB)
     with pytest.raises(CallbackSetupError, match="already on this trainer.*force=True"):
-        tr.add_callbacks(BasicTrainCB())
-    second = BasicTrainCB()
+        tr.add_callbacks(Trace())
+    second = Trace()
     tr.add_callbacks(second, force=True)
-    assert tr.BasicTrainCB_2 is second
+    assert tr.Trace_2 is second
     with pytest.raises(AttributeError, match="no attribute or callback 'Nope'"):
         tr.Nope
 
@@ -204,5 +206,8 @@ def test_opt_func_must_be_callable(tiny_dls, tiny_model):
 
 def test_model_as_keyword_and_no_callbacks(tiny_dls, tiny_model):
     tr = Trainer(tiny_dls, nn.CrossEntropyLoss(), torch.optim.Adam, model=tiny_model)
-    tr.fit(1)  # no callbacks: nothing happens, but the loop runs
-    assert tr.cbs == [] and tr.epoch == 0
+    before = [p.clone() for p in tiny_model.parameters()]
+    # No callback does the training step: refused at fit start instead of running and training nothing.
+    with pytest.raises(CallbackSetupError, match="No callback does the step phases predict.*Add BasicTrainCB"):
+        tr.fit(1)
+    assert tr.cbs == [] and all(torch.equal(a, b) for a, b in zip(before, tiny_model.parameters()))

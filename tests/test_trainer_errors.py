@@ -29,6 +29,7 @@ class Recorder(Callback):
     """Counts every event it sees."""
 
     order = -100
+    observes = ("predict", "get_loss", "backward", "step", "zero_grad")
 
     def __init__(self):
         self.counts = dict.fromkeys(EVENTS, 0)

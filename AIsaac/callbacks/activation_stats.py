@@ -44,6 +44,19 @@ class ActivationStatsCB(HooksCallback):
         self.stats: list[torch.Tensor] = []  # per module: (records, 2 + bins) = mean, std, histogram counts
         self._stride, self._count = 1, 0
 
+    def state_dict(self) -> dict[str, Any]:
+        """The records so far (those of the current epoch included) and the recording rate."""
+        pending = [[torch.cat([m[None], s[None], h]).cpu() for m, s, h in p] for p in getattr(self, "_pending", [])]
+        return {"names": list(self.names), "stats": list(self.stats), "pending": pending,
+                "stride": getattr(self, "_stride", 1), "count": getattr(self, "_count", 0)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if list(state["names"]) != self.names:
+            raise ValueError(f"ActivationStatsCB: the checkpoint recorded modules {state['names']}, this fit records "
+                             f"{self.names}; resume with the same module_filter.")
+        self.stats, self._stride, self._count = list(state["stats"]), state["stride"], state["count"]
+        self._pending = [[(r[0], r[1], r[2:]) for r in rows] for rows in state["pending"]]
+
     def before_fit(self, trainer):
         super().before_fit(trainer)
         self.stats = [torch.zeros(0, 2 + self.bins) for _ in self.hooks]

@@ -69,6 +69,23 @@ def output_loss(out: Any) -> torch.Tensor:
 
 
 CLASSIFICATION_LOSSES = (nn.CrossEntropyLoss, nn.NLLLoss)
+# Element-wise losses: predictions and targets of different shapes broadcast silently into a wrong loss.
+REGRESSION_LOSSES = (nn.MSELoss, nn.L1Loss, nn.SmoothL1Loss, nn.HuberLoss, nn.BCELoss, nn.BCEWithLogitsLoss)
+REGRESSION_FUNCTIONS = (F.mse_loss, F.l1_loss, F.smooth_l1_loss, F.huber_loss, F.binary_cross_entropy,
+                        F.binary_cross_entropy_with_logits)
+
+
+def check_shapes(trainer: Any) -> None:
+    """For an element-wise loss (MSE, L1, Huber, BCE...), raise when predictions and targets differ in shape."""
+    loss_func, preds = trainer.loss_func, trainer.preds
+    target = trainer.yb[0] if len(trainer.yb) == 1 else None
+    if not (isinstance(loss_func, REGRESSION_LOSSES) or loss_func in REGRESSION_FUNCTIONS): return
+    if not isinstance(preds, torch.Tensor) or not isinstance(target, torch.Tensor) or preds.shape == target.shape: return
+    hint = (" Squeeze the model's last dimension (e.g. end it with nn.Flatten(0)) or give targets shape "
+            f"{tuple(preds.shape)} (y.unsqueeze(-1))." if preds.ndim == target.ndim + 1 and preds.shape[-1] == 1 else "")
+    raise ValueError(f"{type(loss_func).__name__ if isinstance(loss_func, nn.Module) else loss_func.__name__} gets "
+                     f"predictions of shape {tuple(preds.shape)} and targets of shape {tuple(target.shape)}: they "
+                     f"would broadcast into a loss over every pair, and the model would learn the wrong thing.{hint}")
 
 
 def check_targets(trainer: Any, n_inp: int = 1) -> None:
@@ -150,6 +167,7 @@ class BasicTrainCB(Callback):
             return
         if not self.targets_checked:
             check_targets(trainer, self.n_inp)
+            check_shapes(trainer)
             self.targets_checked = True
         trainer.loss = trainer.loss_func(trainer.preds, *trainer.yb)
 

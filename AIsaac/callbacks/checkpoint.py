@@ -4,12 +4,14 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import warnings
 from pathlib import Path
+from typing import Any
 
 from ..callback import Callback, Order
 from ..runtime.args import whole_number
-from ..runtime.checkpoint import (checkpoint_files, checkpoint_name, remove_stale_temp_files, save_checkpoint,
-                                  trainer_state)
+from ..runtime.checkpoint import (checkpoint_files, checkpoint_name, non_finite, remove_stale_temp_files,
+                                  save_checkpoint, trainer_state)
 from ..runtime.rng import get_rng_state, loads_ahead
 
 
@@ -19,17 +21,22 @@ class CheckpointCB(Callback):
     A checkpoint holds the model, the optimizer, every callback with `state_dict`/`load_state_dict` (schedulers,
     gradient scalers...), the RNG states and the position (epoch, batch, and what replays the epoch's shuffle);
     see AIsaac.checkpoint. It is written every `every_n_batches` training batches (None: never), after each epoch
-    when `every_epoch`, and when a fit stops early (KeyboardInterrupt, an error, CancelFitException) between two
-    training steps. Only the `keep` newest files are kept (None: all). Files are named checkpoint-e<epoch>-b<batch>.pt,
-    meaning <batch> batches of epoch <epoch> are done.
+    when `every_epoch`, and when a phase or the fit stops early (KeyboardInterrupt, an error, a cancel) between two
+    training steps, at the cleanup of that phase. Only the `keep` newest files of this run are kept (None: all); other runs' files in the folder are
+    never touched. Files are named checkpoint-e<epoch>-b<batch>-<run id>.pt, meaning <batch> batches of epoch <epoch>
+    are done. A checkpoint whose weights hold NaN or infinity is not written (a warning says so).
+    The epoch's checkpoint is written at its last phase's cleanup_epoch, once the metrics, loggers and monitors have
+    recorded the epoch, so that their state in it includes it. Takes no part in side runs (`lr_find`...).
 
     With several processes (AccelerateCB) only the main process writes; every process gives its RNG states to the
-    file (through `trainer.gather_object`), so a resume on as many processes continues exactly. The save on the way
-    out of a stopped fit is then left out (the others may have stopped where they cannot give their states): the
-    last periodic checkpoint is what resumes. Every process must see the folder to resume from it.
+    file (through `trainer.gather_object`), so a resume on as many processes continues exactly. Saves happen in
+    cleanup events (cleanup_batch, cleanup_epoch), which every process reaches. The save on the way out of a stopped
+    fit is then left out (the others may have stopped where they cannot give their states): the last periodic
+    checkpoint is what resumes. Every process must see the folder to resume from it.
     '''
 
-    order = Order.LAST  # after the other callbacks' after_batch and after_epoch: schedulers and scalers have stepped
+    order = Order.LAST  # after the other callbacks' after_batch and cleanup_epoch: schedulers and loggers are done
+    side_runs = False
 
     def __init__(self, path: str | os.PathLike, every_n_batches: int | None = None, every_epoch: bool = True,
                  keep: int | None = 2):
@@ -74,23 +81,27 @@ class CheckpointCB(Callback):
         if trainer.training and n and (trainer.batch_num + 1) % n == 0 and sys.exc_info()[1] is None:
             self._save(trainer, (trainer.epoch, trainer.batch_num + 1))
 
-    def after_epoch(self, trainer):
-        if trainer.training and trainer.run_valid: return  # the epoch ends after its validation phase
-        self._pos = (trainer.epoch + 1, 0, None)
-
     def cleanup_epoch(self, trainer):
-        if self.every_epoch and not (trainer.training and trainer.run_valid) and sys.exc_info()[1] is None:
-            self._save(trainer, (trainer.epoch + 1, 0))
+        # A phase cut short (an error, an interrupt, a cancel): keep the progress now, before cleanup_fit, where
+        # SaveBestCB puts the best weights back into the model.
+        if not trainer.phase_complete: return self._save_on_the_way_out(trainer)
+        if trainer.training and trainer.run_valid: return  # the epoch ends after its validation phase
+        # The epoch's last phase, after the metrics, loggers and monitors have recorded it (Order.LAST).
+        self._pos = (trainer.epoch + 1, 0, None)
+        if self.every_epoch and sys.exc_info()[1] is None: self._save(trainer, (trainer.epoch + 1, 0))
 
     def after_fit(self, trainer): self._finished = True
 
     def cleanup_fit(self, trainer):
+        self._save_on_the_way_out(trainer)
+        self._pos = None  # nothing of this fit is saved by a later one that fails before its before_fit
+
+    def _save_on_the_way_out(self, trainer) -> None:
         # The fit stopped early: keep its progress, unless a training step was cut off halfway (its weights are
         # then neither before nor after that step). The RNG states are those of the moment it stopped.
         if trainer.num_processes > 1: return  # see the class docstring
         if not self._finished and self._between_steps and self._pos is not None and self._pos[:2] != self._saved_pos:
             self._save(trainer, self._pos[:2])
-        self._pos = None  # nothing of this fit is saved by a later one that fails before its before_fit
 
     def _save(self, trainer, at: tuple[int, int]) -> None:
         fetch_rng = self._prev_rng if self._ahead and at[1] >= 2 else None  # batch `at` loaded after at-2's cleanup
@@ -103,9 +114,14 @@ class CheckpointCB(Callback):
                               processes, fetch_rng)  # collectives for a sharded model: every process builds it
         # Written only where this process's last finished step is `at` (a batch cancelled before its end is not).
         if not (self._main and self._between_steps and pos): return
+        if bad := non_finite(state):  # a diverged model would become the newest checkpoint and be resumed from
+            warnings.warn(f"CheckpointCB: not saving epoch {epoch}, batch {batch}: the weights hold NaN or infinity "
+                          f"({', '.join(bad[:3])}); the last checkpoint written stays the newest.", RuntimeWarning)
+            return
+        run_id = getattr(trainer, "run_id", None)
+        self.last_saved = save_checkpoint(state, self.path / checkpoint_name(epoch, batch, run_id))
         self._saved_pos = at
-        self.last_saved = save_checkpoint(state, self.path / checkpoint_name(epoch, batch))
         if self.keep is not None:
-            for old in checkpoint_files(self.path)[:-self.keep]:
+            for old in checkpoint_files(self.path, run_id)[:-self.keep]:
                 if old == self.last_saved: continue  # file times can tie; never drop the one just written
                 with contextlib.suppress(FileNotFoundError): old.unlink()

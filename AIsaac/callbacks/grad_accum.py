@@ -1,6 +1,8 @@
 """`GradAccumCB`: one optimizer step per `n` training batches, on their averaged gradients."""
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from ..callback import Callback
@@ -15,7 +17,8 @@ class GradAccumCB(Callback):
     and GradClipCB's pre-step clipping apply, once per real step). The averaging divides the summed gradients by
     the number of batches just before the step: the same as dividing each loss by n, but `trainer.loss` stays the
     true loss for the metrics. A partial group left at the end of a training epoch still steps, averaged over its
-    own batches. Schedulers stepped per batch still step every batch.
+    own batches. Schedulers stepped per batch still step every batch. `state_dict` holds the count and the gradients
+    accumulated so far, so a checkpoint in the middle of a group resumes exactly.
     '''
 
     claims = ('step', 'zero_grad')
@@ -26,6 +29,16 @@ class GradAccumCB(Callback):
     def before_fit(self, trainer):
         self.count = 0
         for opt in trainer.opts.values(): opt.zero_grad()  # start from clean gradients whatever ran before
+        self._params = [p for opt in trainer.opts.values() for group in opt.param_groups for p in group['params']]
+
+    def state_dict(self) -> dict[str, Any]:
+        grads = [None if p.grad is None else p.grad.detach().cpu().clone() for p in getattr(self, "_params", [])]
+        return {"count": self.count, "grads": grads if self.count else []}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.count = state["count"]
+        for p, g in zip(self._params, state["grads"]):
+            p.grad = None if g is None else g.to(device=p.device, dtype=p.dtype)
 
     def step(self, trainer):
         self.count += 1

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..callback import Callback, Order, final_epoch_log, is_record_key
+from ..callback import Callback, Order, check_log_key, final_epoch_log, is_record_key
 
 
 def fit_hparams(trainer: Any) -> dict[str, Any]:
@@ -33,9 +33,12 @@ class LoggerCB(Callback):
     host-device sync.
     Epoch values are named `loss/train`, `loss/valid`, `metrics/<name>` and `records/<lr, mom, train_time, ...>`;
     batch values `loss/train_batch` and `lr/train_batch` (`lr_<group>/train_batch` with several groups).
+    Needs MetricsCB (refused at fit start without it). `state_dict` holds the step counters, so a resumed fit
+    continues the same curves at the same steps. Takes no part in side runs (`lr_find`...).
     '''
 
     order = Order.LOGGER  # reads epoch_log once MetricsCB has filled it
+    side_runs = False  # writes to the tracker: takes no part in lr_find and the other side runs
 
     def __init__(self, hparams: dict[str, Any] | None = None, log_batches: bool = True):
         self.hparams, self.log_batches = dict(hparams or {}), log_batches
@@ -51,6 +54,7 @@ class LoggerCB(Callback):
 
     # ---- events ----
     def before_fit(self, trainer):
+        check_log_key(self, None, trainer)
         self._main = getattr(trainer, "is_main_process", True)
         if not self._main: return
         self.last_scalars = {}
@@ -92,6 +96,16 @@ class LoggerCB(Callback):
     def cleanup_fit(self, trainer):
         if self._open: self.close()  # also after a failed fit, so what was logged is kept
         self._open = False
+
+    def state_dict(self) -> dict[str, Any]:
+        """The step counters and the training batches' lrs of the epoch so far: a resumed fit continues the same
+        curves at the same steps."""
+        return {"epochs_logged": self.epochs_logged, "batches_logged": self.batches_logged, "fits": self.fits,
+                "seen": getattr(self, "_seen", 0), "lrs": list(getattr(self, "_lrs", []))}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.epochs_logged, self.batches_logged = state["epochs_logged"], state["batches_logged"]
+        self.fits, self._seen, self._lrs = state.get("fits", self.fits), state["seen"], list(state.get("lrs", []))
 
 
 def epoch_scalars(log: dict[str, Any]) -> dict[str, float]:

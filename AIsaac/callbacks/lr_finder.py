@@ -134,8 +134,9 @@ class LRFindMixin:
         stopping early when the loss diverges; then put model, optimizers, callbacks, trainer state and random
         generators back as they were. Warns when the search reached `end_lr` before the loss diverged.
 
-        Quiet: the schedulers (they would set the lr) and ProgressCB (no table, no bars) are left out of the search.
-        Nothing is written to disk.
+        Quiet: the schedulers (they would set the lr) and ProgressCB (no table, no bars) are left out of the search, and
+        so are the callbacks that take no part in side runs (checkpoints, loggers, save-best, early stopping; see
+        `restoring`): nothing is written to disk.
         """
         finder = LRFinderCB(end_lr=end_lr, num_it=num_it, max_mult=max_mult)
         trainer: Any = self

@@ -119,6 +119,10 @@ class MetricsCB(Callback):
     records of the run: the learning rate and momentum at the end of the training phase (`optimizer_records`) and
     each phase's wall time in seconds (`train_time`, `valid_time`, measured once the phase's losses reached the host,
     so queued device work is counted). The epoch table leaves the records out (see `is_record_key`).
+
+    An epoch with an interrupted or cancelled phase gets no row (its losses are dropped when the next phase starts).
+    `state_dict` holds the whole history, the current phase's batch losses and the epoch's values so far (train
+    metrics, logged values, records), so a resumed fit's records equal the uninterrupted fit's.
     '''
 
     order = Order.METRICS  # fills trainer.epoch_log at the cleanup_epoch of each epoch's last phase
@@ -157,10 +161,24 @@ class MetricsCB(Callback):
         self._pending, self._sizes, self._batch_nums, self._chunks = [], [], [], []
         self._metric_device, self._phase_values = None, {}
         self._records: dict[str, float] = {}
+        self._phase_training, self._partial = True, False
+
+    def log_keys(self, trainer) -> set[str]:
+        """The keys this fit's epoch logs will hold: 'train', 'valid' and the metrics, as the fit trains and validates
+        (values logged with `trainer.log` are named only when they are logged, so they are not listed here)."""
+        return (({'train', *self.train_metrics} if trainer.run_train else set())
+                | ({'valid', *self.metrics} if trainer.run_valid else set()))
 
     def before_epoch(self, trainer):
-        if trainer.training or not trainer.run_train: self._records = {}  # a new epoch starts
+        self._phase_training = trainer.training
         self._start = time.perf_counter()
+        # Resumed in the middle of this phase: its losses so far came from the checkpoint (load_state_dict).
+        if trainer.training and getattr(trainer, 'resume_at', None) is not None: return
+        # What an interrupted phase left is dropped here (it stays until now for the checkpoint written on the way out).
+        self._pending, self._sizes, self._batch_nums, self._chunks = [], [], [], []
+        if trainer.training or not trainer.run_train:  # the epoch's first phase
+            self._partial, self._records, self._phase_values = False, {}, {}
+            for m in (*self._all_metrics(), *self.losses.values()): m.reset()
 
     def after_batch(self, trainer):
         '''stores losses and metrics for batch'''
@@ -223,6 +241,9 @@ class MetricsCB(Callback):
 
     def cleanup_epoch(self, trainer):
         '''compute metrics and append to epoch stats'''
+        if not getattr(trainer, 'phase_complete', True):  # interrupted or cancelled: this epoch gets no row
+            self._partial = True
+            return
         if self._pending: self._chunks.append(torch.stack(self._pending))
         if self._chunks:  # one transfer per phase, not one per batch
             losses = torch.cat(self._chunks).cpu().double()  # float64 on the CPU: an exact sum, on every backend
@@ -241,6 +262,7 @@ class MetricsCB(Callback):
         if trainer.training:
             self._phase_values.update({k: float(m.compute()) for k, m in self.train_metrics.items()})
             if trainer.run_valid: return  # the epoch's numbers are final after validation
+        if self._partial: return
         losses = {k: v for k, m in self.losses.items() if (v := self._mean_loss(trainer, k, m)) is not None}
         metrics = {k: float(m.compute()) for k, m in self.metrics.items()} if not trainer.training else {}
         train_metrics = {k: self._phase_values.pop(k) for k in self.train_metrics if k in self._phase_values}
@@ -250,6 +272,32 @@ class MetricsCB(Callback):
         self.metrics_epoch.append(metrics)
         for m in (*self._all_metrics(), *self.losses.values()): m.reset()
         trainer.epoch_log = {'epoch': trainer.epoch, **losses, **metrics, **self._records}
+
+    def state_dict(self) -> dict[str, Any]:
+        """The history, the running train/valid means, and the batch losses of a training phase in progress."""
+        pending = self._chunks + ([torch.stack(self._pending)] if self._pending else [])
+        in_train = self._phase_training and bool(pending)
+        return {"losses_epoch": list(self.losses_epoch), "metrics_epoch": list(self.metrics_epoch),
+                "losses_batch": list(self.losses_batch._loss), "training_batch": list(self.losses_batch._training),
+                "means": {k: (None if m.total is None else m.total.detach().cpu(), m.weight)
+                          for k, m in self.losses.items()},
+                "pending": torch.cat(pending).cpu() if in_train else None,
+                "sizes": list(self._sizes) if in_train else [], "batch_nums": list(self._batch_nums) if in_train else [],
+                # the epoch's values read so far: train metrics and logged values, lr/momentum and phase times
+                "phase_values": dict(self._phase_values), "records": dict(self._records)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.losses_epoch, self.metrics_epoch = list(state["losses_epoch"]), list(state["metrics_epoch"])
+        self.losses_batch = BatchLosses()
+        self.losses_batch._loss.extend(state["losses_batch"])
+        self.losses_batch._training.extend(bytes(state["training_batch"]))
+        for k, (total, weight) in state["means"].items(): self.losses[k].total, self.losses[k].weight = total, weight
+        for m in self.metrics.values(): m.reset()  # a validation phase in progress is redone from its start
+        self._chunks = [state["pending"]] if state["pending"] is not None else []
+        self._pending, self._sizes, self._batch_nums = [], list(state["sizes"]), list(state["batch_nums"])
+        self._phase_values, self._records = dict(state.get("phase_values", {})), dict(state.get("records", {}))
+        # A checkpoint is a point between two batches: the resumed fit completes the phase it was saved in.
+        self._phase_training, self._partial = True, False
 
     def plot(self, figsize: tuple[float, float] = (8, 4.5)):
         """This callback's losses and metrics as a figure; see `plot_losses`."""

@@ -1,30 +1,54 @@
 """`MonitorCB`: the base for callbacks that act on one number of `trainer.epoch_log` once per epoch."""
 from __future__ import annotations
 
+import logging
 import math
 import sys
+from typing import Any
 
-from ..callback import Callback, Order, final_epoch_log
+from ..callback import Callback, Order, check_log_key, final_epoch_log
+from ..runtime.messages import inform
+# Names that are lower-is-better; any other monitored name (accuracy, R2, F1...) is higher-is-better.
+MIN_WORDS = ("loss", "valid", "train", "error", "mae", "mse", "rmse", "perplexity")
+
+
+def auto_mode(monitor: str) -> str:
+    """'min' for a name containing loss, valid, train, error, mae, mse (rmse, perplexity); 'max' otherwise."""
+    name = monitor.lower()
+    return "min" if any(w in name for w in MIN_WORDS) else "max"
 
 
 class MonitorCB(Callback):
     '''Reads `trainer.epoch_log[monitor]` once each epoch's numbers are final and calls `on_value(trainer, value, improved)`
 
-    `mode` is 'min' (lower is better, e.g. a loss) or 'max' (e.g. accuracy); a value improves on the best so far
-    when it beats it by more than `min_delta`. `best` and `best_epoch` hold the best value and its epoch.
-    With several processes, every process decides from the main process's value, so all take the same decisions.
-    '''
+    `mode` is 'min' (lower is better, e.g. a loss), 'max' (e.g. accuracy) or 'auto' (the default: min for names
+    with loss, valid, train, error, mae or mse in them, max otherwise; the choice is logged at fit start, at DEBUG
+    level on the "AIsaac" logger). A value improves on the best so far when it beats it by more than `min_delta`.
+    `best` and `best_epoch` hold the best value and its epoch. At fit start, a monitor that no callback will put in
+    the epoch log is an error (a name only `trainer.log` may produce is checked when the first epoch ends). Epochs
+    with an interrupted or cancelled phase are ignored. Takes no part in side runs (`lr_find`...). `state_dict`
+    holds what it has seen. With several processes, every process decides from the main process's value, so all
+    take the same decisions.
+'''
 
     order = Order.LOGGER  # reads epoch_log once MetricsCB has filled it
+    side_runs = False
 
-    def __init__(self, monitor: str = 'valid', mode: str = 'min', min_delta: float = 0.):
-        if mode not in ('min', 'max'):
-            raise ValueError(f"mode must be 'min' (lower is better, like a loss) or 'max' (like accuracy); got {mode!r}.")
+    def __init__(self, monitor: str = 'valid', mode: str = 'auto', min_delta: float = 0.):
+        if mode not in ('min', 'max', 'auto'):
+            raise ValueError(f"mode must be 'min' (lower is better, like a loss), 'max' (like accuracy) or 'auto'; "
+                             f"got {mode!r}.")
         if not min_delta >= 0: raise ValueError(f"min_delta must be >= 0; got {min_delta!r}.")
+        self.auto = mode == 'auto'
+        if self.auto: mode = auto_mode(monitor)
         self.monitor, self.mode, self.min_delta = monitor, mode, min_delta
-        self.best, self.best_epoch = None, None
+        self.best, self.best_epoch, self._last_epoch = None, None, None
 
     def before_fit(self, trainer):
+        check_log_key(self, self.monitor, trainer)
+        if self.auto:  # stated on the "AIsaac" logger at DEBUG level: a default, not news at every fit
+            inform(trainer, f"{type(self).__name__}: mode='auto' monitors '{self.monitor}' with mode={self.mode!r} "
+                            f"({'lower' if self.mode == 'min' else 'higher'} is better).", logging.DEBUG)
         self.best, self.best_epoch, self._last_epoch = None, None, None
 
     def cleanup_epoch(self, trainer):
@@ -50,3 +74,9 @@ class MonitorCB(Callback):
 
     def on_value(self, trainer, value: float, improved: bool) -> None:
         raise NotImplementedError(f"{type(self).__name__} must define on_value(trainer, value, improved).")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "best_epoch": self.best_epoch, "last_epoch": self._last_epoch}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.best_epoch, self._last_epoch = state["best"], state["best_epoch"], state["last_epoch"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import Any
 
 from ..callback import Callback, Order, final_epoch_log, is_record_key
 from ..display.html_bar import HTMLBar, show_html
@@ -24,6 +25,7 @@ class ProgressCB(Callback):
     '''
 
     order = Order.DISPLAY  # shows epoch_log once MetricsCB (and the loggers) are done with the epoch
+    side_runs = False  # the epoch table belongs to real fits, not to lr_find and the other side runs
 
     clock = staticmethod(time.monotonic)  # what the refresh and the heartbeat are timed by (a test can replace it)
 
@@ -103,6 +105,16 @@ class ProgressCB(Callback):
         # The same table as the terminal prints it, for readers that do not render HTML.
         plain = "\n".join(text_row(r, self._widths) for r in (self._header, *self._rows))
         self._handle = show_html(table, plain, self._handle)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The epoch table so far (a resumed fit shows it again and continues it)."""
+        return {"header": self._header, "rows": [list(r) for r in self._rows]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._header, self._rows = state["header"], []
+        if self._header is not None: self._widths = [max(len(k), 8) for k in self._header]
+        for row in state["rows"]: self._show_row(dict(zip(self._header, row)))
+        if self.epoch_bar is not None: self.epoch_bar.update(len(self._rows))
 
     def cleanup_fit(self, trainer):
         for bar in (self.batch_bar, self.epoch_bar):  # None when an earlier before_fit failed

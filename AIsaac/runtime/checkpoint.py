@@ -2,7 +2,8 @@
 
 A checkpoint is a dict of tensors and plain values (so `torch.load(weights_only=True)` reads it):
   format, position {epoch, batch, loader_rng, fetch_rng, n_epochs}, model, opts {name: optimizer state_dict},
-  callbacks {name: state_dict}, rng, processes.
+  callbacks {name: state_dict}, rng, processes, setup (what the fit was started with, see `fit_setup`; compared when
+  resuming), and checksum (a SHA-256 of all the rest, checked on load: a flipped bit anywhere in it is an error).
 `position` means: `batch` batches of epoch `epoch`'s train phase are done (0: the epoch has not started);
 `loader_rng` is the state that replays that epoch's shuffle (None when `batch` is 0).
 `model` is the user's module's state (no DDP `module.` prefix; a sharded model's full state), so it loads into the
@@ -19,7 +20,10 @@ epoch; a mid-epoch one is refused, since its batches were dealt out to N process
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import math
 import os
+import warnings
 import pickle
 import re
 import tempfile
@@ -34,18 +38,18 @@ from .distributed import is_sharded
 from .rng import get_rng_state, loads_ahead, set_loader_rng_state, set_rng_state
 
 FORMAT = "AIsaac checkpoint 1"
-_NAME = re.compile(r"checkpoint-e(\d+)-b(\d+)\.pt")
+_NAME = re.compile(r"checkpoint-e(\d+)-b(\d+)(?:-([0-9a-f]+))?\.pt")
 
 
-def checkpoint_name(epoch: int, batch: int) -> str:
-    """The file name for a checkpoint at `batch` batches into epoch `epoch`."""
-    return f"checkpoint-e{epoch}-b{batch}.pt"
+def checkpoint_name(epoch: int, batch: int, run_id: str | None = None) -> str:
+    """The file name for a checkpoint at `batch` batches into epoch `epoch` of the run `run_id`."""
+    return f"checkpoint-e{epoch}-b{batch}" + (f"-{run_id}" if run_id else "") + ".pt"
 
 
-def checkpoint_files(folder: str | os.PathLike) -> list[Path]:
-    """The checkpoints in `folder`, oldest first (by time written, then position)."""
+def checkpoint_files(folder: str | os.PathLike, run_id: str | None = None) -> list[Path]:
+    """The checkpoints in `folder` (only run `run_id`'s, if given), oldest first (by time written, then position)."""
     found = [(p.stat().st_mtime_ns, int(m[1]), int(m[2]), p) for p in Path(folder).glob("checkpoint-e*-b*.pt")
-             if (m := _NAME.fullmatch(p.name))]
+             if (m := _NAME.fullmatch(p.name)) and (run_id is None or m[3] == run_id)]
     return [p for *_, p in sorted(found)]
 
 
@@ -54,8 +58,97 @@ def latest_checkpoint(folder: str | os.PathLike) -> Path:
     files = checkpoint_files(folder)
     if not files:
         raise FileNotFoundError(f"No checkpoint in {folder}: CheckpointCB writes files named checkpoint-e<epoch>-"
-                                f"b<batch>.pt there; pass one of them or the folder that holds them.")
+                                f"b<batch>[-<run>].pt there; pass one of them or the folder that holds them.")
     return files[-1]
+
+
+def _plain(v: Any) -> Any:
+    """A hyperparameter as plain values that survive a save and a `weights_only` load unchanged (tuples as lists)."""
+    if isinstance(v, torch.Tensor): return v.tolist()
+    if isinstance(v, (tuple, list)): return [_plain(x) for x in v]
+    if isinstance(v, dict): return {k: _plain(x) for k, x in v.items()}
+    return v
+
+
+def fit_setup(trainer: Any, n_epochs: int, opt: Any, fit_only: Iterable[Any] = ()) -> dict[str, Any]:
+    """What a fit is started with, compared when resuming: n_epochs, the train loader's batch size and length, the
+    optimizer's class and its param groups' hyperparameters (as built, before any schedule), and the names of the
+    trainer's callbacks (those added for this fit only, `fit_only`, are left out: a checkpoint or a stop added to one
+    fit need not be there when it resumes; callbacks with state are compared anyway, see check_callback_states)."""
+    skip = {id(cb) for cb in fit_only}
+    train: Any = getattr(trainer.dls, "train", None)
+    try: n_batches = len(train)
+    except TypeError: n_batches = None
+    return {"n_epochs": n_epochs, "batch_size": getattr(train, "batch_size", None), "train_batches": n_batches,
+            "opt": f"{type(opt).__module__}.{type(opt).__qualname__}",
+            "hparams": [{k: _plain(v) for k, v in g.items() if k != "params"} for g in getattr(opt, "param_groups", ())],
+            "callbacks": sorted(n for n, cb in trainer.named_callbacks.items() if id(cb) not in skip)}
+
+
+CHANGES = ("n_epochs", "batch_size", "lr", "opt", "callbacks")
+
+
+def check_setup(saved: dict[str, Any], setup: dict[str, Any], allow: Any = (), source: Any = "the checkpoint") -> None:
+    """Raise CheckpointError listing how `setup` differs from the `saved` one, except the kinds named in `allow`."""
+    allow = {allow} if isinstance(allow, str) else set(allow)
+    if unknown := allow - set(CHANGES):
+        raise ValueError(f"allow_changes names {sorted(unknown)}; it takes any of {', '.join(CHANGES)}.")
+    diffs = []
+
+    def differ(kind: str, what: str, old: Any, new: Any) -> None:
+        if old != new and kind not in allow: diffs.append((kind, f"{what}: saved {old!r}, now {new!r}"))
+
+    differ("n_epochs", "n_epochs", saved["n_epochs"], setup["n_epochs"])
+    differ("batch_size", "batch size", saved["batch_size"], setup["batch_size"])
+    differ("batch_size", "batches per epoch", saved["train_batches"], setup["train_batches"])
+    differ("opt", "optimizer", saved["opt"], setup["opt"])
+    if saved["opt"] == setup["opt"]:  # another class has other hyperparameters: the class is the difference
+        old, new = saved["hparams"], setup["hparams"]
+        if len(old) != len(new): differ("opt", "number of param groups", len(old), len(new))
+        for i, (a, b) in enumerate(zip(old, new)):
+            for k in sorted(set(a) | set(b)):
+                differ("lr" if k == "lr" and "opt" not in allow else "opt", f"param group {i} {k}", a.get(k), b.get(k))
+    if saved["callbacks"] != setup["callbacks"] and "callbacks" not in allow:
+        gone, new = sorted(set(saved["callbacks"]) - set(setup["callbacks"])), \
+            sorted(set(setup["callbacks"]) - set(saved["callbacks"]))
+        diffs.append(("callbacks", "callbacks: " + "; ".join(
+            ([f"missing {', '.join(gone)}"] if gone else []) + ([f"new {', '.join(new)}"] if new else []))))
+    if diffs:
+        kinds = sorted({k for k, _ in diffs})
+        raise CheckpointError(f"This fit is not set up like the run that saved {source}, so resuming would not "
+                              f"continue that run: " + "; ".join(d for _, d in diffs) + ". Resume with the same "
+                              f"setup, or, if the change is meant, pass allow_changes={tuple(kinds)!r}. Nothing was "
+                              f"changed.")
+
+
+def _digest(obj: Any, h: Any) -> None:
+    """Feed `obj` (nested dicts, lists and tensors of a checkpoint) into the hash `h`, in a fixed order."""
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu().contiguous()
+        h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    elif isinstance(obj, dict):
+        h.update(b"D%d" % len(obj))
+        for k in sorted(obj, key=repr):
+            h.update(repr(k).encode())
+            _digest(obj[k], h)
+    elif isinstance(obj, (list, tuple)):
+        h.update(b"L%d" % len(obj))
+        for v in obj: _digest(v, h)
+    else: h.update(f"V{type(obj).__name__}{obj!r}".encode())
+
+
+def checksum(state: dict[str, Any]) -> str:
+    """The SHA-256 of everything in a checkpoint but its own `checksum` entry."""
+    h = hashlib.sha256()
+    _digest({k: v for k, v in state.items() if k != "checksum"}, h)
+    return h.hexdigest()
+
+
+def non_finite(state: dict[str, Any]) -> list[str]:
+    """The names of the model tensors in a checkpoint holding NaN or infinity."""
+    return [k for k, v in state["model"].items()
+            if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
 
 
 def stateful_callbacks(trainer: Any) -> dict[str, Any]:
@@ -68,7 +161,7 @@ def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
     """The user's module inside DDP, DataParallel and torch.compile wrappers: the one whose state is saved."""
     while True:
         inner = model.module if isinstance(model, (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)) \
-            else getattr(model, "_orig_mod", None)
+             else getattr(model, "_orig_mod", None)
         if not isinstance(inner, torch.nn.Module): return model
         model = inner
 
@@ -112,31 +205,34 @@ def load_opt_state(model: torch.nn.Module, opt: Any, state: dict[str, Any]) -> N
     if not any(isinstance(v, torch.Tensor) for per_param in state["state"].values() for v in per_param.values()):
         # Nothing but hyperparameters (SGD without momentum): torch's loader finds no tensor to take the device from.
         for group, saved in zip(opt.param_groups, state["param_groups"]):
-            group.update({k: v for k, v in saved.items() if k != "params"})
+             group.update({k: v for k, v in saved.items() if k != "params"})
         return
     from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict
     set_optimizer_state_dict(unwrap_model(model), getattr(opt, "optimizer", opt), state,
-                             options=_full(broadcast_from_rank0=True))
+                              options=_full(broadcast_from_rank0=True))
 
 
 def trainer_state(trainer: Any, epoch: int, batch: int, loader_rng: dict | None,
-                  processes: list[dict[str, Any]] | None = None, fetch_rng: dict | None = None) -> dict[str, Any]:
+                   processes: list[dict[str, Any]] | None = None, fetch_rng: dict | None = None) -> dict[str, Any]:
     """Everything needed to continue `trainer`'s fit `batch` batches into epoch `epoch` (see the module docstring).
 
     `processes`: each process's {rng, loader_rng, fetch_rng} (from `trainer.gather_object`) when several train
     together. `fetch_rng`: see the module docstring. The model and optimizer states of a sharded model are gathered
     by collectives: every process calls this.
     """
-    return {"format": FORMAT,
-            "position": {"epoch": epoch, "batch": batch, "loader_rng": loader_rng if batch else None,
-                         "fetch_rng": fetch_rng if batch else None, "n_epochs": trainer.n_epochs},
-            "model": model_state(trainer.model),
-            "opts": {name: opt_state(trainer.model, opt) for name, opt in trainer.opts.items()},
-            "callbacks": {name: cb.state_dict() for name, cb in stateful_callbacks(trainer).items()},
-            "rng": get_rng_state(),
-            "processes": [{"rng": p["rng"], "loader_rng": p["loader_rng"] if batch else None,
-                           "fetch_rng": p.get("fetch_rng") if batch else None} for p in processes]
-            if processes and len(processes) > 1 else None}
+    state = {"format": FORMAT,
+             "position": {"epoch": epoch, "batch": batch, "loader_rng": loader_rng if batch else None,
+                          "fetch_rng": fetch_rng if batch else None, "n_epochs": trainer.n_epochs},
+             "model": model_state(trainer.model),
+             "opts": {name: opt_state(trainer.model, opt) for name, opt in trainer.opts.items()},
+             "callbacks": {name: cb.state_dict() for name, cb in stateful_callbacks(trainer).items()},
+             "rng": get_rng_state(),
+             "processes": [{"rng": p["rng"], "loader_rng": p["loader_rng"] if batch else None,
+                            "fetch_rng": p.get("fetch_rng") if batch else None} for p in processes]
+             if processes and len(processes) > 1 else None}
+    if getattr(trainer, "setup", None) is not None: state["setup"] = trainer.setup
+    state["checksum"] = checksum(state)
+    return state
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
@@ -167,11 +263,35 @@ def remove_stale_temp_files(folder: str | os.PathLike) -> None:
         with contextlib.suppress(FileNotFoundError): p.unlink()
 
 
-def read_checkpoint(path: str | os.PathLike, trainer: Any = None) -> dict[str, Any]:
-    """Load a checkpoint file (or the newest one in a folder) without running code from it; with `trainer`, check
-    that the checkpoint fits its model and callbacks."""
+def read_checkpoint(path: str | os.PathLike, trainer: Any = None, setup: dict[str, Any] | None = None,
+                    allow_changes: Any = ()) -> dict[str, Any]:
+    """Load a checkpoint file (or the newest one in a folder whose weights are all finite) without running code from
+    it and verify its checksum; with `trainer`, check that it fits its model and callbacks, and with `setup` (see
+    `fit_setup`) that the fit is set up as the saved one was, except for the kinds in `allow_changes`."""
     path = Path(path)
-    if path.is_dir(): path = latest_checkpoint(path)
+    if path.is_dir():
+        for file in reversed(checkpoint_files(path)):
+            state = load_checkpoint_file(file)
+            if not (bad := non_finite(state)): break
+            warnings.warn(f"Skipped {file}: its weights hold NaN or infinity ({_listed(bad, 3)}); resuming from the "
+                          f"newest finite checkpoint before it.", RuntimeWarning, stacklevel=3)
+        else:
+            latest_checkpoint(path)  # raises FileNotFoundError when there is no checkpoint at all
+            raise CheckpointError(f"Every checkpoint in {path} holds NaN or infinity in its weights; none can resume.")
+    else: state = load_checkpoint_file(path)
+    if trainer is not None:
+        check_model_state(state["model"], trainer.model, path)
+        if setup is not None and "setup" in state:
+            check_setup(state["setup"], setup, allow_changes, path)
+            if "callbacks" not in ({allow_changes} if isinstance(allow_changes, str) else set(allow_changes)):
+                check_callback_states(state["callbacks"], trainer, path)
+        else: check_callback_states(state["callbacks"], trainer, path)
+    state["allow_changes"] = allow_changes
+    return state
+
+
+def load_checkpoint_file(path: Path) -> dict[str, Any]:
+    """One checkpoint file, loaded without running code from it, its format and checksum verified."""
     if path.is_file() and not zipfile.is_zipfile(path):  # torch.save writes zip archives; a cut-off one is not one
         raise CheckpointError(f"{path} is not a readable checkpoint (truncated or corrupt?): not a torch.save archive.")
     try:
@@ -185,9 +305,9 @@ def read_checkpoint(path: str | os.PathLike, trainer: Any = None) -> dict[str, A
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an AIsaac checkpoint (written by CheckpointCB); to load bare weights "
                               f"use model.load_state_dict(torch.load(path, weights_only=True)).")
-    if trainer is not None:
-        check_model_state(state["model"], trainer.model, path)
-        check_callback_states(state["callbacks"], trainer, path)
+    if "checksum" in state and checksum(state) != state["checksum"]:
+        raise CheckpointError(f"{path} is corrupt: its contents do not match the checksum stored in it (a changed "
+                              f"byte on disk or in transfer). Resume from another checkpoint.")
     return state
 
 
@@ -241,23 +361,33 @@ def _process_rng(trainer: Any, state: dict[str, Any]) -> tuple[dict, dict | None
 def restore_checkpoint(trainer: Any, state: dict[str, Any]) -> None:
     """Load `state` into the trainer's model, optimizer, callbacks and RNGs, and set where its fit continues."""
     rng, loader_rng, fetch_rng = _process_rng(trainer, state)  # checked first: a refused resume changes nothing
+    # The optimizers next: torch checks their groups before changing anything, so a refusal leaves the model as it was.
     # Files from before several optimizers held the one optimizer's state under "opt".
     saved = state["opts"] if "opts" in state else {"opt": state["opt"]} if state.get("opt") is not None else {}
     opts = trainer.opts
     if set(saved) != set(opts):
         raise CheckpointError(f"The checkpoint holds optimizers {sorted(saved)} but this fit has {sorted(opts)}; "
                               f"resume with the opt_func the run was saved with.")
-    load_model_state(trainer.model, state["model"])
+    allowed = state.get("allow_changes", ())
+    allowed = {allowed} if isinstance(allowed, str) else set(allowed)
     for name, saved_opt in saved.items():
-        try: load_opt_state(trainer.model, opts[name], saved_opt)
+        opt = opts[name]
+        fresh = [dict(g) for g in opt.param_groups]
+        try: load_opt_state(trainer.model, opt, saved_opt)
         except (ValueError, KeyError) as e:
             raise CheckpointError(f"The checkpoint's optimizer state does not fit optimizer {name!r} ({e}); resume with "
                                   f"the opt_func (and splitter) the run was saved with.") from e
+        # An allowed change of hyperparameters is a change: the new values replace the saved ones.
+        for group, new in zip(opt.param_groups, fresh):
+            for k, v in new.items():
+                if k != "params" and ("opt" in allowed or (k == "lr" and "lr" in allowed)): group[k] = v
+    load_model_state(trainer.model, state["model"])
     callbacks = stateful_callbacks(trainer)
-    for name, cb_state in state["callbacks"].items(): callbacks[name].load_state_dict(cb_state)
+    for name, cb_state in state["callbacks"].items():
+        if name in callbacks: callbacks[name].load_state_dict(cb_state)
     set_rng_state(rng)
     pos = state["position"]
-    trainer.epoch, trainer.epochs = pos["epoch"], range(pos["epoch"], trainer.n_epochs)
+    trainer.epoch, trainer.epochs = pos["epoch"], range(min(pos["epoch"], trainer.n_epochs), trainer.n_epochs)
     trainer.resume_at = {**pos, "loader_rng": loader_rng, "fetch_rng": fetch_rng, "rng": rng} if pos["batch"] else None
 
 

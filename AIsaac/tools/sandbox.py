@@ -1,8 +1,12 @@
 """`restoring(trainer)`: run something that fits (a search, a look at a batch) and put everything back afterwards.
 
-The one put-back helper: `lr_find` and `show_image_batch` run inside it. It restores the model's weights, buffers,
-train/eval modes, gradients and which parameters are frozen, the optimizers' states, every callback's attributes, the trainer's own attributes,
-and the random number generators, whether the block ends normally or with an exception.
+The one put-back helper: `lr_find`, `show_image_batch` and `summarize_model` run inside it. It restores the model's
+weights, buffers, train/eval modes, gradients and which parameters are frozen, the optimizers' states, every callback's
+attributes, the trainer's own attributes, and the random number generators, whether the block ends normally or with an
+exception.
+
+Inside the block the callbacks that declare `side_runs = False` (those that write files or take decisions:
+checkpoints, loggers, save-best, early stopping, the epoch table) are left out, so a side run touches nothing on disk.
 """
 from __future__ import annotations
 
@@ -77,7 +81,11 @@ class Snapshot:
 
 @contextlib.contextmanager
 def restoring(trainer: Trainer) -> Iterator[Trainer]:
-    """Within the block the trainer may fit, add and remove callbacks; on leaving it, all is as it was before."""
+    """Within the block the trainer may fit, add and remove callbacks; on leaving it, all is as it was before.
+
+    The callbacks with `side_runs = False` are off the trainer within the block (see the module docstring)."""
     snapshot = Snapshot(trainer)
-    try: yield trainer
+    try:
+        trainer.remove_callbacks([cb for cb in trainer.cbs if not getattr(cb, "side_runs", True)])
+        yield trainer
     finally: snapshot.restore()

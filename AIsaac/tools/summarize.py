@@ -12,6 +12,7 @@ from ..display.tables import html_table, text_table
 from ..events import BATCH_EVENTS
 from ..runtime.batch import split_batch
 from ..runtime.device import model_device, to_device
+from .sandbox import restoring
 
 if TYPE_CHECKING:
     from ..trainer import Trainer
@@ -83,15 +84,16 @@ class SummaryMixin:
         except ImportError as e:
             raise ImportError("summarize_model needs the torchinfo package: pip install torchinfo "
                               "(or pip install 'aisaac[inspect]').") from e
-        batch = next(iter(self.dls.train), None)
-        if batch is None: raise ValueError("The training loader gave no batch; summarize_model needs one to run the model.")
-        device = model_device(self.model)
-        xb = to_device(split_batch(batch, self.n_inp)[0], device)  # the inputs, as BasicTrainCB gives them
-        inputs = xb[0] if len(xb) == 1 and isinstance(xb[0], Mapping) else list(xb)  # a mapping: keyword arguments
-        was_training = self.model.training
-        kwargs = {"col_names": DEFAULT_COLUMNS, "verbose": 0, "mode": "train" if was_training else "eval",
-                  **torchinfo_kwargs}
-        try: stats = torchinfo.summary(self.model, input_data=inputs, device=device, **kwargs)
-        finally: self.model.train(was_training)
+        # Put back afterwards: drawing a batch moves the loader's random stream, a train-mode pass the BatchNorm stats.
+        with restoring(self):  # type: ignore[arg-type]
+            batch = next(iter(self.dls.train), None)
+            if batch is None:
+                raise ValueError("The training loader gave no batch; summarize_model needs one to run the model.")
+            device = model_device(self.model)
+            xb = to_device(split_batch(batch, self.n_inp)[0], device)  # the inputs, as BasicTrainCB gives them
+            inputs = xb[0] if len(xb) == 1 and isinstance(xb[0], Mapping) else list(xb)  # a mapping: keyword arguments
+            kwargs = {"col_names": DEFAULT_COLUMNS, "verbose": 0, "mode": "train" if self.model.training else "eval",
+                      **torchinfo_kwargs}
+            stats = torchinfo.summary(self.model, input_data=inputs, device=device, **kwargs)
         if show: print(stats)
         return stats

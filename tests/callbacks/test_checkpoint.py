@@ -1,4 +1,5 @@
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -25,6 +26,11 @@ def make_trainer(seed=0, num_workers=0, callbacks=()):
     model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Dropout(0.3), nn.Linear(8, 3))
     return Trainer(dls, nn.CrossEntropyLoss(), torch.optim.Adam, model,
                    [BasicTrainCB(), MetricsCB(), OneCycleCB(), *callbacks])
+
+
+def plain(name):
+    """A checkpoint's file name without its run id: checkpoint-e1-b4-<run>.pt -> checkpoint-e1-b4.pt."""
+    return re.sub(r"-[0-9a-f]{8}\.pt$", ".pt", name)
 
 
 def weights(trainer): return [p.detach().clone() for p in trainer.model.state_dict().values()]
@@ -56,6 +62,8 @@ class StopAfterBatch(Callback):
 class StopInStep(Callback):
     """A second `step` beside BasicTrainCB's: interrupts right after the optimizer stepped, before zero_grad."""
 
+    observes = ("step",)
+
     def __init__(self, at): self.at = at
 
     def step(self, trainer):
@@ -84,7 +92,7 @@ def test_kill_and_resume_in_subprocesses_is_bit_identical(tmp_path):
         assert crash.wait(30) == -signal.SIGKILL
     finally:
         if crash.poll() is None: crash.kill()
-    assert latest_checkpoint(ckpt).name == "checkpoint-e1-b4.pt"
+    assert plain(latest_checkpoint(ckpt).name) == "checkpoint-e1-b4.pt"
     assert full.wait(120) == 0
     resume = run("resume", ckpt, tmp_path / "resumed.pt")
     assert resume.wait(120) == 0
@@ -99,7 +107,7 @@ def test_resume_mid_epoch_matches_uninterrupted(tmp_path, uninterrupted):
     with pytest.raises(KeyboardInterrupt):
         trainer.fit(3, lr=1e-2, callbacks=[CheckpointCB(tmp_path, every_n_batches=2), StopAfterBatch((1, 4))])
     # Stopped after a step but before CheckpointCB's after_batch: the newest checkpoint is the periodic one.
-    assert latest_checkpoint(tmp_path).name == "checkpoint-e1-b4.pt"
+    assert plain(latest_checkpoint(tmp_path).name) == "checkpoint-e1-b4.pt"
     resumed = make_trainer(seed=99)
     resumed.fit(3, lr=1e-2, resume_from=tmp_path)
     assert_same_weights(weights(resumed), uninterrupted)
@@ -110,7 +118,7 @@ def test_resume_from_epoch_end_matches_uninterrupted(tmp_path, uninterrupted):
     trainer = make_trainer()
     with pytest.raises(KeyboardInterrupt):
         trainer.fit(3, lr=1e-2, callbacks=[CheckpointCB(tmp_path), RaiseAt("before_batch", (2, 0))])
-    assert latest_checkpoint(tmp_path).name == "checkpoint-e2-b0.pt"
+    assert plain(latest_checkpoint(tmp_path).name) == "checkpoint-e2-b0.pt"
     resumed = make_trainer(seed=7)
     resumed.fit(3, lr=1e-2, resume_from=latest_checkpoint(tmp_path))
     assert_same_weights(weights(resumed), uninterrupted)
@@ -134,18 +142,18 @@ def test_saves_every_n_batches_and_every_epoch_and_keeps_the_newest(tmp_path):
     class Spy(Callback):
         order = 200  # after CheckpointCB
 
-        def after_batch(self, trainer): written.append(sorted(p.name for p in tmp_path.iterdir()))
+        def after_batch(self, trainer): written.append(sorted(plain(p.name) for p in tmp_path.iterdir()))
 
     trainer = make_trainer()
     trainer.fit(2, lr=1e-2, callbacks=[CheckpointCB(tmp_path, every_n_batches=4, keep=2), Spy()])
     assert ["checkpoint-e0-b4.pt"] in written  # six batches an epoch: a checkpoint after the fourth
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-e1-b4.pt", "checkpoint-e2-b0.pt"]
+    assert sorted(plain(p.name) for p in tmp_path.iterdir()) == ["checkpoint-e1-b4.pt", "checkpoint-e2-b0.pt"]
 
 
 def test_checkpoint_holds_everything_and_loads_with_weights_only(tmp_path):
     trainer = make_trainer()
     trainer.fit(1, lr=1e-2, callbacks=[CheckpointCB(tmp_path, every_epoch=True)])
-    state = torch.load(tmp_path / "checkpoint-e1-b0.pt", weights_only=True)
+    state = torch.load(next(tmp_path.glob("checkpoint-e1-b0-*.pt")), weights_only=True)
     assert state["position"]["epoch"] == 1 and state["position"]["batch"] == 0
     for k, v in trainer.model.state_dict().items(): assert torch.equal(state["model"][k], v)
     assert state["opts"]["opt"]["state"][0]["step"] == 6
@@ -157,7 +165,7 @@ def test_interrupt_saves_on_the_way_out_and_the_fit_can_resume(tmp_path, uninter
     trainer = make_trainer()
     with pytest.raises(KeyboardInterrupt):
         trainer.fit(3, lr=1e-2, callbacks=[CheckpointCB(tmp_path, every_epoch=False), RaiseAt("before_batch", (1, 5))])
-    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint-e1-b5.pt"]  # five batches of epoch 1 were done
+    assert [plain(p.name) for p in tmp_path.iterdir()] == ["checkpoint-e1-b5.pt"]  # five batches of epoch 1 were done
     assert "CheckpointCB" not in trainer.named_callbacks and "RaiseAt" not in trainer.named_callbacks
     resumed = make_trainer(seed=3)
     resumed.fit(3, lr=1e-2, resume_from=tmp_path)
@@ -170,7 +178,7 @@ def test_interrupt_inside_a_training_step_writes_no_checkpoint(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         trainer.fit(3, lr=1e-2, callbacks=[CheckpointCB(tmp_path, every_n_batches=2), StopInStep((0, 3))])
     # The weights are one step past batch 2, but not through batch 3: not a position to continue from.
-    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint-e0-b2.pt"]
+    assert [plain(p.name) for p in tmp_path.iterdir()] == ["checkpoint-e0-b2.pt"]
 
 
 def test_cancelled_fit_is_saved_too(tmp_path):
@@ -178,7 +186,7 @@ def test_cancelled_fit_is_saved_too(tmp_path):
     trainer = make_trainer()
     trainer.fit(3, lr=1e-2, callbacks=[CheckpointCB(tmp_path, every_epoch=False),
                                        RaiseAt("before_batch", (0, 2), CancelFitException)])
-    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint-e0-b2.pt"]
+    assert [plain(p.name) for p in tmp_path.iterdir()] == ["checkpoint-e0-b2.pt"]
 
 
 def test_stale_temporary_files_are_removed(tmp_path):

@@ -1,9 +1,10 @@
 import csv
+import pytest
 
 import torch
 from torch import nn
 
-from AIsaac.all import CSVLoggerCB
+from AIsaac.all import CallbackSetupError, CSVLoggerCB
 
 
 
@@ -55,7 +56,8 @@ def test_train_only_fit_and_no_metrics_cb(tiny_trainer, tmp_path):
     assert rows[0] == ["epoch", "train", "train_time", "lr"]
     assert [r[:2] for r in rows[1:]] == [["0", repr(trainer.MetricsCB.losses_epoch[0]["train"])],
                                          ["1", repr(trainer.MetricsCB.losses_epoch[1]["train"])]]
+    before = (tmp_path / "t.csv").read_bytes()
     trainer.remove_callbacks(trainer.MetricsCB)
-    trainer.remove_callbacks(trainer.CSVLoggerCB)
-    trainer.fit(1, lr=0.1, callbacks=[CSVLoggerCB(tmp_path / "t.csv")])
-    assert read(tmp_path / "t.csv") == []  # nothing to log without MetricsCB: an empty file, no stale rows
+    with pytest.raises(CallbackSetupError, match="CSVLoggerCB reads the epoch log, but no callback fills it.*MetricsCB"):
+        trainer.fit(1, lr=0.1)  # nothing would be logged: refused at fit start
+    assert (tmp_path / "t.csv").read_bytes() == before

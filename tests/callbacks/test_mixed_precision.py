@@ -74,6 +74,7 @@ def test_bfloat16_changes_no_step_phase(make_trainer):
 
 def test_autocast_is_left_when_a_batch_fails(make_trainer):
     class Boom:
+        observes = ('get_loss',)
         def get_loss(self, trainer): raise RuntimeError("boom")
     t = make_trainer([MixedPrecisionCB(), Boom()])
     with pytest.raises(Exception, match="boom"): t.fit(1)

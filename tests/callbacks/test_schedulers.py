@@ -89,7 +89,7 @@ def test_resumed_fit_continues_the_schedule(make_trainer, recorder, tmp_path, ma
         make_trainer([make_cb()]).fit(3, lr=0.1, callbacks=[CheckpointCB(tmp_path, every_n_batches=2),
                                                             _StopAt((1, 4))])
     resumed = make_trainer([make_cb(), recorder])
-    resumed.fit(3, lr=0.1, resume_from=tmp_path)  # from 4 batches into epoch 1 (8 batches per epoch)
+    resumed.fit(3, lr=0.1, resume_from=tmp_path, allow_changes=("callbacks",))  # recorder is new; from 4 batches into epoch 1 (8 batches per epoch)
     assert recorder.lrs == lrs[8 + 4:]
     for p, q in zip(resumed.model.parameters(), weights): assert torch.equal(p, q)
 

@@ -8,6 +8,7 @@ class NaNAt:
     '''Makes the loss nan at one (epoch, batch) of the training phase'''
 
     order = 0
+    observes = ('get_loss',)  # runs beside BasicTrainCB's get_loss
 
     def __init__(self, epoch, batch): self.at = (epoch, batch)
 

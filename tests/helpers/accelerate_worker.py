@@ -40,6 +40,7 @@ def data():
 class RecordCB:
     '''Records the sample indices each phase sees, the optimizer steps, and where the fit ended'''
     order = 10  # after AccelerateCB has gathered the validation batch
+    observes = ('step',)  # counts the steps BasicTrainCB does
 
     def __init__(self, rank, fail=None): self.rank, self.fail, self.seen, self.steps = rank, fail, [], 0
 

@@ -58,8 +58,8 @@ if __name__ == "__main__":
         trainer = make_trainer(0, shard)
         trainer.fit(N_EPOCHS, lr=0.05)
         finish(trainer, out, name, report)
-    crashed = make_trainer(0, True, [CheckpointCB(out / "ckpt", every_n_batches=2, keep=None), CrashCB()])
-    try: crashed.fit(N_EPOCHS, lr=0.05)
+    crashed = make_trainer(0, True, [CheckpointCB(out / "ckpt", every_n_batches=2, keep=None)])
+    try: crashed.fit(N_EPOCHS, lr=0.05, callbacks=[CrashCB()])  # for this fit only: not in the resumed setup
     except Exception as e: report["crash_error"] = f"{type(e).__name__}: {e}"
     resumed = make_trainer(7, True, [CheckpointCB(out / "ckpt", every_n_batches=2, keep=None)])
     resumed.fit(N_EPOCHS, lr=0.05, resume_from=out / "ckpt")

@@ -53,8 +53,8 @@ if __name__ == "__main__":
     torch.save(full.model.state_dict(), out / f"full_rank{rank}.pt")
     report["full_train_losses"] = [e["train"] for e in full.MetricsCB.losses_epoch]
 
-    crashed = make_trainer(0, [CheckpointCB(out / "ckpt", every_n_batches=EVERY, keep=None), CrashCB()])
-    try: crashed.fit(N_EPOCHS, lr=0.05)
+    crashed = make_trainer(0, [CheckpointCB(out / "ckpt", every_n_batches=EVERY, keep=None)])
+    try: crashed.fit(N_EPOCHS, lr=0.05, callbacks=[CrashCB()])  # for this fit only: not in the resumed setup
     except Exception as e: report["crash_error"] = f"{type(e).__name__}: {e}"
     report["files_after_crash"] = sorted(p.name for p in (out / "ckpt").glob("*.pt"))
 
