@@ -67,7 +67,7 @@ def test_lr_find_leaves_checkpoints_csv_and_best_byte_for_byte(tmp_path):
     t.fit(2, lr=0.1)
     before = snapshot(tmp_path)
     assert {str(p) for p in before} >= {"log.csv", "best.pt"} and len(before) >= 4
-    t.lr_find(max_iter=30, show_plot=False)
+    t.lr_find(num_it=30, show_plot=False)
     assert snapshot(tmp_path) == before
     # and the run still resumes from its own, untouched, checkpoint
     resumed = make(*cbs())

@@ -82,7 +82,7 @@ def test_gan_with_two_optimizers_checkpointed_and_resumed_bit_exactly(tmp_path):
     peaks = {n: s.get_last_lr() for n, s in full.OneCycleSchedulerCB.schedulers.items()}
     assert peaks['gen'][0] < 1e-2 and peaks['disc'][0] < 5e-3  # each annealed from its own peak
     with pytest.raises(KeyboardInterrupt):
-        gan_trainer([CheckpointCB(tmp_path, every_n_batches=3), StopAt((1, 7))]).fit(3, lr=[1e-2, 5e-3])
+        gan_trainer([CheckpointCB(tmp_path, every_n_batches=3)]).fit(3, lr=[1e-2, 5e-3], callbacks=[StopAt((1, 7))])
     resumed = gan_trainer([CheckpointCB(tmp_path / "again")], seed=1)
     resumed.fit(3, lr=[1e-2, 5e-3], resume_from=tmp_path)
     a, b = state(full), state(resumed)
