@@ -20,7 +20,7 @@ class CheckpointCB(Callback):
 
     A checkpoint holds the model, the optimizer, every callback with `state_dict`/`load_state_dict` (schedulers,
     gradient scalers...), the RNG states and the position (epoch, batch, and what replays the epoch's shuffle);
-    see AIsaac.checkpoint. It is written every `every_n_batches` training batches (None: never), after each epoch
+    see AIsaac.runtime.checkpoint. It is written every `every_n_batches` training batches (None: never), after each epoch
     when `every_epoch`, and when a phase or the fit stops early (KeyboardInterrupt, an error, a cancel) between two
     training steps, at the cleanup of that phase. Only the `keep` newest files of this run are kept (None: all); other runs' files in the folder are
     never touched. Files are named checkpoint-e<epoch>-b<batch>-<run id>.pt, meaning <batch> batches of epoch <epoch>

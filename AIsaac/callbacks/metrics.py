@@ -221,7 +221,7 @@ class MetricsCB(Callback):
         return {prefix + n: t / w if w else math.nan for n, (t, w) in zip(names, sums.tolist())}
 
     def _mean_loss(self, trainer, phase: str, m: Mean) -> float | None:
-        # With several processes (see AIsaac/distributed.py) each trained on its own share, so the training loss is
+        # With several processes (see AIsaac/runtime/distributed.py) each trained on its own share, so the training loss is
         # summed over them once per epoch; validation batches reach after_batch already gathered from all of them.
         if phase == 'train' and getattr(trainer, 'num_processes', 1) > 1:
             total = m.total.float() if m.total is not None else torch.zeros(())

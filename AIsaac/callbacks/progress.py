@@ -39,7 +39,7 @@ class ProgressCB(Callback):
         # Plain tqdm: tqdm.auto would import ipywidgets' bar (and warn when it is missing) even where the bar is HTML.
         from tqdm import tqdm
         self._notebook = in_notebook()
-        # With several processes only the main one shows anything (trainer state, see AIsaac/distributed.py).
+        # With several processes only the main one shows anything (trainer state, see AIsaac/runtime/distributed.py).
         self._main = getattr(trainer, 'is_main_process', True)
         show = self._main and (self.bars if self.bars is not None else (self._notebook or sys.stderr.isatty()))
         # In a notebook: HTML bars, which static copies of the notebook show as they were last drawn.

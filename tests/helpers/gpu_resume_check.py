@@ -3,7 +3,7 @@
   PYTHONPATH=. python tests/helpers/gpu_resume_check.py
 
 Prints one line per check; exits 1 if a check that must hold fails. Whether a resumed GPU run is bit-identical is
-reported, not required (see the README section "Checkpoints and exact resume").
+reported, not required (see docs/checkpoints.md).
 """
 import sys
 import tempfile
