@@ -68,8 +68,7 @@ def test_timm_lr_scale_is_honoured():
     model = get_model_timm('resnet18', in_chans=1, num_classes=2)
     t = Trainer(make_dls(), nn.CrossEntropyLoss(), torch.optim.AdamW, model, [],
                 splitter=functools.partial(param_groups_layer_decay, weight_decay=0.05, layer_decay=0.5))
-    t._set_optimizers(1e-3, reset_opt=True)  # what fit does before its first event
-    groups = t.opt.param_groups
+    groups = t._optimizers_for(1e-3, reset_opt=True).single.param_groups  # what fit builds before its first event
     assert len({g['lr_scale'] for g in groups}) > 3
     for g in groups: assert g['lr'] == pytest.approx(1e-3 * g['lr_scale'])
 
