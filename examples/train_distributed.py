@@ -62,7 +62,8 @@ def main() -> None:
     if args.checkpoint:
         trainer.add_callbacks(CheckpointCB(args.checkpoint, every_n_batches=50))
         if checkpoint_files(args.checkpoint): resume = args.checkpoint  # a requeued job continues where it stopped
-    trainer.fit(args.epochs, lr=args.lr, resume_from=resume)
+    # A requeued job may be given more epochs than the run it continues: that change is meant, so it is allowed.
+    trainer.fit(args.epochs, lr=args.lr, resume_from=resume, allow_changes=("n_epochs",) if resume else ())
     if args.save and trainer.is_main_process: torch.save(model.state_dict(), args.save)
 
 

@@ -41,7 +41,7 @@ def test_two_nodes_train_and_a_requeued_job_resumes(docs_env, tmp_path):
     small = ["--n-train", "512", "--n-test", "256", "--bs", "64"]
     first = sbatch(bin_dir, env, *small, "--epochs", "1")
     assert [r[0] for r in first] == ["0"]  # one table (the main process's), one epoch
-    assert (tmp_path / "ckpt" / "checkpoint-e1-b0.pt").is_file()
+    assert list((tmp_path / "ckpt").glob("checkpoint-e1-b0*.pt"))  # the name carries the run id
     env["PORT"] = str(free_port())
     again = sbatch(bin_dir, env, *small, "--epochs", "2")  # requeued with more epochs: continues at epoch 1
-    assert [r[0] for r in again] == ["1"]
+    assert [r[0] for r in again] == ["0", "1"]  # the table resumes too: the saved epoch 0, then epoch 1
