@@ -1,8 +1,6 @@
 """`Trainer`: the training loop, in which every piece of work is a callback event."""
 from __future__ import annotations
 
-import math
-import numbers
 import os
 import uuid
 import warnings
@@ -24,7 +22,7 @@ from .models.splitters import Splitter, layer_index, norm_params, param_groups
 from .runtime.args import whole_number
 from .runtime.batch import rows, split_batch
 from .runtime.checkpoint import fit_setup, read_checkpoint, replay_batches, restore_checkpoint
-from .runtime.optimizers import LR, Optimizers, build_optimizers, reuse_optimizers
+from .runtime.optimizers import LR, Optimizers, build_optimizers, check_lr, reuse_optimizers
 from .runtime.rng import loader_rng_state
 from .tools.persist import PersistMixin, load_opt_state
 from .tools.predict import PredictMixin
@@ -384,22 +382,3 @@ class Trainer(PredictMixin, PersistMixin, LRFindMixin, ProfileMixin, SummaryMixi
                 raise ValueError("The training loader is empty (0 batches), so the fit would only validate. Check the "
                                  "dataset's length, and batch_size with drop_last=True; or pass train=False to validate.")
 
-
-def _positive_real(v: Any) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool) and type(v).__name__ != "bool_" \
-        and math.isfinite(v) and float(v) > 0
-
-
-def check_lr(lr: Any) -> Any:
-    """`lr` with numpy scalars made Python floats; raise ValueError unless `lr` is a finite positive real (numpy scalars too), a `slice(lo, hi)` of them (lo may be
-    None), or a non-empty sequence of them (one per param group)."""
-    if isinstance(lr, slice):
-        ok = _positive_real(lr.stop) and (lr.start is None or _positive_real(lr.start)) and lr.step is None
-    elif isinstance(lr, (list, tuple)): ok = len(lr) > 0 and all(_positive_real(v) for v in lr)
-    else: ok = _positive_real(lr)
-    if not ok:
-        raise ValueError(f"lr must be a number > 0 and finite (for example 1e-3; numpy scalars work), a slice(lo, hi) of "
-                         f"them, or a list of them, one per param group; got {lr!r}.")
-    if isinstance(lr, slice): return slice(None if lr.start is None else float(lr.start), float(lr.stop))
-    if isinstance(lr, (list, tuple)): return type(lr)(float(v) for v in lr)
-    return float(lr)

@@ -26,12 +26,24 @@ def _check_lr(value: Any, what: str) -> float:
     return float(value)
 
 
-def check_lr(lr: Any) -> None:
-    """Raise ValueError unless `lr` is a number > 0, a `slice(lo, hi)` of them, or a sequence of them."""
-    if isinstance(lr, Sequence) and not isinstance(lr, (str, bytes)):
-        if not lr: raise ValueError("lr is an empty sequence; give one learning rate per parameter group.")
-        for v in lr: _check_lr(v, "Each learning rate in lr")
-    else: spread_lrs(lr, 1)
+def _positive_real(v: Any) -> bool:
+    return isinstance(v, Real) and not isinstance(v, bool) and type(v).__name__ != "bool_" \
+        and math.isfinite(v) and float(v) > 0
+
+
+def check_lr(lr: Any) -> Any:
+    """`lr` with numpy scalars made Python floats; raise ValueError unless `lr` is a finite positive real (numpy scalars too), a `slice(lo, hi)` of them (lo may be
+    None), or a non-empty sequence of them (one per param group)."""
+    if isinstance(lr, slice):
+        ok = _positive_real(lr.stop) and (lr.start is None or _positive_real(lr.start)) and lr.step is None
+    elif isinstance(lr, (list, tuple)): ok = len(lr) > 0 and all(_positive_real(v) for v in lr)
+    else: ok = _positive_real(lr)
+    if not ok:
+        raise ValueError(f"lr must be a number > 0 and finite (for example 1e-3; numpy scalars work), a slice(lo, hi) of "
+                         f"them, or a list of them, one per param group; got {lr!r}.")
+    if isinstance(lr, slice): return slice(None if lr.start is None else float(lr.start), float(lr.stop))
+    if isinstance(lr, (list, tuple)): return type(lr)(float(v) for v in lr)
+    return float(lr)
 
 
 def spread_lrs(lr: LR, n: int) -> list[float]:
