@@ -1,6 +1,8 @@
 """Everything a user needs, for `from AIsaac.all import *` (the only star-export of the package)."""
-from .callback import (Callback, Order, add_callback, add_callbacks, final_epoch_log, is_record_key, remove_callback,
-                       remove_callbacks)
+from .callback import Callback
+from .callback_functions import add_callback, add_callbacks, remove_callback, remove_callbacks
+from .order import Order
+from .records import final_epoch_log, is_record_key
 from .callbacks.accelerate import AccelerateCB
 from .callbacks.activation_stats import ActivationStatsCB
 from .callbacks.basic_train import BasicTrainCB
@@ -13,10 +15,10 @@ from .callbacks.device import DeviceCB
 from .callbacks.early_stopping import EarlyStoppingCB
 from .callbacks.grad_accum import GradAccumCB
 from .callbacks.grad_clip import GradClipCB
-from .callbacks.hooks import HooksCallback
+from .callbacks.hooks_callback import HooksCallback
 from .callbacks.logger import LoggerCB, epoch_scalars, fit_hparams
-from .callbacks.lr_finder import LRFinderCB, LRFindResult, lr_find
-from .callbacks.metrics import Accuracy, Mean, MetricsCB, optimizer_records
+from .callbacks.lr_finder import LRFinderCB
+from .callbacks.metrics import MetricsCB, optimizer_records
 from .callbacks.mlflow_logger import MLflowLoggerCB
 from .callbacks.mixed_precision import MixedPrecisionCB
 from .callbacks.momentum_train import MomentumTrainCB
@@ -35,6 +37,7 @@ from .data.dataset_dict import sample_dataset_dict
 from .data.digits import digits_dataset_dict
 from .data.fashion_mnist import fashion_mnist_dataset_dict
 from .data.files import get_images
+from .data.labels import class_names, label_titles
 from .data.loaders import DataLoaders, DictCollate, collate_dataset_dict, get_dataloaders
 from .data.tensor_loader import TensorLoader
 from .data.transforms import inplace
@@ -51,11 +54,15 @@ from .models.lsuv import lsuv_init
 from .models.splitters import body_head_splitter, no_weight_decay
 from .models.timm import get_model_timm
 from .runtime.batch import batch_size, split_batch
-from .runtime.checkpoint import latest_checkpoint, model_state, read_checkpoint, save_checkpoint, unwrap_model
-from .runtime.device import def_device, model_device, to_cpu, to_device
+from .runtime.checkpoint_file import latest_checkpoint, save_checkpoint
 from .runtime.distributed import ProcessStopError
+from .runtime.metric_objects import Accuracy, Mean
 from .runtime.memory import clean_ipython_hist, clean_memory, clean_traceback
+from .runtime.model_state import model_state, unwrap_model
+from .runtime.placement import def_device, model_device, to_cpu, to_device
+from .runtime.resume import read_checkpoint
 from .runtime.rng import get_rng_state, set_rng_state, set_seed
+from .tools.lr_find import LRFindResult, lr_find
 from .tools.hooks import Hook, Hooks, append_stats, get_hist, get_min
 from .tools.masks import mask2idxs
 from .tools.names import retrieve_global_name
@@ -80,7 +87,7 @@ __all__ = [
     "Accuracy", "Mean",
     # data
     "DataLoaders", "DictCollate", "TensorLoader", "fashion_mnist_dataset_dict", "digits_dataset_dict", "inplace",
-    "get_dataloaders", "collate_dataset_dict", "sample_dataset_dict", "get_images",
+    "get_dataloaders", "collate_dataset_dict", "class_names", "label_titles", "sample_dataset_dict", "get_images",
     # models
     "conv", "get_model_conv", "get_model_timm", "lsuv_init", "body_head_splitter", "no_weight_decay",
     # runtime

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .callbacks.metrics import Accuracy
+from .runtime.metric_objects import Accuracy
 from .callbacks.presets import CoreCBs
 from .data.fashion_mnist import fashion_mnist_dataset_dict, fashion_mnist_folder
 from .data.loaders import DataLoaders

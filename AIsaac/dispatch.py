@@ -1,13 +1,18 @@
-"""`with_cbs`, `run_callbacks` and the dispatch plan: per event, the callbacks' bound methods in order."""
+"""Dispatch: `with_cbs`, `run_callbacks`, `build_plan` (per event, the callbacks' bound methods in order), `Plan` (a
+trainer's callbacks, their names and what runs at each event, rebuilt when they change), running cleanups and
+wrapping a callback's error with where it happened."""
 from __future__ import annotations
 
 import functools
 import warnings
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
-from .callback import callback_name, callback_order, event_methods, flatten_callbacks
+from .callback import callback_name, callback_order, event_methods, flatten_callbacks, warn_misspelt_events
 from .events import EVENTS, EXCLUSIVE_PHASES
-from .exceptions import CallbackSetupError
+from .exceptions import CANCEL_EXCEPTIONS, CallbackError, CallbackSetupError, add_note, callback_error
+
+# (event, callback name, planned method) -> the callable to run instead; see Trainer.wrap_plan.
+PlanWrapper = Callable[[str, str, Callable], Callable]
 
 
 class with_cbs:
@@ -88,3 +93,82 @@ def build_plan(callbacks: list[Any], events: tuple[str, ...] = EVENTS) -> dict[s
                         stacklevel=4)
         plan[ev] = tuple(m for _, m in doers)
     return plan
+
+
+class Plan:
+    """A trainer's callbacks in the order added, the names they are reachable by, and per event the methods that run
+    there (`methods`, claims applied, through `wrapper` when one is set). Immutable: a change makes a new Plan, built
+    (and checked) before the trainer takes it, so a refused change leaves the trainer as it was."""
+
+    def __init__(self, events: tuple[str, ...], cbs: tuple[Any, ...] = (), named: Mapping[str, Any] | None = None,
+                 wrapper: PlanWrapper | None = None):
+        self.events, self.cbs, self.named, self.wrapper = events, tuple(cbs), dict(named or {}), wrapper
+        methods = build_plan(list(self.cbs), events)
+        if wrapper is not None:
+            names = {id(cb): n for n, cb in self.named.items()}
+            methods = {ev: tuple(wrapper(ev, names.get(id(o := getattr(m, "__self__", m)), callback_name(o)), m)
+                                 for m in ms) for ev, ms in methods.items()}
+        self.methods: dict[str, tuple[Callable, ...]] = methods
+
+    def added(self, callbacks: Any, force: bool, host: Any) -> tuple["Plan", list[Any]]:
+        """The plan with `callbacks` added (groups expanded), and the callbacks actually added. A name already taken is
+        an error unless `force` (then `Name_2`, ...); so is a name that would hide an attribute of `host`."""
+        new = [cb for cb in flatten_callbacks(callbacks) if all(cb is not c for c in self.cbs)]
+        named = dict(self.named)
+        for cb in new:
+            name = base = callback_name(cb)
+            if name in named:
+                if not force:
+                    raise CallbackSetupError(f"A callback named {name} is already on this trainer; remove it first "
+                                             f"(trainer.remove_callbacks(trainer.{name})) or pass force=True to add a second one.")
+                n = 2
+                while f"{base}_{n}" in named: n += 1
+                name = f"{base}_{n}"
+            if hasattr(type(host), name) or name in vars(host):
+                raise CallbackSetupError(f"A callback class named {name} would hide the trainer's own `{name}`; rename the class.")
+            named[name] = cb
+        for cb in new: warn_misspelt_events(cb, self.events)
+        return Plan(self.events, (*self.cbs, *new), named, self.wrapper), new
+
+    def removed(self, callbacks: Any) -> "Plan":
+        """The plan without `callbacks` (and, for a group, its members)."""
+        gone = {id(cb) for cb in flatten_callbacks(callbacks)}
+        return Plan(self.events, tuple(cb for cb in self.cbs if id(cb) not in gone),
+                    {n: cb for n, cb in self.named.items() if id(cb) not in gone}, self.wrapper)
+
+    def wrapped(self, wrapper: PlanWrapper | None) -> "Plan":
+        """The plan with every method run through `wrapper(event, callback_name, method)`; None: the methods themselves."""
+        return Plan(self.events, self.cbs, self.named, wrapper)
+
+
+def where(trainer: Any, event: str) -> str:
+    """Where in the fit an event runs, for error messages: the epoch, and the batch and phase where they apply."""
+    phase = "training" if trainer.training else "validation"
+    if event in ("before_fit", "after_fit", "cleanup_fit"): return f"epoch {trainer.epoch}"
+    if event in ("before_epoch", "after_epoch", "cleanup_epoch"): return f"epoch {trainer.epoch}, {phase}"
+    return f"epoch {trainer.epoch}, batch {trainer.batch_num}, {phase}"
+
+
+def wrap_error(trainer: Any, method: Callable, event: str, e: Exception) -> BaseException:
+    """The error to raise for `e`, raised by `method` at `event` (see `callback_error`)."""
+    return callback_error(callback_name(getattr(method, "__self__", method)), event, where(trainer, event), e)
+
+
+def run_cleanup(trainer: Any, methods: Iterable[Callable], name: str, pending: BaseException | None = None) -> None:
+    """Run every method of cleanup event `name`, even when some raise. Their errors are reported together: `pending`
+    (the exception already leaving the scope, if it is an error) or else the first cleanup error is raised, with the
+    others attached as notes."""
+    errors: list[BaseException] = []
+    for method in methods:
+        try: method(trainer)
+        except (*CANCEL_EXCEPTIONS, CallbackError) as e: errors.append(e)
+        except Exception as e:
+            err = wrap_error(trainer, method, name, e)
+            if err is not e: err.__cause__ = e
+            errors.append(err)
+        except BaseException as e: errors.append(e)  # KeyboardInterrupt: still let the other cleanups run
+    if not errors: return
+    carrier = pending if pending is not None and not isinstance(pending, CANCEL_EXCEPTIONS) else errors[0]
+    for other in errors:
+        if other is not carrier: add_note(carrier, f"Also raised during '{name}': {type(other).__name__}: {other}")
+    if carrier is not pending: raise carrier

@@ -1,4 +1,7 @@
-"""The three cancel exceptions and the error that wraps a failing callback."""
+"""The exceptions of the trainer: the three cancels (`CancelBatchException`, `CancelEpochException`,
+`CancelFitException`, together `CANCEL_EXCEPTIONS`), `CallbackError` for a failing callback (built by `callback_error`,
+or a note added by `add_note`), `CallbackSetupError` for a set of callbacks that cannot run, and `CheckpointError` for
+a checkpoint that cannot be read or does not fit."""
 from __future__ import annotations
 
 from typing import Any

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from AIsaac.all import (AccelerateCB, Accuracy, BasicTrainCB, CheckpointCB, DataLoaders, DeviceCB, MetricsCB,
                         ProgressCB, Trainer, get_model_conv, set_seed)
-from AIsaac.runtime.checkpoint import checkpoint_files
+from AIsaac.runtime.checkpoint_file import checkpoint_files
 
 FOLDER = os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist")
 

@@ -1,48 +1,27 @@
-"""The `aisaac demo` main job."""
+"""The `aisaac` command: its options reach the demo, errors are one line and exit code 2, --version."""
 import pytest
 
-import AIsaac.data.fashion_mnist as fm
+import AIsaac
+import AIsaac.demo as demo
 from AIsaac.cli import main
 
 
-def test_demo_on_digits_when_fashion_mnist_is_absent(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(fm, "DEFAULT_FOLDER", str(tmp_path / "none"))
-    monkeypatch.delenv("FASHION_MNIST_DIR", raising=False)
-    assert main(["demo", "--epochs", "2", "--out", str(tmp_path / "out")]) == 0
-    out = capsys.readouterr().out
-    assert "scikit-learn's handwritten digits" in out and "apt-get install dataset-fashion-mnist" in out
-    rows = [l for l in out.splitlines() if l[:1].isdigit()]
-    assert len(rows) == 2 and float(rows[-1].split()[-1]) > 0.5  # accuracy on 10 digits after 2 short epochs
-    for name in ("losses", "color_dim", "plot_stats", "dead_chart"):
-        assert (tmp_path / "out" / f"{name}.png").stat().st_size > 1000
+def test_demo_options_reach_run_demo(monkeypatch):
+    calls = []
+    monkeypatch.setattr(demo, "run_demo", lambda *a, **kw: calls.append((a, kw)))
+    assert main(["demo", "--data", "d", "--out", "o", "--epochs", "2", "--bs", "32", "--lr", "0.01", "--n-train",
+                 "300", "--n-test", "50", "--workers", "1"]) == 0
+    assert main(["demo"]) == 0
+    assert calls == [(("d", "o", 2, 32, 0.01, 300, 1), {"n_test": 50}),
+                     ((None, "aisaac_out", 3, 64, 1e-3, None, 0), {"n_test": None})]
 
 
-def test_demo_with_a_wrong_data_folder_says_what_is_missing(tmp_path, capsys):
+def test_demo_with_a_wrong_data_folder_says_what_is_missing_and_exits_2(tmp_path, capsys):
     assert main(["demo", "--data", str(tmp_path)]) == 2
-    assert "train-images-idx3-ubyte.gz" in capsys.readouterr().err
-
-
-@pytest.mark.skipif(fm.fashion_mnist_folder() is None, reason="Fashion-MNIST files not installed (CI installs them)")
-def test_demo_on_fashion_mnist(tmp_path, capsys):
-    assert main(["demo", "--epochs", "1", "--n-train", "2000", "--out", str(tmp_path)]) == 0
-    assert "Fashion-MNIST from" in capsys.readouterr().out
+    err = capsys.readouterr().err
+    assert err.startswith("aisaac demo: No Fashion-MNIST idx files in") and "train-images-idx3-ubyte.gz" in err
 
 
 def test_version(capsys):
-    import AIsaac
     with pytest.raises(SystemExit) as e: main(["--version"])
     assert e.value.code == 0 and capsys.readouterr().out.strip() == f"aisaac {AIsaac.__version__}"
-
-
-def test_demo_n_train_and_n_test_on_digits(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(fm, "DEFAULT_FOLDER", str(tmp_path / "none"))
-    monkeypatch.delenv("FASHION_MNIST_DIR", raising=False)
-    assert main(["demo", "--epochs", "1", "--n-train", "300", "--n-test", "50", "--out", str(tmp_path / "o")]) == 0
-    assert "300 training and 50 test images" in capsys.readouterr().out
-
-
-@pytest.mark.skipif(fm.fashion_mnist_folder() is None, reason="Fashion-MNIST files not installed (CI installs them)")
-def test_demo_n_test_on_fashion_mnist(tmp_path, capsys):
-    from AIsaac.demo import load_demo_data
-    dd, _ = load_demo_data(None, 500, 200)
-    assert (len(dd["train"]), len(dd["test"])) == (500, 200)

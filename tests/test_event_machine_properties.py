@@ -199,7 +199,7 @@ from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 from AIsaac.all import (ActivationStatsCB, BasicTrainCB, CheckpointCB, CSVLoggerCB, EarlyStoppingCB,  # noqa: E402
                         GradAccumCB, GradClipCB, MetricsCB, ProgressCB, SaveBestCB, TerminateOnNaNCB, read_checkpoint)
-from AIsaac.runtime.checkpoint import checkpoint_files, non_finite  # noqa: E402
+from AIsaac.runtime.checkpoint_file import checkpoint_files, non_finite  # noqa: E402
 
 TOOLBOX = {"stats": lambda d: ActivationStatsCB(), "csv": lambda d: CSVLoggerCB(d / "log.csv"),
            "early": lambda d: EarlyStoppingCB(patience=1), "best": lambda d: SaveBestCB(path=d / "best.pt"),

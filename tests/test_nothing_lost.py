@@ -13,7 +13,9 @@ from torch.utils.data import DataLoader, TensorDataset
 from AIsaac.all import (ActivationStatsCB, BasicTrainCB, Callback, CallbackError, CallbackSetupError, CheckpointCB,
                         CheckpointError, CSVLoggerCB, DataLoaders, EarlyStoppingCB, GradAccumCB, MetricsCB,
                         ProgressCB, SaveBestCB, TensorBoardCB, TerminateOnNaNCB, Trainer, set_seed)
-from AIsaac.runtime.checkpoint import checkpoint_files, read_checkpoint, save_checkpoint, trainer_state
+from AIsaac.runtime.checkpoint_file import checkpoint_files, save_checkpoint
+from AIsaac.runtime.model_state import trainer_state
+from AIsaac.runtime.resume import read_checkpoint
 
 
 def data(n=48, seed=0):
@@ -247,38 +249,11 @@ def test_mode_auto_is_max_for_scores_and_min_for_losses():
     assert SaveBestCB(monitor="valid").mode == "min" and EarlyStoppingCB(monitor="val_mae").mode == "min"
 
 
-def test_callbacks_as_set_generator_or_any_iterable_all_train():
-    for cbs in ({BasicTrainCB(), MetricsCB()}, (cb for cb in [BasicTrainCB(), MetricsCB()]),
-                iter([BasicTrainCB(), MetricsCB()])):
-        t = bare(cbs)
-        w = weights(t)
-        t.fit(1, lr=0.1)
-        assert {"BasicTrainCB", "MetricsCB"} <= set(t.named_callbacks) and not same(w, weights(t))
-
-
-@pytest.mark.parametrize("cb, match", [
-    (BasicTrainCB, "BasicTrainCB is a class; pass an instance of it: BasicTrainCB\\(\\)"),
-    (type("Ordered", (Callback,), {"order": "5"})(), "Ordered.order must be a number .*got '5'"),
-    (type("Typo", (Callback,), {"claims": ("stepp",)})(), "Typo.claims names 'stepp'.*did you mean 'step'"),
-])
-def test_callback_that_cannot_run_is_refused_when_added(cb, match):
-    with pytest.raises(CallbackSetupError, match=match): bare(BasicTrainCB(), cb)
-
-
 def test_a_second_step_without_a_claim_is_warned():
     class MyStep(Callback):
         def step(self, trainer): trainer.opt.step()
     with pytest.warns(UserWarning, match="BasicTrainCB and MyStep all do the step phase 'step'.*claims"):
         bare(BasicTrainCB(), MyStep())
-
-
-@pytest.mark.parametrize("name, use", [("after_step", "zero_grad"), ("after_pred", "get_loss"),
-                                       ("after_loss", "before_backward"), ("after_backward", "step"),
-                                       ("before_train", "before_epoch")])
-def test_fastai_names_warn_with_the_event_to_use(name, use):
-    cb = type("FastaiStyle", (Callback,), {name: lambda self, trainer: None})()
-    with pytest.warns(UserWarning, match=f"FastaiStyle.{name} is not an AIsaac event.*use {use}"):
-        bare(BasicTrainCB(), cb)
 
 
 @pytest.mark.parametrize("lr", [float("inf"), True, float("nan"), "0.1", slice(0.1, float("inf"))])
@@ -378,19 +353,3 @@ def test_an_error_in_before_fit_is_reported_as_itself(tmp_path):
     with pytest.raises(CallbackError, match="BadStart failed at event 'before_fit'.*bad start") as info:
         make(CheckpointCB(tmp_path), BadStart()).fit(1)
     assert isinstance(info.value.original, ValueError)
-
-
-class TrialPruned(Exception):
-    """Like optuna.TrialPruned: an exception class from another library."""
-
-
-def test_a_foreign_exception_is_caught_by_its_own_class_and_names_the_callback():
-    class Pruner(Callback):
-        def after_epoch(self, trainer):
-            if not trainer.training: raise TrialPruned("trial 3 pruned")
-    try:
-        make(Pruner()).fit(2, lr=0.1)
-    except TrialPruned as e:
-        assert "Pruner failed at event 'after_epoch' (epoch 0, validation)" in str(e) and "trial 3 pruned" in str(e)
-        assert isinstance(e, CallbackError) and isinstance(e.original, TrialPruned)
-    else: raise AssertionError("TrialPruned was not raised")

@@ -1,12 +1,11 @@
-"""The Trainer: events, state, callback set, errors."""
-import warnings
-
+"""The Trainer: its state in each phase, the callback set (names, groups, order, fit-only callbacks), when the plan is
+built. The event order is in tests/test_events.py, the cancels and errors in tests/test_exceptions.py and
+tests/test_trainer_errors.py."""
 import pytest
 import torch
 from torch import nn
 
-import AIsaac.trainer as trainer_mod
-from AIsaac.all import (BasicTrainCB, Callback, CallbackError, CallbackSetupError, CancelEpochException, CancelFitException, EVENTS, Trainer)
+from AIsaac.all import BasicTrainCB, Callback, CallbackError, CallbackSetupError, EVENTS, Trainer
 
 
 class Trace(Callback):
@@ -21,19 +20,6 @@ for _ev in EVENTS:
 
 def make_trainer(dls, model, *cbs):
     return Trainer(dls, nn.CrossEntropyLoss(), torch.optim.SGD, model, callbacks=[BasicTrainCB(), *cbs])
-
-
-def test_event_sequence_of_a_fit(tiny_dls, tiny_model):
-    t = Trace()
-    make_trainer(tiny_dls, tiny_model, t).fit(1)
-    evs = [e for e, _ in t.events]
-    batch_train = ["before_batch", "predict", "get_loss", "before_backward", "backward", "step", "zero_grad",
-                   "after_batch", "cleanup_batch"]
-    batch_valid = ["before_batch", "predict", "get_loss", "after_batch", "cleanup_batch"]
-    expected = (["before_fit", "before_epoch"] + batch_train * 6 + ["after_epoch", "cleanup_epoch"] +
-                ["before_epoch"] + batch_valid * 3 + ["after_epoch", "cleanup_epoch", "after_fit", "cleanup_fit"])
-    assert evs == expected
-    assert [tr for e, tr in t.events if e == "predict"] == [True] * 6 + [False] * 3
 
 
 def test_fit_state_and_optimizer(tiny_dls, tiny_model):
@@ -64,18 +50,6 @@ def test_fit_only_validation_or_only_training(tiny_dls, tiny_model):
     t.events.clear()
     tr.fit(1, valid=False)
     assert {tr_ for e, tr_ in t.events if e == "predict"} == {True}
-
-
-def test_cancel_epoch_skips_to_next_phase(tiny_dls, tiny_model):
-    class StopTrainEarly:
-        def after_batch(self, trainer):
-            if trainer.training and trainer.batch_num == 1: raise CancelEpochException()
-    t = Trace()
-    make_trainer(tiny_dls, tiny_model, t, StopTrainEarly()).fit(1)
-    assert sum(1 for e, tr in t.events if e == "predict" and tr) == 2
-    assert sum(1 for e, tr in t.events if e == "predict" and not tr) == 3
-    assert [e for e, _ in t.events].count("after_epoch") == 1  # only validation's
-    assert [e for e, _ in t.events][-2:] == ["after_fit", "cleanup_fit"]
 
 
 def test_callbacks_reachable_by_class_name_and_duplicates(tiny_dls, tiny_model):
@@ -140,8 +114,9 @@ def test_fit_callbacks_are_removed_afterwards_even_on_error(tiny_dls, tiny_model
 
 def test_plan_is_built_when_the_set_changes_not_per_batch(tiny_dls, tiny_model, monkeypatch):
     calls = []
-    real = trainer_mod.build_plan
-    monkeypatch.setattr(trainer_mod, "build_plan", lambda *a: calls.append(1) or real(*a))
+    import AIsaac.dispatch as dispatch_mod
+    real = dispatch_mod.build_plan
+    monkeypatch.setattr(dispatch_mod, "build_plan", lambda *a: calls.append(1) or real(*a))
     tr = make_trainer(tiny_dls, tiny_model)
     n = len(calls)
     tr.fit(2)
@@ -150,58 +125,10 @@ def test_plan_is_built_when_the_set_changes_not_per_batch(tiny_dls, tiny_model, 
     assert len(calls) == n + 2  # added, then removed
 
 
-def test_callback_error_names_callback_event_epoch_batch(tiny_dls, tiny_model):
-    class Faulty:
-        def after_batch(self, trainer):
-            if trainer.epoch == 1 and trainer.batch_num == 2 and trainer.training: raise ZeroDivisionError("oops")
-    t = Trace()
-    with pytest.raises(CallbackError) as info:
-        make_trainer(tiny_dls, tiny_model, t, Faulty()).fit(2)
-    msg = str(info.value)
-    assert "Faulty failed at event 'after_batch' (epoch 1, batch 2, training): ZeroDivisionError: oops" == msg
-    assert isinstance(info.value.__cause__, ZeroDivisionError) and info.value.original is info.value.__cause__
-    assert [e for e, _ in t.events][-3:] == ["cleanup_batch", "cleanup_epoch", "cleanup_fit"]
-
-
-def test_cancel_exceptions_are_not_wrapped(tiny_dls, tiny_model):
-    class Stop:
-        def before_fit(self, trainer): raise CancelFitException()
-    t = Trace()
-    make_trainer(tiny_dls, tiny_model, Stop(), t).fit(1)
-    assert [e for e, _ in t.events] == ["cleanup_fit"]
-
-
 def test_unknown_event_names_the_nearest(tiny_dls, tiny_model):
     tr = make_trainer(tiny_dls, tiny_model)
     with pytest.raises(ValueError, match="'after_bach' is not an event; did you mean 'after_batch'"):
         tr.run_callbacks("after_bach")
-
-
-def test_misspelt_event_method_warns_with_the_nearest_name(tiny_dls, tiny_model):
-    class Typo:
-        def after_bach(self, trainer): pass
-        def before_epochs(self, trainer): pass
-        def helper(self): pass
-    with warnings.catch_warnings(record=True) as w:
-        warnings.simplefilter("always")
-        make_trainer(tiny_dls, tiny_model, Typo())
-    msgs = sorted(str(x.message) for x in w)
-    assert len(msgs) == 2
-    assert "Typo.after_bach looks like the event 'after_batch'" in msgs[0]
-    assert "Typo.before_epochs looks like the event 'before_epoch'" in msgs[1]
-
-
-@pytest.mark.parametrize("kwargs, match", [({"lr": 0}, "lr must be a number > 0"), ({"lr": -1e-3}, "lr must be"),
-                                           ({"n_epochs": -1}, "n_epochs must be a whole number"),
-                                           ({"n_epochs": 1.5}, "n_epochs must be")])
-def test_fit_arguments_are_checked(tiny_dls, tiny_model, kwargs, match):
-    with pytest.raises(ValueError, match=match):
-        make_trainer(tiny_dls, tiny_model).fit(**kwargs)
-
-
-def test_opt_func_must_be_callable(tiny_dls, tiny_model):
-    with pytest.raises(TypeError, match="opt_func must be callable"):
-        Trainer(tiny_dls, nn.CrossEntropyLoss(), "adam", tiny_model)
 
 
 def test_model_as_keyword_and_no_callbacks(tiny_dls, tiny_model):

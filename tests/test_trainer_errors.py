@@ -108,13 +108,6 @@ def test_opt_func_must_be_callable():
         Trainer(make_dls(), nn.CrossEntropyLoss(), "adam", nn.Linear(3, 2))
 
 
-@pytest.mark.parametrize("name, nearest", [("after_bach", "after_batch"), ("before_epochs", "before_epoch")])
-def test_method_named_almost_like_an_event_warns_with_the_nearest(name, nearest):
-    cb = type("Typo", (Callback,), {name: lambda self, trainer: None})()
-    with pytest.warns(UserWarning, match=f"Typo.{name} looks like the event '{nearest}'.*rename it to '{nearest}'"):
-        make_trainer([cb])
-
-
 def test_two_callbacks_claiming_one_step_phase_is_an_error():
     class AmpStep(Callback):
         claims = ("step",)

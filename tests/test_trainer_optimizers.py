@@ -68,7 +68,8 @@ def test_timm_lr_scale_is_honoured():
     model = get_model_timm('resnet18', in_chans=1, num_classes=2)
     t = Trainer(make_dls(), nn.CrossEntropyLoss(), torch.optim.AdamW, model, [],
                 splitter=functools.partial(param_groups_layer_decay, weight_decay=0.05, layer_decay=0.5))
-    groups = t._optimizers_for(1e-3, reset_opt=True).single.param_groups  # what fit builds before its first event
+    from AIsaac.runtime.optimizers import build_optimizers
+    groups = build_optimizers(t.opt_func, t.model, t.splitter, 1e-3).single.param_groups  # what fit builds first
     assert len({g['lr_scale'] for g in groups}) > 3
     for g in groups: assert g['lr'] == pytest.approx(1e-3 * g['lr_scale'])
 

@@ -1,20 +1,52 @@
-"""The type checker's verdict on the package and on a user's script (tests/typing/user_script.py), as CI runs it."""
+"""A user's script (tests/typing/user_script.py), as CI checks it: the type checker's verdict on it and on the
+package, and the script run for real, its results read against the data it trained on."""
+import csv
+import importlib.util
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "tests" / "typing" / "user_script.py"
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(ROOT)])),
+       "MPLBACKEND": "Agg"}
 
 
 def test_mypy_is_clean_on_the_package_and_a_user_script():
     pytest.importorskip("mypy")
     # Files and settings come from pyproject.toml's [tool.mypy]: the package and tests/typing/user_script.py.
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    out = subprocess.run([sys.executable, "-m", "mypy"], cwd=ROOT, env=env, capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "mypy"], cwd=ROOT, env=ENV, capture_output=True, text=True,
                          timeout=900)
     report = out.stdout + out.stderr
     assert out.returncode == 0, f"mypy found problems:\n{report}"
     assert "Success: no issues found" in report, report
+
+
+def test_the_user_script_runs_and_its_results_are_those_of_its_data(tmp_path):
+    pytest.importorskip("torchinfo")  # the script calls trainer.summarize_model
+    out = subprocess.run([sys.executable, str(SCRIPT)], cwd=tmp_path, env=ENV, capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, f"the user script failed:\n{out.stderr[-4000:]}"
+    result = json.loads(next(l for l in out.stdout.splitlines() if l.startswith("RESULT "))[len("RESULT "):])
+    spec = importlib.util.spec_from_file_location("user_script", SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)  # defines the functions; the run itself is under `if __name__ == "__main__"`
+    valid_targets = torch.cat([yb for _, yb in script.data().valid])
+    assert result["targets"] == valid_targets.tolist()  # get_preds gives the validation targets, in order
+    assert result["probs_shape"] == [64, 10] and result["probs_row_sums"] == pytest.approx([1.0] * 64, abs=1e-5)
+    # GradAccumCB (removed by the trainer's method), HooksCallback (by name) and the fit-only callbacks are gone.
+    assert result["callbacks"] == sorted(["CoreCBs", "DeviceCB", "BasicTrainCB", "MetricsCB", "ProgressCB",
+                                          "ActivationStatsCB", "EarlyStoppingCB", "GradClipCB", "CSVLoggerCB",
+                                          "CheckpointCB", "SaveBestCB", "TerminateOnNaNCB"])
+    # Rows: fit(3)'s three epochs, none from its resume (it had ended), one from profile(1), a fit of its own.
+    with open(tmp_path / "log.csv") as f: rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3]
+    log = result["epoch_log"]  # the last fit's (profile's): restoring, get_preds and predict put it back or leave it
+    assert (float(rows[-1]["train"]), float(rows[-1]["valid"])) == pytest.approx((log["train"], log["valid"]))
+    # keep=1 keeps the newest checkpoint of each run: fit(3)'s after epoch 3 (e3), profile's after its epoch (e1).
+    assert sorted(p.name.split("-")[1] for p in (tmp_path / "ckpt").glob("*.pt")) == ["e1", "e3"]

@@ -10,7 +10,7 @@ import torch
 import torch.distributed as dist
 
 from ..callback import Callback, Order
-from ..runtime.device import def_device
+from ..runtime.placement import def_device
 from ..runtime.distributed import BATCH, EPOCH, ERROR, FIT, OK, StopVote, is_sharded, stop_code, stop_exception
 from .device import DeviceCB
 

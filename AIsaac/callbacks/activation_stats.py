@@ -10,7 +10,7 @@ from torch import nn
 from ..display.images import get_grid, show_image
 from ..runtime.args import whole_number
 from ..tools.hooks import activation_stats
-from .hooks import HooksCallback, all_modules
+from .hooks_callback import HooksCallback, all_modules
 
 
 def _record(hook, module, inputs, output, bins: int, hist_range: tuple[float, float]) -> None:

@@ -12,6 +12,8 @@ from torch import nn
 
 from ..callback import Callback
 from ..runtime.args import whole_number
+from ..runtime.batch import first_tensor
+from ..runtime.placement import model_device
 
 
 def describe(obj: Any) -> str:
@@ -24,15 +26,6 @@ def describe(obj: Any) -> str:
     return f"a {type(obj).__name__}"
 
 
-def _first_device(x: Any) -> torch.device | None:
-    if isinstance(x, torch.Tensor): return x.device
-    if isinstance(x, Mapping): x = list(x.values())
-    if isinstance(x, (tuple, list)):
-        for o in x:
-            if (d := _first_device(o)) is not None: return d
-    return None
-
-
 def check_inputs(trainer: Any, n_inp: int) -> None:
     """Raise when the batch cannot be split into `n_inp` inputs, or its inputs are not on the model's device."""
     batch, xb = trainer.batch, trainer.xb
@@ -40,10 +33,11 @@ def check_inputs(trainer: Any, n_inp: int) -> None:
         raise TypeError(f"BasicTrainCB(n_inp={n_inp}) takes the first {n_inp} items of each batch as the model's "
                         f"inputs, but got {describe(batch)}. Make the DataLoader yield (inputs..., targets...), or "
                         f"set n_inp to the number of inputs.")
-    param = next(iter(trainer.model.parameters()), None) if isinstance(trainer.model, nn.Module) else None
-    data = _first_device(xb)
-    if param is not None and data is not None and param.device != data:
-        raise RuntimeError(f"The model is on {param.device} but the batch is on {data}. Add DeviceCB() to the "
+    # A model with neither parameters nor buffers runs wherever its inputs are.
+    device = model_device(trainer.model, None) if isinstance(trainer.model, nn.Module) else None
+    data = first_tensor(xb)
+    if device is not None and data is not None and device != data.device:
+        raise RuntimeError(f"The model is on {device} but the batch is on {data.device}. Add DeviceCB() to the "
                            f"callbacks (it puts the model and every batch on one device), or move them yourself.")
 
 

@@ -6,12 +6,12 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
 
 from ..callback import Callback, Order
 from ..runtime.args import whole_number
-from ..runtime.checkpoint import (checkpoint_files, checkpoint_name, non_finite, remove_stale_temp_files,
-                                  save_checkpoint, trainer_state)
+from ..runtime.checkpoint_file import (checkpoint_files, checkpoint_name, non_finite, remove_stale_temp_files,
+                                       save_checkpoint)
+from ..runtime.model_state import trainer_state
 from ..runtime.rng import get_rng_state, loads_ahead
 
 
@@ -20,11 +20,12 @@ class CheckpointCB(Callback):
 
     A checkpoint holds the model, the optimizer, every callback with `state_dict`/`load_state_dict` (schedulers,
     gradient scalers...), the RNG states and the position (epoch, batch, and what replays the epoch's shuffle);
-    see AIsaac.runtime.checkpoint. It is written every `every_n_batches` training batches (None: never), after each epoch
-    when `every_epoch`, and when a phase or the fit stops early (KeyboardInterrupt, an error, a cancel) between two
-    training steps, at the cleanup of that phase. Only the `keep` newest files of this run are kept (None: all); other runs' files in the folder are
-    never touched. Files are named checkpoint-e<epoch>-b<batch>-<run id>.pt, meaning <batch> batches of epoch <epoch>
-    are done. A checkpoint whose weights hold NaN or infinity is not written (a warning says so).
+    see AIsaac.runtime.checkpoint_file. It is written every `every_n_batches` training batches (None: never), after
+    each epoch when `every_epoch`, and when a phase or the fit stops early (KeyboardInterrupt, an error, a cancel)
+    between two training steps, at the cleanup of that phase. Only the `keep` newest files of this run are kept (None:
+    all); other runs' files in the folder are never touched. Files are named checkpoint-e<epoch>-b<batch>-<run id>.pt,
+    meaning <batch> batches of epoch <epoch> are done. A checkpoint whose weights hold NaN or infinity is not written
+    (a warning says so).
     The epoch's checkpoint is written at its last phase's cleanup_epoch, once the metrics, loggers and monitors have
     recorded the epoch, so that their state in it includes it. Takes no part in side runs (`lr_find`...).
 
@@ -118,7 +119,7 @@ class CheckpointCB(Callback):
             warnings.warn(f"CheckpointCB: not saving epoch {epoch}, batch {batch}: the weights hold NaN or infinity "
                           f"({', '.join(bad[:3])}); the last checkpoint written stays the newest.", RuntimeWarning)
             return
-        run_id = getattr(trainer, "run_id", None)
+        run_id = trainer.run_id
         self.last_saved = save_checkpoint(state, self.path / checkpoint_name(epoch, batch, run_id))
         self._saved_pos = at
         if self.keep is not None:

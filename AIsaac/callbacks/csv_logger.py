@@ -39,7 +39,7 @@ class CSVLoggerCB(Callback):
         if not self._writes: return  # with several processes, the main one writes
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fields = None
-        if getattr(trainer, "resuming", False): return  # the file is rewritten from the checkpoint (load_state_dict)
+        if trainer.resuming: return  # the file is rewritten from the checkpoint (load_state_dict)
         keep = (self.append or self.epochs_logged is not None) and self.path.exists() and self.path.stat().st_size
         if keep:
             with open(self.path, newline="") as f: rows = list(csv.reader(f))

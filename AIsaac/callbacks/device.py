@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from ..callback import Callback, Order
-from ..runtime.device import def_device, to_device
+from ..runtime.placement import def_device, to_device
 
 
 class DeviceCB(Callback):

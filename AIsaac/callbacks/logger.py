@@ -29,7 +29,7 @@ class LoggerCB(Callback):
     plus `hparams`; the keys of later fits get a `fit<n>/` prefix), `write_scalars(values, step, per)` (`per` is
     'epoch' or 'batch') and `close()` (at the end of each fit: flush and end the run for now; `last_scalars` holds
     the last epoch's values). Per training batch only host numbers are kept (the lr of each param group, read where
-    the step used it); the losses come from MetricsCB's records at the end of each epoch, so logging adds no
+    the step used it); the losses come from `trainer.batch_losses` (filled by MetricsCB) at the end of each epoch, so logging adds no
     host-device sync.
     Epoch values are named `loss/train`, `loss/valid`, `metrics/<name>` and `records/<lr, mom, train_time, ...>`;
     batch values `loss/train_batch` and `lr/train_batch` (`lr_<group>/train_batch` with several groups).
@@ -55,7 +55,7 @@ class LoggerCB(Callback):
     # ---- events ----
     def before_fit(self, trainer):
         check_log_key(self, None, trainer)
-        self._main = getattr(trainer, "is_main_process", True)
+        self._main = trainer.is_main_process
         if not self._main: return
         self.last_scalars = {}
         self.open(trainer)
@@ -63,8 +63,7 @@ class LoggerCB(Callback):
         prefix = f"fit{self.fits}/" if self.fits else ""
         self.write_params({prefix + k: v for k, v in {**fit_hparams(trainer), **self.hparams}.items()})
         self.fits += 1
-        self._metrics_cb = trainer.named_callbacks.get("MetricsCB")
-        self._seen = len(self._metrics_cb.losses_batch) if self._metrics_cb is not None else 0
+        self._seen = len(trainer.batch_losses) if trainer.batch_losses is not None else 0
         self._lrs: list[tuple[float, ...]] = []
         groups = trainer.opt.param_groups if trainer.opt is not None else []
         self._lr_names = ["lr"] if len(groups) == 1 else [f"lr_{i}" for i in range(len(groups))]
@@ -80,9 +79,10 @@ class LoggerCB(Callback):
     def cleanup_epoch(self, trainer):
         log = final_epoch_log(trainer)
         if log is None or not self._main: return
-        if self.log_batches and self._metrics_cb is not None:
-            losses = [r["loss"] for r in self._metrics_cb.losses_batch[self._seen:] if r["training"]]
-            self._seen = len(self._metrics_cb.losses_batch)
+        batch_losses = trainer.batch_losses  # the trainer's per-batch losses, filled by MetricsCB once per phase
+        if self.log_batches and batch_losses is not None:
+            losses = [r["loss"] for r in batch_losses[self._seen:] if r["training"]]
+            self._seen = len(batch_losses)
             lrs, self._lrs = self._lrs, []
             for i, loss in enumerate(losses):
                 values = {"loss/train_batch": loss}
@@ -112,6 +112,6 @@ def epoch_scalars(log: dict[str, Any]) -> dict[str, float]:
     """An epoch log's numbers under tracker names: `loss/<phase>`, `records/<record>`, `metrics/<name>`."""
     out = {}
     for k, v in log.items():
-        if k == "epoch" or isinstance(v, bool) or not isinstance(v, (int, float)): continue
+        if k in ("epoch", "step") or isinstance(v, bool) or not isinstance(v, (int, float)): continue
         out[f"loss/{k}" if k in ("train", "valid") else f"records/{k}" if is_record_key(k) else f"metrics/{k}"] = float(v)
     return out

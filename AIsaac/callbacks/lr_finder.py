@@ -1,20 +1,13 @@
-"""`LRFinderCB`, which grows the learning rate each batch and records the loss, and `Trainer.lr_find`, the search
-that runs it and leaves the trainer as it found it."""
+"""`LRFinderCB`: grows the learning rate each batch and records the loss (`Trainer.lr_find` runs it; see
+AIsaac.tools.lr_find)."""
 from __future__ import annotations
 
 import math
-import warnings
-from dataclasses import dataclass, field
-from typing import Any
-
 import numpy as np
 
 from ..callback import Callback, Order
 from ..runtime.args import whole_number
 from ..exceptions import CancelEpochException, CancelFitException
-from ..tools.sandbox import restoring
-from .progress import ProgressCB
-from .schedulers import BaseSchedulerCB
 
 
 class LRFinderCB(Callback):
@@ -110,50 +103,3 @@ class LRFinderCB(Callback):
         ax.legend()
         fig.tight_layout()
         return fig
-
-
-@dataclass
-class LRFindResult:
-    """The search's suggestions (`lr_steep`, `lr_min`), its records and its plot (None without `show_plot`)."""
-    lr_steep: float
-    lr_min: float
-    lrs: list[float] = field(repr=False)
-    losses: list[float] = field(repr=False)
-    fig: Any = field(default=None, repr=False)
-
-    @property
-    def suggestion(self) -> float: return self.lr_steep
-
-
-class LRFindMixin:
-    """`Trainer.lr_find`."""
-
-    def lr_find(self, start_lr: float = 1e-7, end_lr: float = 10., num_it: int = 100, max_mult: float = 4.,
-                show_plot: bool = True) -> LRFindResult:
-        """Train from `start_lr` with the lr of every group growing exponentially to `end_lr` over `num_it` batches,
-        stopping early when the loss diverges; then put model, optimizers, callbacks, trainer state and random
-        generators back as they were. Warns when the search reached `end_lr` before the loss diverged.
-
-        Quiet: the schedulers (they would set the lr) and ProgressCB (no table, no bars) are left out of the search, and
-        so are the callbacks that take no part in side runs (checkpoints, loggers, save-best, early stopping; see
-        `restoring`): nothing is written to disk.
-        """
-        finder = LRFinderCB(end_lr=end_lr, num_it=num_it, max_mult=max_mult)
-        trainer: Any = self
-        with restoring(trainer):
-            trainer.remove_callbacks([cb for cb in trainer.cbs if isinstance(cb, (BaseSchedulerCB, ProgressCB))])
-            n_epochs = max(1, math.ceil(num_it / max(1, len(trainer.dls.train))))
-            trainer.fit(n_epochs, lr=start_lr, valid=False, callbacks=[finder])
-        if not finder.lrs:
-            raise RuntimeError(f"lr_find recorded no batch: the first loss at lr={start_lr} was not finite. "
-                               f"Check the model and data with a plain fit, or start lower.")
-        if not finder.diverged:
-            warnings.warn(f"lr_find ended at lr={finder.lrs[-1]:.3g} after {len(finder.lrs)} batches before the loss "
-                          f"diverged, so the suggestions may be too low: search further with a larger end_lr (or "
-                          f"num_it).", UserWarning, stacklevel=2)
-        fig = finder.plot() if show_plot else None
-        return LRFindResult(**finder.suggestions(), lrs=finder.lrs, losses=finder.losses, fig=fig)
-
-
-# The search as a function of the trainer, `lr_find(trainer, ...)`, as well as the method `trainer.lr_find(...)`.
-lr_find = LRFindMixin.lr_find

@@ -1,91 +1,20 @@
-"""`MetricsCB`: train/valid loss and any `update/compute/reset` metrics, read from the device once per epoch;
-`Mean` and `Accuracy`, metric objects that keep their state on the device of their inputs."""
+"""`MetricsCB`: connects the loss, any `update/compute/reset` metrics and the `trainer.log` values to the loop, read
+from the device once per phase, and fills `trainer.epoch_log` once per record."""
 from __future__ import annotations
 
 import copy
 import math
 import time
 import warnings
-from array import array
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable
 
 import torch
 
-from ..callback import Callback, Order
+from ..callback import Callback
+from ..order import Order
+from ..records import BatchLosses
+from ..runtime.metric_objects import Accuracy, Mean  # noqa: F401  (Accuracy re-exported: its earlier home)
 from ..runtime.batch import batch_size, first_tensor
-
-
-class Mean:
-    """Weighted mean of scalars; the running sum stays on the values' device, so `update` never syncs."""
-
-    def __init__(self): self.reset()
-
-    def reset(self) -> None:
-        self.total: torch.Tensor | None = None
-        self.weight = 0.0
-
-    def update(self, value: torch.Tensor | float, weight: float = 1.0) -> "Mean":
-        value = value.detach().float() if isinstance(value, torch.Tensor) else torch.tensor(float(value))
-        term = value * weight if value.ndim == 0 else (value * weight).sum()
-        self.total = term if self.total is None else self.total + term
-        self.weight += float(weight) if value.ndim == 0 else float(weight) * value.numel()
-        return self
-
-    def compute(self) -> torch.Tensor:
-        """The mean so far (NaN when nothing was added)."""
-        if self.total is None or self.weight == 0: return torch.tensor(float("nan"))
-        return self.total / self.weight
-
-
-class Accuracy:
-    """Fraction of rows whose arg-max prediction equals the target (dependency-free; torcheval's works too)."""
-
-    def __init__(self): self.reset()
-
-    def reset(self) -> None:
-        self.correct: torch.Tensor | None = None
-        self.count = 0
-
-    def update(self, preds: torch.Tensor, targets: torch.Tensor) -> "Accuracy":
-        hits = (preds.argmax(dim=-1) == targets).sum()
-        self.correct = hits if self.correct is None else self.correct + hits
-        self.count += targets.numel()
-        return self
-
-    def compute(self) -> torch.Tensor:
-        if self.correct is None or self.count == 0: return torch.tensor(float("nan"))
-        return self.correct.float() / self.count
-
-
-class BatchLosses(Sequence):
-    """`MetricsCB.losses_batch`: a list-like of `{'training': bool, 'loss': float}`, one per batch.
-
-    Stored as 9 bytes a batch (a float64 array and a byte array) rather than a dict each, so long fits stay small.
-    """
-
-    def __init__(self, records: Iterable[dict] = ()):
-        self._loss, self._training = array('d'), bytearray()
-        self.extend(records)
-
-    def add(self, training: bool, losses: Sequence[float]) -> None:
-        """Append one record per loss in `losses`, all of phase `training`."""
-        self._loss.extend(losses)
-        self._training.extend(b"\x01" * len(losses) if training else bytes(len(losses)))
-
-    def append(self, record: dict) -> None: self.add(bool(record['training']), [float(record['loss'])])
-    def extend(self, records: Iterable[dict]) -> None:
-        for r in records: self.append(r)
-    def clear(self) -> None: self.__init__()  # type: ignore[misc]
-    def __len__(self) -> int: return len(self._loss)
-
-    def __getitem__(self, i):
-        if isinstance(i, slice): return [self[j] for j in range(*i.indices(len(self)))]
-        return {'training': bool(self._training[i]), 'loss': self._loss[i]}
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, Sequence) and len(other) == len(self) and all(a == b for a, b in zip(self, other))
-
-    def __repr__(self) -> str: return f"BatchLosses({len(self)} batches)"
 
 
 def optimizer_records(opt: Any) -> dict[str, float]:
@@ -99,6 +28,20 @@ def optimizer_records(opt: Any) -> dict[str, float]:
         if "lr" in g: out[f"lr{suffix}"] = float(g["lr"])
         mom = g["betas"][0] if "betas" in g else g.get("momentum") or None
         if mom is not None: out[f"mom{suffix}"] = float(mom)
+    return out
+
+
+def metric_values(metrics: dict[str, Any]) -> dict[str, float]:
+    """Each metric's value as host numbers: a scalar as `name`, a vector (per-class IoU, `average=None`) as one
+    column per entry, `name_0`, `name_1`, ..."""
+    out: dict[str, float] = {}
+    for name, m in metrics.items():
+        value = m.compute()
+        if isinstance(value, torch.Tensor) and value.numel() != 1:
+            out.update({f"{name}_{i}": v for i, v in enumerate(value.detach().flatten().cpu().tolist())})
+        elif isinstance(value, (list, tuple)):
+            out.update({f"{name}_{i}": float(v) for i, v in enumerate(value)})
+        else: out[name] = float(value)
     return out
 
 
@@ -161,7 +104,8 @@ class MetricsCB(Callback):
         self._pending, self._sizes, self._batch_nums, self._chunks = [], [], [], []
         self._metric_device, self._phase_values = None, {}
         self._records: dict[str, float] = {}
-        self._phase_training, self._partial = True, False
+        self._phase_training, self._partial, self._record_done = True, False, True
+        trainer.batch_losses = self.losses_batch  # the trainer's documented per-batch losses, filled here
 
     def log_keys(self, trainer) -> set[str]:
         """The keys this fit's epoch logs will hold: 'train', 'valid' and the metrics, as the fit trains and validates
@@ -173,11 +117,11 @@ class MetricsCB(Callback):
         self._phase_training = trainer.training
         self._start = time.perf_counter()
         # Resumed in the middle of this phase: its losses so far came from the checkpoint (load_state_dict).
-        if trainer.training and getattr(trainer, 'resume_at', None) is not None: return
+        if trainer.training and trainer.resume_at is not None: return
         # What an interrupted phase left is dropped here (it stays until now for the checkpoint written on the way out).
         self._pending, self._sizes, self._batch_nums, self._chunks = [], [], [], []
-        if trainer.training or not trainer.run_train:  # the epoch's first phase
-            self._partial, self._records, self._phase_values = False, {}, {}
+        if self._record_done:  # the record's first phase (an epoch's; with valid_every, the first after a validation)
+            self._partial, self._records, self._phase_values, self._record_done = False, {}, {}, False
             for m in (*self._all_metrics(), *self.losses.values()): m.reset()
 
     def after_batch(self, trainer):
@@ -206,24 +150,10 @@ class MetricsCB(Callback):
             if callable(getattr(m, "to", None)): m.to(preds.device)
         self._metric_device = preds.device
 
-    def _read_logged(self, trainer) -> dict[str, float]:
-        """This phase's `trainer.log` values: weighted means, summed over processes, in one read."""
-        logged = getattr(trainer, 'logged', None)
-        if not logged: return {}
-        names = [n for n, m in logged.items() if m.total is not None]
-        if not names: return {}
-        parts = [logged[n] for n in names]
-        dev = parts[0].total.device
-        sums = torch.stack([torch.stack([m.total.float().to(dev), m.total.new_tensor(m.weight, dtype=torch.float32,
-                                                                                     device=dev)]) for m in parts])
-        if getattr(trainer, 'num_processes', 1) > 1: sums = trainer.reduce_sum(sums)
-        prefix = 'train_' if trainer.training else ''
-        return {prefix + n: t / w if w else math.nan for n, (t, w) in zip(names, sums.tolist())}
-
     def _mean_loss(self, trainer, phase: str, m: Mean) -> float | None:
         # With several processes (see AIsaac/runtime/distributed.py) each trained on its own share, so the training loss is
         # summed over them once per epoch; validation batches reach after_batch already gathered from all of them.
-        if phase == 'train' and getattr(trainer, 'num_processes', 1) > 1:
+        if phase == 'train' and trainer.num_processes > 1:
             total = m.total.float() if m.total is not None else torch.zeros(())
             total, weight = trainer.reduce_sum(torch.stack([total, total.new_tensor(m.weight)])).tolist()
             return total / weight if weight else None
@@ -241,8 +171,9 @@ class MetricsCB(Callback):
 
     def cleanup_epoch(self, trainer):
         '''compute metrics and append to epoch stats'''
-        if not getattr(trainer, 'phase_complete', True):  # interrupted or cancelled: this epoch gets no row
+        if not trainer.phase_complete:  # interrupted or cancelled: this record gets no row
             self._partial = True
+            if trainer.last_phase: self._record_done = True
             return
         if self._pending: self._chunks.append(torch.stack(self._pending))
         if self._chunks:  # one transfer per phase, not one per batch
@@ -258,20 +189,22 @@ class MetricsCB(Callback):
         phase = 'train' if trainer.training else 'valid'
         self._records[f'{phase}_time'] = time.perf_counter() - getattr(self, '_start', time.perf_counter())
         if trainer.training: self._records.update(optimizer_records(trainer.opt))
-        self._phase_values.update(self._read_logged(trainer))
+        self._phase_values.update(trainer.logged.read(trainer, 'train_' if trainer.training else ''))
         if trainer.training:
-            self._phase_values.update({k: float(m.compute()) for k, m in self.train_metrics.items()})
-            if trainer.run_valid: return  # the epoch's numbers are final after validation
+            self._phase_values.update(metric_values(self.train_metrics))
+        if not trainer.last_phase: return  # the record's numbers are final after its validation
+        self._record_done = True
         if self._partial: return
         losses = {k: v for k, m in self.losses.items() if (v := self._mean_loss(trainer, k, m)) is not None}
-        metrics = {k: float(m.compute()) for k, m in self.metrics.items()} if not trainer.training else {}
-        train_metrics = {k: self._phase_values.pop(k) for k in self.train_metrics if k in self._phase_values}
+        metrics = metric_values(self.metrics) if not trainer.training else {}
+        train_metrics = {k: self._phase_values.pop(k) for k in list(self._phase_values) if k.startswith("train_")}
         metrics = {**metrics, **train_metrics, **self._phase_values}  # then the logged values
         self._phase_values = {}
         self.losses_epoch.append(losses)
         self.metrics_epoch.append(metrics)
         for m in (*self._all_metrics(), *self.losses.values()): m.reset()
-        trainer.epoch_log = {'epoch': trainer.epoch, **losses, **metrics, **self._records}
+        step = {'step': trainer.step} if trainer.max_steps is not None or trainer.valid_every is not None else {}
+        trainer.epoch_log = {'epoch': trainer.epoch, **step, **losses, **metrics, **self._records}
 
     def state_dict(self) -> dict[str, Any]:
         """The history, the running train/valid means, and the batch losses of a training phase in progress."""
@@ -284,7 +217,8 @@ class MetricsCB(Callback):
                 "pending": torch.cat(pending).cpu() if in_train else None,
                 "sizes": list(self._sizes) if in_train else [], "batch_nums": list(self._batch_nums) if in_train else [],
                 # the epoch's values read so far: train metrics and logged values, lr/momentum and phase times
-                "phase_values": dict(self._phase_values), "records": dict(self._records)}
+                "phase_values": dict(self._phase_values), "records": dict(self._records),
+                "record_done": self._record_done}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.losses_epoch, self.metrics_epoch = list(state["losses_epoch"]), list(state["metrics_epoch"])
@@ -298,8 +232,9 @@ class MetricsCB(Callback):
         self._phase_values, self._records = dict(state.get("phase_values", {})), dict(state.get("records", {}))
         # A checkpoint is a point between two batches: the resumed fit completes the phase it was saved in.
         self._phase_training, self._partial = True, False
+        self._record_done = bool(state.get("record_done", False))
 
     def plot(self, figsize: tuple[float, float] = (8, 4.5)):
         """This callback's losses and metrics as a figure; see `plot_losses`."""
         from ..display.plots import plot_losses
-        return plot_losses(self, figsize)
+        return plot_losses(self.losses_batch, self.losses_epoch, self.metrics_epoch, figsize=figsize)

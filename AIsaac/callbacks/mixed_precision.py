@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from ..callback import Callback, Order
-from ..runtime.device import model_device
+from ..runtime.placement import model_device
 
 
 class MixedPrecisionCB(Callback):

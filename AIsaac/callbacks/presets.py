@@ -5,9 +5,9 @@ from typing import Any, Callable
 
 from torch import nn
 
-from ..runtime.device import def_device
+from ..runtime.placement import def_device
 from .activation_stats import ActivationStatsCB
-from .hooks import all_modules
+from .hooks_callback import all_modules
 from .basic_train import BasicTrainCB
 from .device import DeviceCB
 from .metrics import MetricsCB

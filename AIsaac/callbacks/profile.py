@@ -1,5 +1,5 @@
 """`ProfileCB`: the time each callback spends at each event over a fit, and the host-device syncs it causes;
-`Trainer.profile`, a fit under it."""
+`Trainer.profile` runs a fit under it (see AIsaac.tools.profiling)."""
 from __future__ import annotations
 
 import time
@@ -122,21 +122,3 @@ class ProfileCB(Callback):
         cells = [head] + [(cb, ev, str(n), f"{ms:.2f}", f"{us:.1f}", str(k)) for cb, ev, n, ms, us, k in self.rows()]
         footer = f"fit: {self.seconds * 1e3:.1f} ms" + (" (CUDA synchronised around each call)" if self.sync else "")
         return text_table(cells[0], cells[1:], right=(False, False, True, True, True, True)) + "\n" + footer
-
-
-class ProfileMixin:
-    """`Trainer.profile`."""
-
-    def profile(self, n_epochs: int = 1, lr: float = 1e-3, show: bool = True, count_cpu: bool = False,
-                **fit_kwargs: Any) -> ProfileCB:
-        """Fit under a `ProfileCB` (printing its table when `show`) and return it; `fit_kwargs` go to `fit`."""
-        trainer: Any = self
-        cb = ProfileCB(show=show, count_cpu=count_cpu)
-        trainer.add_callbacks(cb)
-        try:
-            cb.wrap(trainer)  # now rather than at before_fit, so that every callback's before_fit is timed too
-            trainer.fit(n_epochs, lr, **fit_kwargs)
-        finally:
-            cb.unwrap(trainer)  # when the fit never started (bad arguments), cleanup_fit did not
-            trainer.remove_callbacks(cb)
-        return cb

@@ -5,7 +5,10 @@ import sys
 import time
 from typing import Any
 
-from ..callback import Callback, Order, final_epoch_log, is_record_key
+from ..callback import Callback
+from ..checks import loader_length
+from ..order import Order
+from ..records import final_epoch_log, is_record_key
 from ..display.html_bar import HTMLBar, show_html
 from ..display.notebook import in_notebook
 from ..display.tables import html_table, text_row
@@ -40,7 +43,7 @@ class ProgressCB(Callback):
         from tqdm import tqdm
         self._notebook = in_notebook()
         # With several processes only the main one shows anything (trainer state, see AIsaac/runtime/distributed.py).
-        self._main = getattr(trainer, 'is_main_process', True)
+        self._main = trainer.is_main_process
         show = self._main and (self.bars if self.bars is not None else (self._notebook or sys.stderr.isatty()))
         # In a notebook: HTML bars, which static copies of the notebook show as they were last drawn.
         self._tqdm = HTMLBar if self._notebook else tqdm
@@ -53,7 +56,7 @@ class ProgressCB(Callback):
         self._bar_place = {"handle": None} if self._notebook else {}  # every phase's bar in one notebook output
 
     def before_epoch(self, trainer):
-        total = len(trainer.dl) if hasattr(trainer.dl, "__len__") else None
+        total = loader_length(trainer.dl)  # None for a stream: the bar counts batches and shows their rate
         self.batch_bar = self._tqdm(total=total, desc="train" if trainer.training else "valid", leave=False,
                                     disable=not self._show, file=sys.stderr, dynamic_ncols=True, **self._bar_place)
         self._last = self._phase_start = self.clock()
@@ -75,7 +78,8 @@ class ProgressCB(Callback):
         self._last_beat = now
         done, total = trainer.batch_num + 1, self._total
         rate = done / max(now - self._phase_start, 1e-9)
-        inform(trainer, f"epoch {trainer.epoch + 1}/{self._n_epochs}, {'train' if trainer.training else 'valid'} batch "
+        of = f"/{self._n_epochs}" if self._n_epochs is not None else ""
+        inform(trainer, f"epoch {trainer.epoch + 1}{of}, {'train' if trainer.training else 'valid'} batch "
                         f"{done}{f'/{total}' if total is not None else ''}, {rate:.1f} batches/s")
 
     def cleanup_epoch(self, trainer):

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from ..runtime.checkpoint import model_state, unwrap_model
+from ..runtime.model_state import model_state, unwrap_model
 from .monitor import MonitorCB
 
 

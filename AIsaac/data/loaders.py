@@ -130,7 +130,8 @@ class DataLoaders:
     def show_batch(self, n: int = 9, ncols: int | None = None, figsize: tuple[float, float] | None = None,
                    cmap: str | None = "gray"):
         """The first `n` images of a training batch, titled with their class names (else label numbers); the figure."""
-        from ..display.images import class_names, label_titles, show_images
+        from ..display.images import show_images
+        from .labels import class_names, label_titles
         batch = next(iter(self.train))
         images = batch[0][:n]
         titles = label_titles(batch[1], class_names(self.train), len(images)) if len(batch) > 1 else None

@@ -31,14 +31,9 @@ def first_tensor(x: Any) -> torch.Tensor | None:
     return None
 
 
-def rows(*parts: Any) -> int:
-    """The length of the first tensor found in `parts`, tried in order (1 if none, or a scalar)."""
-    for part in parts:
-        t = part[0] if type(part) is tuple and part and isinstance(part[0], torch.Tensor) else first_tensor(part)
-        if t is not None: return t.shape[0] if t.ndim else 1
-    return 1
-
-
 def batch_size(xb: tuple, yb: tuple) -> int:
-    """The number of rows of a batch: the length of its first target, else of the first tensor in its inputs (1 if none)."""
-    return rows(yb, xb)
+    """The number of rows of a batch: the first dimension of the first tensor in its targets, else in its inputs
+    (1 if there is none, or it is a scalar). The one rule for weighing a batch (MetricsCB, `Trainer.log`)."""
+    t = first_tensor(yb)
+    if t is None: t = first_tensor(xb)
+    return 1 if t is None or not t.ndim else t.shape[0]

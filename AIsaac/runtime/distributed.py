@@ -35,7 +35,7 @@ _CANCELS = {BATCH: CancelBatchException, EPOCH: CancelEpochException, FIT: Cance
 
 def is_sharded(model: torch.nn.Module) -> bool:
     """Whether `model` was sharded with PyTorch's `fully_shard` (FSDP2): its state is then gathered and scattered
-    by collectives (see AIsaac.runtime.checkpoint), and AccelerateCB does not wrap it in DDP."""
+    by collectives (see AIsaac.runtime.model_state), and AccelerateCB does not wrap it in DDP."""
     try: from torch.distributed.fsdp import FSDPModule
     except ImportError: return False
     return isinstance(model, FSDPModule)

@@ -11,19 +11,13 @@ from __future__ import annotations
 import math
 import warnings
 from numbers import Real
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from torch import nn
 
-from ..models.splitters import Splitter, layer_index, param_groups
+from ..models.splitters import Splitter, layer_index, norm_params, param_groups
 
 LR = float | slice | Sequence[float]
-
-
-def _check_lr(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) or not float(value) > 0:
-        raise ValueError(f"{what} must be a number > 0, finite (for example 1e-3); got {value!r}.")
-    return float(value)
 
 
 def _positive_real(v: Any) -> bool:
@@ -54,15 +48,14 @@ def spread_lrs(lr: LR, n: int) -> list[float]:
     A sequence: one learning rate per group.
     """
     if isinstance(lr, slice):
-        if lr.step is not None: raise ValueError(f"lr=slice(lo, hi) takes no step; got {lr!r}.")
-        hi = _check_lr(lr.stop, "The slice's upper learning rate (lr=slice(lo, hi))")
+        hi = float(lr.stop)
         if lr.start is None: return [hi / 10] * (n - 1) + [hi]
-        lo = _check_lr(lr.start, "The slice's lower learning rate (lr=slice(lo, hi))")
+        lo = float(lr.start)
         if n == 1: return [hi]
         return [lo * (hi / lo) ** (i / (n - 1)) for i in range(n)]
     if isinstance(lr, (str, bytes)) or not isinstance(lr, Sequence):
-        return [_check_lr(lr, "lr")] * n
-    lrs = [_check_lr(v, "Each learning rate in lr") for v in lr]
+        return [float(lr)] * n
+    lrs = [float(v) for v in lr]
     if len(lrs) != n:
         raise ValueError(f"lr has {len(lrs)} learning rates but the splitter makes {n} parameter groups; give one per "
                          f"group, a single number, or slice(lo, hi) to spread them.")
@@ -94,12 +87,17 @@ class Optimizers:
         """The optimizer when there is one, else None."""
         return next(iter(self.opts.values())) if len(self.opts) == 1 else None
 
+    @property
+    def first(self) -> Any:
+        """The first optimizer: the one whose steps count as the fit's (`trainer.step`)."""
+        return next(iter(self.opts.values()))
+
 
 def build_optimizers(opt_func: Callable, model: nn.Module, splitter: Splitter | None, lr: LR) -> Optimizers:
     """A new optimizer (or several) from `opt_func`, with the learning rates of `lr` spread over the groups."""
     if splitter is None and not isinstance(lr, (slice, Sequence)):
         # The tutorial's call, unchanged: any opt_func(params, lr) works, torch's or hand-written.
-        out = opt_func(model.parameters(), _check_lr(lr, "lr"))
+        out = opt_func(model.parameters(), float(lr))
         signature = [tuple(id(p) for p in model.parameters())]
     else:
         groups = split_with_lrs(model, splitter, lr)
@@ -129,3 +127,33 @@ def reuse_optimizers(kept: Optimizers, model: nn.Module, splitter: Splitter | No
             # A scheduler built in the new fit starts from the new lr (torch keeps the first `initial_lr` it saw).
             g.pop("initial_lr", None)
     return True
+
+
+def fit_optimizers(kept: Optimizers | None, opt_func: Callable, model: nn.Module, splitter: Splitter | None, lr: LR,
+                   reset_opt: bool) -> Optimizers:
+    """The optimizers for a fit: the `kept` ones when `reset_opt` is False and they still fit the model (their state
+    carried over, the lrs of `lr` set), else new ones. Not yet set on the trainer: a refused resume changes nothing."""
+    if reset_opt or kept is None or not reuse_optimizers(kept, model, splitter, lr):
+        kept = build_optimizers(opt_func, model, splitter, lr)
+    return kept
+
+
+def freeze_to(model: nn.Module, splitter: Splitter | None, opts: Iterable[Any], n: int, train_norm: bool = True) -> None:
+    """Train only the splitter's groups from the `n`-th on (`n < 0` counts from the end); the others' parameters get no
+    gradients and no optimizer state (in `opts`). With `train_norm`, normalisation layers train everywhere."""
+    groups = param_groups(model, splitter)
+    idx = layer_index(groups)
+    n_groups = max(idx, default=0) + 1
+    first = n + n_groups if n < 0 else n
+    if not 0 <= first < n_groups:
+        raise ValueError(f"freeze_to({n}) would leave no group training: the splitter makes {n_groups} groups "
+                         f"(trainer.unfreeze() trains them all).")
+    norms = {id(p) for p in norm_params(model)} if train_norm else set()
+    opts = list(opts)
+    for g, i in zip(groups, idx):
+        for p in g["params"]:
+            train = i >= first or id(p) in norms
+            p.requires_grad_(train)
+            if not train:
+                p.grad = None
+                for opt in opts: opt.state.pop(p, None)

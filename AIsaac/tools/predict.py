@@ -15,7 +15,7 @@ import torch
 
 from ..callback import Callback, Order, callback_order, flatten_callbacks
 from ..exceptions import CancelFitException
-from ..runtime.device import model_device, to_cpu, to_device
+from ..runtime.placement import model_device, to_cpu, to_device
 from .sandbox import restoring
 
 if TYPE_CHECKING:
@@ -110,30 +110,27 @@ def predictions(trainer: Trainer, dl: Any, with_targets: bool, tta: Sequence[Cal
 
 def decoded(trainer: Trainer, preds: torch.Tensor, dl: Any) -> list[str] | torch.Tensor:
     """Each row's predicted class (the arg-max): its name where the data has class names, else its index."""
-    from ..display.images import class_names
+    from ..data.labels import class_names
     names = class_names(dl) or class_names(getattr(trainer.dls, "train", None))
     idx = preds.argmax(dim=-1)
     return [names[i] for i in idx.tolist()] if names else idx
 
 
-class PredictMixin:
-    """`Trainer.get_preds` and `Trainer.predict`."""
+def get_preds(trainer: Trainer, dl: Any = None, with_targets: bool = True, tta: Sequence[Callable] | None = None,
+              act: Callable | None = None, decode: bool = False) -> Any:
+    """Predictions for every batch of `dl` (default `dls.valid`), concatenated on the CPU, with the targets if asked.
 
-    def get_preds(self, dl: Any = None, with_targets: bool = True, tta: Sequence[Callable] | None = None,
-                  act: Callable | None = None, decode: bool = False) -> Any:
-        """Predictions for every batch of `dl` (default `dls.valid`), concatenated on the CPU, with the targets if asked.
+    Tuple predictions (several heads) stay tuples of tensors; several targets come as a tuple, one as a tensor.
+    `act` (e.g. `partial(torch.softmax, dim=-1)`) is applied to the predictions; `tta` is a list of transforms of
+    the (first) input whose predictions are averaged (include `lambda x: x` to count the plain input too).
+    With `with_targets=False` a batch may also be the inputs alone.
+    `decode=True` returns, instead of the outputs, each row's predicted class (the arg-max): its name where the
+    data has class names (a `ClassLabel` feature of `dl`'s or the training data), else its index (a tensor).
+    """
+    return predictions(trainer, dl, with_targets, tta, act, decode)
 
-        Tuple predictions (several heads) stay tuples of tensors; several targets come as a tuple, one as a tensor.
-        `act` (e.g. `partial(torch.softmax, dim=-1)`) is applied to the predictions; `tta` is a list of transforms of
-        the (first) input whose predictions are averaged (include `lambda x: x` to count the plain input too).
-        With `with_targets=False` a batch may also be the inputs alone.
-        `decode=True` returns, instead of the outputs, each row's predicted class (the arg-max): its name where the
-        data has class names (a `ClassLabel` feature of `dl`'s or the training data), else its index (a tensor).
-        """
-        trainer: Any = self
-        return predictions(trainer, dl, with_targets, tta, act, decode)
 
-    def predict(self, x: Any, tta: Sequence[Callable] | None = None, act: Callable | None = None) -> Any:
-        """The model's output for the input batch `x` (for one item pass `x[None]`; a tuple for several inputs, a
-        mapping for a Hugging Face model), on the CPU; `tta`/`act` as in get_preds."""
-        return self.get_preds([x], with_targets=False, tta=tta, act=act)
+def predict(trainer: Trainer, x: Any, tta: Sequence[Callable] | None = None, act: Callable | None = None) -> Any:
+    """The model's output for the input batch `x` (for one item pass `x[None]`; a tuple for several inputs, a
+    mapping for a Hugging Face model), on the CPU; `tta`/`act` as in get_preds."""
+    return trainer.get_preds([x], with_targets=False, tta=tta, act=act)

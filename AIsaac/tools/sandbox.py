@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import random
 from typing import TYPE_CHECKING, Any, Iterator
 
-import numpy as np
 import torch
 from torch import nn
+
+from ..runtime.rng import get_rng_state, set_rng_state
 
 if TYPE_CHECKING:
     from ..trainer import Trainer
@@ -45,8 +45,7 @@ class Snapshot:
     def __init__(self, trainer: Trainer):
         self.trainer, model = trainer, trainer.model
         self.trainer_state = dict(vars(trainer))
-        # The containers the trainer changes in place (its callbacks and their names) are copied; the rest is kept.
-        for k in ("cbs", "_named"): self.trainer_state[k] = copy.copy(self.trainer_state[k])
+        # The callback plan is immutable (a change makes a new one), so keeping the reference keeps the callback set.
         self.model_state = copy.deepcopy(model.state_dict())
         self.modes = [m.training for m in model.modules()]
         self.grads = [None if p.grad is None else p.grad.clone() for p in model.parameters()]
@@ -56,8 +55,7 @@ class Snapshot:
         memo = {id(o): o for o in (trainer, model, *trainer.opts.values(), trainer.dls, *model.parameters(),
                                    *model.buffers())}
         self.cb_states = [(cb, _copy_state(vars(cb), memo)) for cb in trainer.cbs if hasattr(cb, '__dict__')]
-        self.rng = (torch.get_rng_state(), torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
-                    random.getstate(), np.random.get_state())
+        self.rng = get_rng_state()
 
     def restore(self) -> None:
         trainer, model = self.trainer, self.trainer_state['model']
@@ -72,11 +70,7 @@ class Snapshot:
         for cb, state in self.cb_states:
             vars(cb).clear()
             vars(cb).update(state)
-        cpu, cuda, py, np_state = self.rng
-        torch.set_rng_state(cpu)
-        if cuda is not None: torch.cuda.set_rng_state_all(cuda)
-        random.setstate(py)
-        np.random.set_state(np_state)
+        set_rng_state(self.rng)
 
 
 @contextlib.contextmanager

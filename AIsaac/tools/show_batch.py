@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Iterable
 
-from ..display.images import class_names, label_titles, show_images
+from ..data.labels import class_names, label_titles
+from ..display.images import show_images
 from ..exceptions import CancelFitException
 from .sandbox import restoring
 
@@ -35,16 +36,11 @@ def first_training_batch(trainer: Trainer, callbacks: Iterable[Any] | None = Non
     return capture.batch
 
 
-class ShowBatchMixin:
-    """`Trainer.show_image_batch`."""
-
-    dls: Any
-
-    def show_image_batch(self, max_n: int = 9, callbacks: Iterable[Any] | None = None, ncols: int | None = None,
-                         figsize: tuple[float, float] | None = None, cmap: str | None = "gray"):
-        """Show up to `max_n` images of the first training batch as the model sees it, after the callbacks' (and
-        `callbacks`') `before_batch` transforms; returns the figure. See `first_training_batch` for what runs."""
-        batch = first_training_batch(self, callbacks)  # type: ignore[arg-type]
-        images = batch[0][:max_n]
-        titles = label_titles(batch[1], class_names(self.dls.train), len(images)) if len(batch) > 1 else None
-        return show_images(images, titles, ncols=ncols, figsize=figsize, cmap=cmap)
+def show_image_batch(trainer: Trainer, max_n: int = 9, callbacks: Iterable[Any] | None = None, ncols: int | None = None,
+                     figsize: tuple[float, float] | None = None, cmap: str | None = "gray"):
+    """Show up to `max_n` images of the first training batch as the model sees it, after the callbacks' (and
+    `callbacks`') `before_batch` transforms; returns the figure. See `first_training_batch` for what runs."""
+    batch = first_training_batch(trainer, callbacks)
+    images = batch[0][:max_n]
+    titles = label_titles(batch[1], class_names(trainer.dls.train), len(images)) if len(batch) > 1 else None
+    return show_images(images, titles, ncols=ncols, figsize=figsize, cmap=cmap)

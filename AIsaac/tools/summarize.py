@@ -11,7 +11,7 @@ from ..display.notebook import in_notebook
 from ..display.tables import html_table, text_table
 from ..events import BATCH_EVENTS
 from ..runtime.batch import split_batch
-from ..runtime.device import model_device, to_device
+from ..runtime.placement import model_device, to_device
 from .sandbox import restoring
 
 if TYPE_CHECKING:
@@ -54,46 +54,39 @@ def rows_html(rows: Sequence[tuple[str, ...]], columns: tuple[str, ...] = COLUMN
     return html_table(columns, rows)
 
 
-class SummaryMixin:
-    """`Trainer.summarize_callbacks` and `Trainer.summarize_model`."""
+def summarize_callbacks(trainer: Trainer, show: bool = True) -> list[tuple[str, str, str]]:
+    """Show (HTML in a notebook, else text) and return the rows (Step, Callback, Doc String): who runs at each event."""
+    rows = callback_rows(trainer)
+    if show:
+        if in_notebook():
+            from IPython.display import HTML, display
+            display(HTML(rows_html(rows)))
+        else: print(format_rows(rows))
+    return rows
 
-    model: Any
-    dls: Any
-    n_inp: int
+def summarize_model(trainer: Trainer, show: bool = True, **torchinfo_kwargs: Any):
+    """Layers, shapes, parameter counts and mult-adds from `torchinfo.summary` on one training batch's inputs.
 
-    def summarize_callbacks(self, show: bool = True) -> list[tuple[str, str, str]]:
-        """Show (HTML in a notebook, else text) and return the rows (Step, Callback, Doc String): who runs at each event."""
-        rows = callback_rows(self)  # type: ignore[arg-type]
-        if show:
-            if in_notebook():
-                from IPython.display import HTML, display
-                display(HTML(rows_html(rows)))
-            else: print(format_rows(rows))
-        return rows
-
-    def summarize_model(self, show: bool = True, **torchinfo_kwargs: Any):
-        """Layers, shapes, parameter counts and mult-adds from `torchinfo.summary` on one training batch's inputs.
-
-        The batch comes straight from `dls.train` (before callbacks), split into its `n_inp` inputs (a mapping batch
-        whole, as keyword arguments) and moved to the model's device; the model's
-        train/eval mode is kept. Extra keyword arguments go to `torchinfo.summary` (depth, col_names, ...).
-        Returns torchinfo's `ModelStatistics` (printing it shows the table; `.total_params` etc. hold the numbers).
-        """
-        try:
-            import torchinfo
-        except ImportError as e:
-            raise ImportError("summarize_model needs the torchinfo package: pip install torchinfo "
-                              "(or pip install 'aisaac[inspect]').") from e
-        # Put back afterwards: drawing a batch moves the loader's random stream, a train-mode pass the BatchNorm stats.
-        with restoring(self):  # type: ignore[arg-type]
-            batch = next(iter(self.dls.train), None)
-            if batch is None:
-                raise ValueError("The training loader gave no batch; summarize_model needs one to run the model.")
-            device = model_device(self.model)
-            xb = to_device(split_batch(batch, self.n_inp)[0], device)  # the inputs, as BasicTrainCB gives them
-            inputs = xb[0] if len(xb) == 1 and isinstance(xb[0], Mapping) else list(xb)  # a mapping: keyword arguments
-            kwargs = {"col_names": DEFAULT_COLUMNS, "verbose": 0, "mode": "train" if self.model.training else "eval",
-                      **torchinfo_kwargs}
-            stats = torchinfo.summary(self.model, input_data=inputs, device=device, **kwargs)
-        if show: print(stats)
-        return stats
+    The batch comes straight from `dls.train` (before callbacks), split into its `n_inp` inputs (a mapping batch
+    whole, as keyword arguments) and moved to the model's device; the model's
+    train/eval mode is kept. Extra keyword arguments go to `torchinfo.summary` (depth, col_names, ...).
+    Returns torchinfo's `ModelStatistics` (printing it shows the table; `.total_params` etc. hold the numbers).
+    """
+    try:
+        import torchinfo
+    except ImportError as e:
+        raise ImportError("summarize_model needs the torchinfo package: pip install torchinfo "
+                          "(or pip install 'aisaac[inspect]').") from e
+    # Put back afterwards: drawing a batch moves the loader's random stream, a train-mode pass the BatchNorm stats.
+    with restoring(trainer):
+        batch = next(iter(trainer.dls.train), None)
+        if batch is None:
+            raise ValueError("The training loader gave no batch; summarize_model needs one to run the model.")
+        device = model_device(trainer.model)
+        xb = to_device(split_batch(batch, trainer.n_inp)[0], device)  # the inputs, as BasicTrainCB gives them
+        inputs = xb[0] if len(xb) == 1 and isinstance(xb[0], Mapping) else list(xb)  # a mapping: keyword arguments
+        kwargs = {"col_names": DEFAULT_COLUMNS, "verbose": 0, "mode": "train" if trainer.model.training else "eval",
+                  **torchinfo_kwargs}
+        stats = torchinfo.summary(trainer.model, input_data=inputs, device=device, **kwargs)
+    if show: print(stats)
+    return stats

@@ -10,7 +10,6 @@ from AIsaac.all import AccelerateCB, CallbackSetupError, DataLoaders, DeviceCB, 
 pytest.importorskip("accelerate")
 
 
-@pytest.mark.xfail(strict=False, reason="needs issue 13's setup check")
 def test_fit_without_a_step_callback_says_to_add_basic_train_cb():
     x, y = torch.randn(16, 4), torch.randint(0, 2, (16,))
     dls = DataLoaders(DataLoader(TensorDataset(x, y), batch_size=4), DataLoader(TensorDataset(x, y), batch_size=4))

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from AIsaac.all import ActivationStatsCB, BasicTrainCB, CallbackError, Trainer
+from AIsaac.all import ActivationStatsCB, BasicTrainCB, CallbackError, DataLoaders, TensorLoader, Trainer
 
 
 def model():
@@ -20,6 +20,21 @@ def test_stats_match_hand_computation_for_training_batches_only(tiny_dls):
     acts = initial[:2](tiny_dls.train.dataset.tensors[0][:16])
     torch.testing.assert_close(cb.stats[0][0, :2], torch.stack([acts.mean(), acts.std()]))
     torch.testing.assert_close(cb.stats[0][0, 2:], torch.histc(acts.abs(), 40, 0, 10))
+
+
+def test_every_batch_record_equals_the_statistics_by_hand():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(24, 4, generator=g), torch.randint(0, 3, (24,), generator=g)
+    model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3))
+    t = Trainer(DataLoaders(TensorLoader(x, y, batch_size=8), TensorLoader(x, y, batch_size=8)), nn.CrossEntropyLoss(),
+                torch.optim.SGD, model, [BasicTrainCB(), ActivationStatsCB(lambda m: isinstance(m, nn.Linear), bins=5)])
+    t.fit(1, lr=1e-9)  # the weights barely move, so the final model reproduces every batch's activations
+    with torch.no_grad():
+        for b, xb in enumerate(x.split(8)):
+            acts = model[0](xb)
+            want = torch.cat([torch.stack([acts.mean(), acts.std()]), torch.histc(acts.abs(), 5, 0.0, 10.0)])
+            torch.testing.assert_close(t.ActivationStatsCB.stats[0][b], want, atol=1e-5, rtol=1e-4)
+    assert [len(s) for s in t.ActivationStatsCB.stats] == [3, 3]
 
 
 def test_default_filter_hooks_every_module(tiny_dls):

@@ -7,7 +7,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from AIsaac.all import DataLoaders, inplace, show_images
-from AIsaac.display.images import class_names
+from AIsaac.data.labels import class_names
 
 NAMES = ["cat", "dog", "bird"]
 

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from AIsaac.all import (AccelerateCB, Accuracy, BasicTrainCB, Callback, CheckpointCB, DataLoaders, MetricsCB,
                         Trainer, set_seed)
-from AIsaac.runtime.checkpoint import model_state
+from AIsaac.runtime.model_state import model_state
 
 N_EPOCHS, CRASH_AT = 3, (1, 2)  # 4 training batches per process and epoch
 

@@ -1,7 +1,8 @@
-"""A user's script, type-checked (never run) by tests/test_typing.py: the star-export and every Trainer method.
+"""A user's script, type-checked and run by tests/test_typing.py: the star-export and every Trainer method.
 
 mypy must see each name below through `from AIsaac.all import *`, each method on the Trainer class (read from the
 class, since an instance's `__getattr__` would answer any name), and the return types, through annotated variables.
+Run as a script (in a scratch folder: it writes log.csv and ckpt/), it does all of it on 64 random images.
 """
 from __future__ import annotations
 
@@ -14,25 +15,30 @@ from torch import nn
 from AIsaac.all import *
 
 
-def user_code(dls: DataLoaders) -> None:
+def user_code(dls: DataLoaders) -> Trainer:
     set_seed(42)
     model = get_model_conv()
     xb, _ = next(iter(dls.train))
     lsuv_init(model, [m for m in model.modules() if isinstance(m, nn.Conv2d)], xb)
-    cbs: list[Callback] = [DeviceCB(), MetricsCB(Accuracy=Accuracy()), ProgressCB(), EarlyStoppingCB(patience=2),
-                           GradClipCB(1.0), CSVLoggerCB("log.csv"), CheckpointCB("ckpt", keep=1), SaveBestCB()]
-    trainer = Trainer(dls, nn.CrossEntropyLoss(), torch.optim.AdamW, model, callbacks=[CoreCBs(), *cbs])
+    tutorial = Trainer(dls, nn.CrossEntropyLoss(), torch.optim.Adam, get_model_conv(),
+                       callbacks=[BasicTrainCB(), MetricsCB(Accuracy=Accuracy()), DeviceCB(), ProgressCB()])
+    tutorial.fit(1)
+    cbs: list[Callback] = [EarlyStoppingCB(patience=2), GradClipCB(1.0), CSVLoggerCB("log.csv"),
+                           CheckpointCB("ckpt", keep=1), SaveBestCB()]
+    trainer = Trainer(dls, nn.CrossEntropyLoss(), torch.optim.AdamW, model,
+                      callbacks=[CoreCBs(Accuracy=Accuracy()), *cbs])
     trainer.add_callbacks([GradAccumCB(2), TerminateOnNaNCB()])
-    trainer.remove_callbacks(GradAccumCB)
+    trainer.remove_callbacks(trainer.GradAccumCB)
 
-    found: LRFindResult = trainer.lr_find(show_plot=False)
+    found: LRFindResult = trainer.lr_find(num_it=20, show_plot=False)
     lr: float = found.suggestion
-    trainer.fit(3, lr=lr, callbacks=[OneCycleSchedulerCB(max_lr=lr)])
-    trainer.fit(1, resume_from=latest_checkpoint("ckpt"))
+    trainer.fit(3, lr=lr, callbacks=[OneCycleSchedulerCB()])
+    # The same fit again from its last checkpoint: it ended there, so nothing is left to train.
+    trainer.fit(3, lr=lr, callbacks=[OneCycleSchedulerCB()], resume_from=latest_checkpoint("ckpt"))
 
     preds = trainer.get_preds(act=partial(torch.softmax, dim=-1))
     p, y = trainer.get_preds()
-    probs: torch.Tensor = trainer.predict(p[:1])
+    probs: torch.Tensor = trainer.predict(xb[:1])
     prof: ProfileCB = trainer.profile(1, show=False)
     rows: list[tuple[str, str, str]] = trainer.summarize_callbacks(show=False)
     trainer.summarize_model(show=False)
@@ -48,6 +54,7 @@ def user_code(dls: DataLoaders) -> None:
     with restoring(trainer): trainer.fit(1)
     print(preds, y, probs, prof.table(), rows, main, n, total, plan, named, fig, to_cpu(to_device(p, def_device)),
           model_device(model), EVENTS, Order.METRICS, final_epoch_log(trainer), view_source_code)
+    return trainer
 
 
 # Declared on the class itself (in its body or a mixin it lists), not patched on by importing another module.
@@ -59,7 +66,8 @@ DISTRIBUTED: tuple[bool, int] = (Trainer.is_main_process, Trainer.num_processes)
 
 
 def data() -> DataLoaders:
-    x, t = torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,))
+    g = torch.Generator().manual_seed(0)
+    x, t = torch.randn(64, 1, 28, 28, generator=g), torch.randint(0, 10, (64,), generator=g)
     return DataLoaders.from_tensors((x, t), (x, t), batch_size=16)
 
 
@@ -77,3 +85,17 @@ def original_vocabulary(trainer: Trainer, model: nn.Module, xb: torch.Tensor) ->
     idxs: list[int] = mask2idxs([True, False])
     clean_memory()
     print(hist, dead, one, added, fig, train, valid, idxs, str(PPDict(a=1.0)))
+
+
+if __name__ == "__main__":
+    import json
+
+    dls = data()
+    trainer = user_code(dls)
+    xb, _ = next(iter(dls.train))
+    original_vocabulary(trainer, trainer.model, xb)
+    probs, targets = trainer.get_preds(act=partial(torch.softmax, dim=-1))
+    # What tests/test_typing.py checks against its own reading of the files this run wrote.
+    print("RESULT " + json.dumps({"callbacks": sorted(trainer.named_callbacks), "probs_shape": list(probs.shape),
+                                  "probs_row_sums": probs.sum(1).tolist(), "targets": targets.tolist(),
+                                  "epoch_log": trainer.epoch_log}))

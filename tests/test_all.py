@@ -30,14 +30,12 @@ OLD_STAR_EXPORT = """Callback AccelerateCB ActivationStatsCB BasicTrainCB BatchA
 INTERNAL = {
     "AIsaac.callbacks.accelerate": {"AccelerateStopCB",  # added by AccelerateCB itself
                                     "launched_processes"},  # AccelerateCB's launch check
-    "AIsaac.callbacks.hooks": {"all_modules"},  # the default module picker of HooksCallback and ActivationStatsCB
+    "AIsaac.callbacks.hooks_callback": {"all_modules"},  # the default module picker of HooksCallback and ActivationStatsCB
     "AIsaac.callbacks.basic_train": {"describe", "check_inputs", "check_targets", "check_shapes",  # first-batch checks
                                      "output_reader", "output_loss"},  # and its reading of the model's output
     "AIsaac.callbacks.monitor": {"auto_mode"},  # MonitorCB's mode='auto' rule
-    "AIsaac.callbacks.lr_finder": {"LRFindMixin"},  # reached as Trainer.lr_find
-    "AIsaac.callbacks.profile": {"ProfileMixin",  # reached as Trainer.profile
-                                 "HostReadCounter"},  # ProfileCB's count_cpu
-    "AIsaac.callbacks.metrics": {"BatchLosses"},  # the type of MetricsCB.losses_batch
+    "AIsaac.callbacks.profile": {"HostReadCounter"},  # ProfileCB's count_cpu
+    "AIsaac.callbacks.metrics": {"metric_values"},  # MetricsCB's reading of its metrics (vectors as columns)
     "AIsaac.data.fashion_mnist": {"hf_modules", "read_idx", "fashion_mnist_folder"},
     "AIsaac.data.loaders": {"split_tensors"},
     "AIsaac.data.tensor_loader": {"as_tensor"},

@@ -1,7 +1,8 @@
 """The default device, the device a model is on, and moving nested batches between devices."""
 from __future__ import annotations
 
-from typing import Any
+import itertools
+from typing import Any, overload
 
 import torch
 from torch import nn
@@ -42,7 +43,17 @@ def to_cpu(x: Any) -> Any:
     return x
 
 
-def model_device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter or buffer; the CPU for a model with neither."""
-    for t in (*model.parameters(), *model.buffers()): return t.device
-    return torch.device("cpu")
+_CPU = torch.device("cpu")
+
+
+@overload
+def model_device(model: nn.Module) -> torch.device: ...
+@overload
+def model_device(model: nn.Module, default: None) -> torch.device | None: ...
+
+
+def model_device(model: nn.Module, default: torch.device | None = _CPU) -> torch.device | None:
+    """The device of the model's first parameter or buffer; `default` (the CPU) for a model with neither, which
+    runs wherever its inputs are (pass None to tell that apart)."""
+    for t in itertools.chain(model.parameters(), model.buffers()): return t.device
+    return default

@@ -1,9 +1,10 @@
-"""to_device and to_cpu on nested structures; def_device."""
+"""to_device and to_cpu on nested structures; def_device; model_device."""
 from collections import namedtuple
 
 import torch
+from torch import nn
 
-from AIsaac.runtime.device import def_device, to_cpu, to_device
+from AIsaac.runtime.placement import def_device, model_device, to_cpu, to_device
 
 
 def test_def_device_is_best_available():
@@ -23,3 +24,10 @@ def test_to_cpu_detaches_and_widens_half_floats():
     t = torch.ones(2, requires_grad=True) * 2
     out = to_cpu([t, t.to(torch.bfloat16)])
     assert not out[0].requires_grad and out[1].dtype == torch.float32 and torch.equal(out[1], out[0])
+
+
+def test_model_device_reads_the_first_parameter_or_buffer():
+    assert model_device(nn.Linear(2, 2).to("meta")).type == "meta"
+    assert model_device(nn.BatchNorm1d(2, affine=False).to("meta")).type == "meta"  # buffers only
+    assert model_device(nn.ReLU()) == torch.device("cpu")
+    assert model_device(nn.ReLU(), None) is None  # runs wherever its inputs are

@@ -1,30 +1,14 @@
+"""Resuming: the setup and state checks against the saved run, the run id, the restore and the replay of an epoch."""
 import re
-import os
 
 import pytest
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 
-from AIsaac.all import (BasicTrainCB, Callback, CheckpointCB, CheckpointError, DataLoaders, Trainer, latest_checkpoint,
-                        read_checkpoint, save_checkpoint)
-from AIsaac.runtime.checkpoint import checkpoint_files
-
-
-class ScaleCB(Callback):
-    """A callback with state: a number it multiplies by."""
-
-    def __init__(self, scale=1.0): self.scale = scale
-    def state_dict(self): return {"scale": self.scale}
-    def load_state_dict(self, state): self.scale = state["scale"]
-
-
-def make_trainer(model=None, callbacks=(), n=16):
-    torch.manual_seed(0)
-    ds = TensorDataset(torch.randn(n, 4), torch.randint(0, 2, (n,)))
-    dls = DataLoaders(DataLoader(ds, batch_size=4, shuffle=True), DataLoader(ds, batch_size=8))
-    model = model if model is not None else nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 2))
-    return Trainer(dls, nn.CrossEntropyLoss(), torch.optim.SGD, model, [BasicTrainCB(), *callbacks])
+from AIsaac.all import CheckpointCB, CheckpointError
+from AIsaac.runtime.checkpoint_file import checkpoint_files
+from AIsaac.runtime.resume import check_setup, fit_setup, prepare_resume
+from tests.helpers.small_fit import ScaleCB, make_trainer
 
 
 @pytest.fixture
@@ -32,39 +16,6 @@ def saved(tmp_path):
     """A folder holding the checkpoint of a one-epoch fit (with a ScaleCB whose scale was 3)."""
     make_trainer(callbacks=[ScaleCB(3.0)]).fit(1, lr=0.1, callbacks=[CheckpointCB(tmp_path)])
     return tmp_path
-
-
-def test_save_is_atomic_a_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
-    path = tmp_path / "checkpoint-e0-b1.pt"
-    save_checkpoint({"x": torch.arange(3)}, path)
-    real_save = torch.save
-
-    def crash_midway(obj, f, *args, **kwargs):
-        f.write(b"PK\x03\x04 the first bytes of a zip")  # a partial write, then the crash
-        raise OSError("disk full")
-
-    monkeypatch.setattr(torch, "save", crash_midway)
-    with pytest.raises(OSError, match="disk full"): save_checkpoint({"x": torch.arange(5)}, path)
-    monkeypatch.setattr(torch, "save", real_save)
-    assert torch.equal(torch.load(path, weights_only=True)["x"], torch.arange(3))
-    assert os.listdir(tmp_path) == [path.name]  # the temporary file is gone too
-
-
-def test_save_fsyncs_before_renaming(tmp_path, monkeypatch):
-    calls = []
-    real_fsync, real_replace = os.fsync, os.replace
-    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append("fsync"), real_fsync(fd))[1])
-    monkeypatch.setattr(os, "replace", lambda a, b: (calls.append("replace"), real_replace(a, b))[1])
-    save_checkpoint({"x": 1}, tmp_path / "c.pt")
-    assert calls[:2] == ["fsync", "replace"]
-
-
-def test_resume_from_a_folder_takes_the_newest(tmp_path):
-    trainer = make_trainer()
-    trainer.fit(2, lr=0.1, callbacks=[CheckpointCB(tmp_path, every_n_batches=2, keep=None)])
-    files = checkpoint_files(tmp_path)
-    assert re.fullmatch(r"checkpoint-e2-b0-[0-9a-f]{8}\.pt", files[-1].name) and len(files) == 6
-    assert latest_checkpoint(tmp_path) == files[-1]
 
 
 def test_empty_folder_is_a_clear_error(tmp_path):
@@ -108,32 +59,6 @@ def test_callbacks_with_state_must_match(saved):
         make_trainer(callbacks=[ScaleCB()]).fit(1, lr=0.1, resume_from=saved, callbacks=[OtherCB()])
 
 
-def test_loading_never_runs_code_from_the_file(tmp_path):
-    path = tmp_path / "evil.pt"
-    torch.save({"format": "AIsaac checkpoint 1", "payload": Exploit()}, path)
-    Exploit.ran = False
-    with pytest.raises(CheckpointError, match="not loaded"): read_checkpoint(path)
-    assert not Exploit.ran
-
-
-class Exploit:
-    ran = False
-
-    def __reduce__(self): return (Exploit._run, ())
-
-    @staticmethod
-    def _run():
-        Exploit.ran = True
-        return "ran"
-
-
-def test_not_a_checkpoint(tmp_path):
-    torch.save({"weight": torch.zeros(2)}, tmp_path / "weights.pt")
-    with pytest.raises(CheckpointError, match="not an AIsaac checkpoint"): read_checkpoint(tmp_path / "weights.pt")
-    (tmp_path / "junk.pt").write_bytes(b"not a zip file")
-    with pytest.raises(CheckpointError, match="truncated or corrupt"): read_checkpoint(tmp_path / "junk.pt")
-
-
 def test_optimizer_of_another_kind_is_a_clear_error(saved):
     trainer = make_trainer(callbacks=[ScaleCB()])
     trainer.opt_func = lambda params, lr: torch.optim.SGD([{"params": list(params)[:2]}, {"params": []}], lr=lr)
@@ -151,3 +76,34 @@ def test_train_loader_shorter_than_the_checkpoint_position(tmp_path):
         short.fit(1, lr=0.1, resume_from=tmp_path)
     with pytest.raises(CheckpointError, match="saved 3 batches into an epoch, but the train loader now has only 2"):
         short.fit(1, lr=0.1, resume_from=tmp_path, allow_changes=("batch_size",))
+
+
+def test_prepare_resume_keeps_the_saved_runs_id_and_gives_a_new_fit_a_new_one(saved):
+    trainer = make_trainer(callbacks=[ScaleCB()])
+    opt = torch.optim.SGD(trainer.model.parameters(), lr=0.1)
+    setup = fit_setup(trainer, 1, opt)
+    checkpoint, run_id = prepare_resume(trainer, saved, setup, ())
+    assert checkpoint_files(saved)[-1].name.endswith(f"-{run_id}.pt") and checkpoint["setup"]["run_id"] == run_id
+    assert checkpoint["position"] == {"epoch": 1, "batch": 0, "loader_rng": None, "fetch_rng": None, "n_epochs": 1}
+    none, new = prepare_resume(trainer, None, setup, ())
+    assert none is None and re.fullmatch(r"[0-9a-f]{8}", new) and new != run_id
+    assert prepare_resume(trainer, None, setup, ())[1] != new
+    with pytest.raises(CheckpointError, match=r"n_epochs: saved 1, now 2"):
+        prepare_resume(trainer, saved, fit_setup(trainer, 2, opt), ())
+
+
+def test_fit_setup_records_what_a_resume_compares():
+    trainer = make_trainer(callbacks=[ScaleCB()])
+    opt = torch.optim.SGD(trainer.model.parameters(), lr=0.1, momentum=0.9)
+    extra = CheckpointCB("unused")
+    setup = fit_setup(trainer, 3, opt, fit_only=[extra])
+    assert setup["n_epochs"] == 3 and setup["batch_size"] == 4 and setup["train_batches"] == 4
+    assert setup["opt"] == "torch.optim.sgd.SGD" and setup["hparams"][0]["momentum"] == 0.9
+    assert setup["callbacks"] == ["BasicTrainCB", "ScaleCB"]
+    check_setup(setup, setup)  # the same setup: nothing to report
+    with pytest.raises(ValueError, match="allow_changes names \\['epochs'\\]; it takes any of n_epochs"):
+        check_setup(setup, setup, allow=("epochs",))
+    lower = {**setup, "hparams": [{**setup["hparams"][0], "lr": 0.01}]}
+    with pytest.raises(CheckpointError, match="param group 0 lr: saved 0.1, now 0.01.*allow_changes=\\('lr',\\)"):
+        check_setup(setup, lower)
+    check_setup(setup, lower, allow="lr")

@@ -1,0 +1,55 @@
+"""The checks a fit makes before any event runs: arguments, the step phases someone does, a non-empty loader."""
+from __future__ import annotations
+
+from typing import Any
+
+from .events import EXCLUSIVE_PHASES
+from .exceptions import CallbackSetupError
+from .runtime.args import whole_number
+
+
+def check_trainer_args(dls: Any, loss_func: Any, opt_func: Any, splitter: Any) -> None:
+    """Raise for Trainer arguments that could not work, naming the fix."""
+    if not callable(opt_func):
+        raise TypeError(f"opt_func must be callable, like torch.optim.Adam or functools.partial(torch.optim.SGD, "
+                        f"momentum=0.9); got {type(opt_func).__name__}.")
+    if splitter is not None and not callable(splitter):
+        raise TypeError(f"splitter must be a function of the model returning parameter groups, like "
+                        f"body_head_splitter; got {type(splitter).__name__}.")
+    if isinstance(dls, (tuple, list)):
+        raise TypeError(f"dls must be a DataLoaders (with .train and .valid), not a {type(dls).__name__}; wrap the "
+                        f"loaders: DataLoaders(train_dl, valid_dl).")
+    if isinstance(loss_func, type):
+        raise TypeError(f"loss_func is the class {loss_func.__name__}; pass an instance: {loss_func.__name__}().")
+
+
+def optional_count(name: str, value: Any, owner: str, what: str, minimum: int = 1) -> int | None:
+    """`value` as a whole number of at least `minimum`, or None."""
+    return None if value is None else whole_number(name, value, minimum=minimum, owner=owner, what=what)
+
+
+def check_step_phases(trainer: Any, train: bool, valid: bool) -> None:
+    """Raise before any event when the fit could not train or would silently do nothing."""
+    phases = EXCLUSIVE_PHASES if train else ("predict", "get_loss") if valid else ()
+    missing = [ev for ev in phases if not any(ev not in getattr(getattr(m, "__self__", m), "observes", ())
+                                              for m in trainer.plan.get(ev, ()))]
+    if missing:
+        raise CallbackSetupError(f"No callback does the step phase{'s' * (len(missing) > 1)} {', '.join(missing)}, "
+                                 f"so this fit would {'train' if train else 'compute'} nothing. Add BasicTrainCB() "
+                                 f"(the plain PyTorch step; AccelerateCB and MixedPrecisionCB need it too), or a "
+                                 f"callback with those methods.")
+
+
+def check_train_loader(dls: Any) -> None:
+    """Raise when the training loader has a length of 0 (a loader without a length is a stream: it is accepted)."""
+    try: n = len(dls.train)
+    except TypeError: return
+    if n == 0:
+        raise ValueError("The training loader is empty (0 batches), so the fit would only validate. Check the "
+                         "dataset's length, and batch_size with drop_last=True; or pass train=False to validate.")
+
+
+def loader_length(dl: Any) -> int | None:
+    """`len(dl)`, or None for a loader without a length (an IterableDataset, a streamed dataset)."""
+    try: return len(dl)
+    except TypeError: return None

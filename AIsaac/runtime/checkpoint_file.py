@@ -1,0 +1,133 @@
+"""The checkpoint file: its contents, its name, a checksum over it, writing it atomically and reading it safely.
+
+A checkpoint is a dict of tensors and plain values (so `torch.load(weights_only=True)` reads it):
+  format, position {epoch, batch, loader_rng, fetch_rng, n_epochs}, model, opts {name: optimizer state_dict},
+  callbacks {name: state_dict}, rng, processes, setup (what the fit was started with, see `resume.fit_setup`; compared
+  when resuming), and checksum (a SHA-256 of all the rest, checked on load: a flipped bit anywhere in it is an error).
+`position` means: `batch` batches of epoch `epoch`'s train phase are done (0: the epoch has not started);
+`loader_rng` is the state that replays that epoch's shuffle (None when `batch` is 0).
+`model` is the user's module's state (no DDP `module.` prefix; a sharded model's full state), so it loads into the
+bare model in one process. `processes` is None for a one-process fit; from a fit of N processes it lists each
+process's {rng, loader_rng} by process index (`rng` and `position` hold the main process's, process 0), and
+`position.batch` counts each process's batches. For a loader that loads a batch ahead (Accelerate's), `fetch_rng`
+(in `position`, and per process) is the RNG state its next batch was loaded with (None when not needed).
+`model_state.trainer_state` builds one; `resume` reads it back into a trainer.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import pickle
+import re
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..exceptions import CheckpointError
+
+FORMAT = "AIsaac checkpoint 1"
+_NAME = re.compile(r"checkpoint-e(\d+)-b(\d+)(?:-([0-9a-f]+))?\.pt")
+
+
+def checkpoint_name(epoch: int, batch: int, run_id: str | None = None) -> str:
+    """The file name for a checkpoint at `batch` batches into epoch `epoch` of the run `run_id`."""
+    return f"checkpoint-e{epoch}-b{batch}" + (f"-{run_id}" if run_id else "") + ".pt"
+
+
+def checkpoint_files(folder: str | os.PathLike, run_id: str | None = None) -> list[Path]:
+    """The checkpoints in `folder` (only run `run_id`'s, if given), oldest first (by time written, then position)."""
+    found = [(p.stat().st_mtime_ns, int(m[1]), int(m[2]), p) for p in Path(folder).glob("checkpoint-e*-b*.pt")
+             if (m := _NAME.fullmatch(p.name)) and (run_id is None or m[3] == run_id)]
+    return [p for *_, p in sorted(found)]
+
+
+def latest_checkpoint(folder: str | os.PathLike) -> Path:
+    """The newest checkpoint in `folder`."""
+    files = checkpoint_files(folder)
+    if not files:
+        raise FileNotFoundError(f"No checkpoint in {folder}: CheckpointCB writes files named checkpoint-e<epoch>-"
+                                f"b<batch>[-<run>].pt there; pass one of them or the folder that holds them.")
+    return files[-1]
+
+
+def _digest(obj: Any, h: Any) -> None:
+    """Feed `obj` (nested dicts, lists and tensors of a checkpoint) into the hash `h`, in a fixed order."""
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu().contiguous()
+        h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    elif isinstance(obj, dict):
+        h.update(b"D%d" % len(obj))
+        for k in sorted(obj, key=repr):
+            h.update(repr(k).encode())
+            _digest(obj[k], h)
+    elif isinstance(obj, (list, tuple)):
+        h.update(b"L%d" % len(obj))
+        for v in obj: _digest(v, h)
+    else: h.update(f"V{type(obj).__name__}{obj!r}".encode())
+
+
+def checksum(state: dict[str, Any]) -> str:
+    """The SHA-256 of everything in a checkpoint but its own `checksum` entry."""
+    h = hashlib.sha256()
+    _digest({k: v for k, v in state.items() if k != "checksum"}, h)
+    return h.hexdigest()
+
+
+def non_finite(state: dict[str, Any]) -> list[str]:
+    """The names of the model tensors in a checkpoint holding NaN or infinity."""
+    return [k for k, v in state["model"].items()
+            if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+
+
+def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write `state` to `path` atomically: a crash while writing leaves whatever was at `path` before intact."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # The temporary file is in the same folder: os.replace is atomic only within one file system.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())  # the bytes are on disk before the name points at them
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
+        raise
+    if os.name == "posix":  # make the rename itself survive a power cut
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try: os.fsync(dir_fd)
+        finally: os.close(dir_fd)
+    return path
+
+
+def remove_stale_temp_files(folder: str | os.PathLike) -> None:
+    """Delete temporary files left by a save that was killed midway."""
+    for p in Path(folder).glob(".checkpoint-e*-b*.pt.*.tmp"):
+        with contextlib.suppress(FileNotFoundError): p.unlink()
+
+
+def load_checkpoint_file(path: Path) -> dict[str, Any]:
+    """One checkpoint file, loaded without running code from it, its format and checksum verified."""
+    if path.is_file() and not zipfile.is_zipfile(path):  # torch.save writes zip archives; a cut-off one is not one
+        raise CheckpointError(f"{path} is not a readable checkpoint (truncated or corrupt?): not a torch.save archive.")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(f"{path} holds objects other than tensors and plain values, so it is not loaded "
+                              f"(loading would run code from the file). Only load files you trust, and give callbacks "
+                              f"state_dicts of tensors, numbers, strings, lists and dicts.") from e
+    except (RuntimeError, EOFError) as e:
+        raise CheckpointError(f"{path} is not a readable checkpoint (truncated or corrupt?): {e}") from e
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not an AIsaac checkpoint (written by CheckpointCB); to load bare weights "
+                              f"use model.load_state_dict(torch.load(path, weights_only=True)).")
+    if "checksum" in state and checksum(state) != state["checksum"]:
+        raise CheckpointError(f"{path} is corrupt: its contents do not match the checksum stored in it (a changed "
+                              f"byte on disk or in transfer). Resume from another checkpoint.")
+    return state

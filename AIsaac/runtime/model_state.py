@@ -1,0 +1,110 @@
+"""The states a checkpoint holds: the model's and the optimizers' (a sharded model's gathered and scattered by
+collectives), the callbacks' that have one, and `trainer_state`, all of them with the RNGs and the position."""
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+import torch
+
+from ..exceptions import CheckpointError
+from .checkpoint_file import FORMAT, checksum
+from .distributed import is_sharded
+from .rng import get_rng_state
+
+
+def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
+    """The user's module inside DDP, DataParallel and torch.compile wrappers: the one whose state is saved."""
+    while True:
+        inner = model.module if isinstance(model, (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)) \
+             else getattr(model, "_orig_mod", None)
+        if not isinstance(inner, torch.nn.Module): return model
+        model = inner
+
+
+def _full(**kw: Any):
+    from torch.distributed.checkpoint.state_dict import StateDictOptions
+    return StateDictOptions(full_state_dict=True, cpu_offload=True, **kw)
+
+
+def model_state(model: torch.nn.Module) -> dict[str, Any]:
+    """The unwrapped model's state_dict; of a sharded model, the full state (a collective: every process calls it;
+    the main process gets the tensors, the others an empty dict)."""
+    model = unwrap_model(model)
+    if not is_sharded(model): return model.state_dict()
+    from torch.distributed.checkpoint.state_dict import get_model_state_dict
+    return get_model_state_dict(model, options=_full())
+
+
+def load_model_state(model: torch.nn.Module, state: dict[str, Any]) -> None:
+    """Load a `model_state` into the unwrapped model; a sharded model takes the main process's copy (a collective)."""
+    model = unwrap_model(model)
+    if not is_sharded(model):
+        model.load_state_dict(state)
+        return
+    from torch.distributed.checkpoint.state_dict import set_model_state_dict
+    set_model_state_dict(model, state, options=_full(broadcast_from_rank0=True))
+
+
+def opt_state(model: torch.nn.Module, opt: Any) -> dict[str, Any] | None:
+    """The optimizer's state_dict; for a sharded model, its full state keyed by parameter name (a collective)."""
+    if opt is None: return None
+    if not is_sharded(unwrap_model(model)): return opt.state_dict()
+    from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
+    return get_optimizer_state_dict(unwrap_model(model), getattr(opt, "optimizer", opt), options=_full())
+
+
+def load_opt_state(opt: Any, state: dict[str, Any], model: torch.nn.Module | None = None,
+                   keep: bool | Collection[str] = (),
+                   advice: str = "load it with the opt_func (and splitter) it was saved with") -> None:
+    """Load a saved optimizer state (momentum buffers, Adam's moments, step counts, hyperparameters) into `opt`.
+
+    `keep`: the hyperparameters (`'lr'`...; True: all of them) that stay `opt`'s own instead of the saved ones.
+    `model`: the model `opt` trains; when it is sharded, `state` is an `opt_state` (the full state keyed by parameter
+    name) and loading it is a collective. A state that does not fit `opt` raises CheckpointError ending in `advice`.
+    """
+    names = () if isinstance(keep, bool) else keep
+    kept = [{k: v for k, v in g.items() if k != "params" and (keep is True or k in names)} for g in opt.param_groups]
+    try:
+        if model is None or not is_sharded(unwrap_model(model)): opt.load_state_dict(state)
+        elif not any(isinstance(v, torch.Tensor) for per_param in state["state"].values() for v in per_param.values()):
+            # Nothing but hyperparameters (SGD without momentum): torch's loader finds no tensor to take the
+            # device from.
+            for group, saved in zip(opt.param_groups, state["param_groups"]):
+                group.update({k: v for k, v in saved.items() if k != "params"})
+        else:
+            from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict
+            set_optimizer_state_dict(unwrap_model(model), getattr(opt, "optimizer", opt), state,
+                                     options=_full(broadcast_from_rank0=True))
+    except (ValueError, KeyError) as e:
+        raise CheckpointError(f"The saved optimizer state does not fit this optimizer ({e}); {advice}.") from e
+    for group, mine in zip(opt.param_groups, kept): group.update(mine)
+
+
+def stateful_callbacks(trainer: Any) -> dict[str, Any]:
+    """The trainer's callbacks that have `state_dict` and `load_state_dict`, by the name the trainer knows them by."""
+    return {name: cb for name, cb in trainer.named_callbacks.items()
+            if callable(getattr(cb, "state_dict", None)) and callable(getattr(cb, "load_state_dict", None))}
+
+
+def trainer_state(trainer: Any, epoch: int, batch: int, loader_rng: dict | None,
+                  processes: list[dict[str, Any]] | None = None, fetch_rng: dict | None = None) -> dict[str, Any]:
+    """Everything needed to continue `trainer`'s fit `batch` batches into epoch `epoch` (see `checkpoint_file`).
+
+    `processes`: each process's {rng, loader_rng, fetch_rng} (from `trainer.gather_object`) when several train
+    together. `fetch_rng`: see `checkpoint_file`. The model and optimizer states of a sharded model are gathered
+    by collectives: every process calls this.
+    """
+    state = {"format": FORMAT,
+             "position": {"epoch": epoch, "batch": batch, "loader_rng": loader_rng if batch else None,
+                          "fetch_rng": fetch_rng if batch else None, "n_epochs": trainer.n_epochs},
+             "model": model_state(trainer.model),
+             "opts": {name: opt_state(trainer.model, opt) for name, opt in trainer.opts.items()},
+             "callbacks": {name: cb.state_dict() for name, cb in stateful_callbacks(trainer).items()},
+             "rng": get_rng_state(),
+             "processes": [{"rng": p["rng"], "loader_rng": p["loader_rng"] if batch else None,
+                            "fetch_rng": p.get("fetch_rng") if batch else None} for p in processes]
+             if processes and len(processes) > 1 else None}
+    if trainer.setup is not None: state["setup"] = trainer.setup
+    state["checksum"] = checksum(state)
+    return state

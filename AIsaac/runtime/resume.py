@@ -1,0 +1,224 @@
+"""Resuming a fit from a checkpoint: what the fit was set up with and the checks against the saved run, reading the
+file for a trainer, putting its states back, and replaying the interrupted epoch's batches.
+
+A checkpoint of N processes (see `checkpoint_file`) resumes on N processes with each taking its own RNG states back,
+so the run continues exactly as it would have. On another number (one process, say), only a checkpoint at an epoch
+boundary (batch 0) resumes: the weights, optimizer and callbacks load, the RNGs are process 0's, and training
+continues at the next epoch; a mid-epoch one is refused, since its batches were dealt out to N processes.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+import warnings
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+
+from ..exceptions import CheckpointError
+from .checkpoint_file import checkpoint_files, latest_checkpoint, load_checkpoint_file, non_finite
+from .model_state import load_model_state, load_opt_state, stateful_callbacks, unwrap_model
+from .rng import loads_ahead, set_loader_rng_state, set_rng_state
+
+CHANGES = ("n_epochs", "batch_size", "lr", "opt", "callbacks")
+
+
+def _plain(v: Any) -> Any:
+    """A hyperparameter as plain values that survive a save and a `weights_only` load unchanged (tuples as lists)."""
+    if isinstance(v, torch.Tensor): return v.tolist()
+    if isinstance(v, (tuple, list)): return [_plain(x) for x in v]
+    if isinstance(v, dict): return {k: _plain(x) for k, x in v.items()}
+    return v
+
+
+def _allowed(allow: Any) -> set[str]:
+    return {allow} if isinstance(allow, str) else set(allow)
+
+
+def fit_setup(trainer: Any, n_epochs: int, opt: Any, fit_only: Iterable[Any] = ()) -> dict[str, Any]:
+    """What a fit is started with, compared when resuming: n_epochs, the train loader's batch size and length, the
+    optimizer's class and its param groups' hyperparameters (as built, before any schedule), and the names of the
+    trainer's callbacks (those added for this fit only, `fit_only`, are left out: a checkpoint or a stop added to one
+    fit need not be there when it resumes; callbacks with state are compared anyway, see check_callback_states)."""
+    skip = {id(cb) for cb in fit_only}
+    train: Any = getattr(trainer.dls, "train", None)
+    try: n_batches = len(train)
+    except TypeError: n_batches = None
+    return {"n_epochs": n_epochs, "batch_size": getattr(train, "batch_size", None), "train_batches": n_batches,
+            "opt": f"{type(opt).__module__}.{type(opt).__qualname__}",
+            "hparams": [{k: _plain(v) for k, v in g.items() if k != "params"} for g in getattr(opt, "param_groups", ())],
+            "callbacks": sorted(n for n, cb in trainer.named_callbacks.items() if id(cb) not in skip)}
+
+
+def check_setup(saved: dict[str, Any], setup: dict[str, Any], allow: Any = (), source: Any = "the checkpoint") -> None:
+    """Raise CheckpointError listing how `setup` differs from the `saved` one, except the kinds named in `allow`."""
+    allow = _allowed(allow)
+    if unknown := allow - set(CHANGES):
+        raise ValueError(f"allow_changes names {sorted(unknown)}; it takes any of {', '.join(CHANGES)}.")
+    diffs = []
+
+    def differ(kind: str, what: str, old: Any, new: Any) -> None:
+        if old != new and kind not in allow: diffs.append((kind, f"{what}: saved {old!r}, now {new!r}"))
+
+    differ("n_epochs", "n_epochs", saved["n_epochs"], setup["n_epochs"])
+    differ("batch_size", "batch size", saved["batch_size"], setup["batch_size"])
+    differ("batch_size", "batches per epoch", saved["train_batches"], setup["train_batches"])
+    differ("opt", "optimizer", saved["opt"], setup["opt"])
+    if saved["opt"] == setup["opt"]:  # another class has other hyperparameters: the class is the difference
+        old, new = saved["hparams"], setup["hparams"]
+        if len(old) != len(new): differ("opt", "number of param groups", len(old), len(new))
+        for i, (a, b) in enumerate(zip(old, new)):
+            for k in sorted(set(a) | set(b)):
+                differ("lr" if k == "lr" and "opt" not in allow else "opt", f"param group {i} {k}", a.get(k), b.get(k))
+    if saved["callbacks"] != setup["callbacks"] and "callbacks" not in allow:
+        gone, new = sorted(set(saved["callbacks"]) - set(setup["callbacks"])), \
+            sorted(set(setup["callbacks"]) - set(saved["callbacks"]))
+        diffs.append(("callbacks", "callbacks: " + "; ".join(
+            ([f"missing {', '.join(gone)}"] if gone else []) + ([f"new {', '.join(new)}"] if new else []))))
+    if diffs:
+        kinds = sorted({k for k, _ in diffs})
+        raise CheckpointError(f"This fit is not set up like the run that saved {source}, so resuming would not "
+                              f"continue that run: " + "; ".join(d for _, d in diffs) + ". Resume with the same "
+                              f"setup, or, if the change is meant, pass allow_changes={tuple(kinds)!r}. Nothing was "
+                              f"changed.")
+
+
+def _listed(keys: list[str], limit: int = 8) -> str:
+    return ", ".join(keys[:limit]) + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
+def check_model_state(saved: dict[str, torch.Tensor], model: torch.nn.Module, source: Any = "the checkpoint") -> None:
+    """Raise CheckpointError naming the missing, unexpected and mis-shaped keys when `saved` does not fit `model`."""
+    own = unwrap_model(model).state_dict()
+    problems = []
+    if missing := [k for k in own if k not in saved]: problems.append(f"missing keys: {_listed(missing)}")
+    if unexpected := [k for k in saved if k not in own]: problems.append(f"unexpected keys: {_listed(unexpected)}")
+    shapes = [f"{k} (saved {tuple(saved[k].shape)}, model {tuple(v.shape)})" for k, v in own.items()
+              if isinstance(v, torch.Tensor) and isinstance(saved.get(k), torch.Tensor) and saved[k].shape != v.shape]
+    if shapes: problems.append(f"shape mismatch: {_listed(shapes)}")
+    if problems:
+        raise CheckpointError(f"{source} was saved from a different model: " + "; ".join(problems) +
+                              ". Resume with the same architecture and sizes as the run that saved it.")
+
+
+def check_callback_states(saved: dict[str, Any], trainer: Any, source: Any = "the checkpoint") -> None:
+    """Raise CheckpointError when the checkpoint and the trainer disagree on which callbacks have state."""
+    own = stateful_callbacks(trainer)
+    lacking, new = [n for n in saved if n not in own], [n for n in own if n not in saved]
+    if lacking:
+        raise CheckpointError(f"{source} holds state for callbacks this trainer lacks: {_listed(lacking)}; add them "
+                              f"(the same kinds, e.g. the scheduler) before resuming, or the run would not continue "
+                              f"as it was.")
+    if new:
+        raise CheckpointError(f"This trainer has callbacks with state that {source} does not hold: {_listed(new)}; "
+                              f"resume with the callbacks the run was saved with, then add new ones in a later fit.")
+
+
+def read_checkpoint(path: str | os.PathLike, trainer: Any = None, setup: dict[str, Any] | None = None,
+                    allow_changes: Any = ()) -> dict[str, Any]:
+    """Load a checkpoint file (or the newest one in a folder whose weights are all finite) without running code from
+    it and verify its checksum; with `trainer`, check that it fits its model and callbacks, and with `setup` (see
+    `fit_setup`) that the fit is set up as the saved one was, except for the kinds in `allow_changes`."""
+    path = Path(path)
+    if path.is_dir():
+        for file in reversed(checkpoint_files(path)):
+            state = load_checkpoint_file(file)
+            if not (bad := non_finite(state)): break
+            warnings.warn(f"Skipped {file}: its weights hold NaN or infinity ({_listed(bad, 3)}); resuming from the "
+                          f"newest finite checkpoint before it.", RuntimeWarning, stacklevel=3)
+        else:
+            latest_checkpoint(path)  # raises FileNotFoundError when there is no checkpoint at all
+            raise CheckpointError(f"Every checkpoint in {path} holds NaN or infinity in its weights; none can resume.")
+    else: state = load_checkpoint_file(path)
+    if trainer is not None:
+        check_model_state(state["model"], trainer.model, path)
+        if setup is not None and "setup" in state:
+            check_setup(state["setup"], setup, allow_changes, path)
+            if "callbacks" not in _allowed(allow_changes): check_callback_states(state["callbacks"], trainer, path)
+        else: check_callback_states(state["callbacks"], trainer, path)
+    state["allow_changes"] = allow_changes
+    return state
+
+
+def prepare_resume(trainer: Any, resume_from: str | os.PathLike | None, setup: dict[str, Any],
+                   allow_changes: Any = ()) -> tuple[dict[str, Any] | None, str]:
+    """(the checkpoint at `resume_from`, read and checked against `trainer` and `setup` (see `read_checkpoint`), or
+    None without one; the fit's run id: the checkpoint's run's, else a new one). Changes nothing on the trainer."""
+    checkpoint = read_checkpoint(resume_from, trainer, setup, allow_changes) if resume_from is not None else None
+    run_id = (checkpoint or {}).get("setup", {}).get("run_id")
+    return checkpoint, run_id or uuid.uuid4().hex[:8]
+
+
+def _process_rng(trainer: Any, state: dict[str, Any]) -> tuple[dict, dict | None, dict | None]:
+    """This process's (rng, loader_rng, fetch_rng) from `state`; see the module docstring for another number of
+    processes."""
+    pos, processes = state["position"], state.get("processes")
+    saved, now = len(processes) if processes else 1, trainer.num_processes
+    if saved == now and processes:
+        mine = processes[trainer.process_index]
+        return mine["rng"], mine["loader_rng"], mine.get("fetch_rng")
+    if saved != now and pos["batch"]:
+        raise CheckpointError(f"The checkpoint was saved {pos['batch']} batches into epoch {pos['epoch']} by a fit of "
+                              f"{saved} process(es), whose batches were dealt out among them; it resumes mid-epoch "
+                              f"only on {saved} process(es) (this fit has {now}). Resume on {saved}, or from a "
+                              f"checkpoint at an epoch boundary (checkpoint-e<epoch>-b0.pt), which any number can.")
+    return state["rng"], pos["loader_rng"], pos.get("fetch_rng")
+
+
+def restore_checkpoint(trainer: Any, state: dict[str, Any]) -> None:
+    """Load `state` into the trainer's model, optimizer, callbacks and RNGs, and set where its fit continues."""
+    rng, loader_rng, fetch_rng = _process_rng(trainer, state)  # checked first: a refused resume changes nothing
+    # The optimizers next: torch checks their groups before changing anything, so a refusal leaves the model as it was.
+    # Files from before several optimizers held the one optimizer's state under "opt".
+    saved = state["opts"] if "opts" in state else {"opt": state["opt"]} if state.get("opt") is not None else {}
+    opts = trainer.opts
+    if set(saved) != set(opts):
+        raise CheckpointError(f"The checkpoint holds optimizers {sorted(saved)} but this fit has {sorted(opts)}; "
+                              f"resume with the opt_func the run was saved with.")
+    # An allowed change of hyperparameters is a change: the new values replace the saved ones.
+    allowed = _allowed(state.get("allow_changes", ()))
+    keep = True if "opt" in allowed else {"lr"} & allowed
+    for name, saved_opt in saved.items():
+        load_opt_state(opts[name], saved_opt, trainer.model, keep,
+                       advice=f"resume with the opt_func (and splitter) the run was saved with (optimizer {name!r})")
+    load_model_state(trainer.model, state["model"])
+    callbacks = stateful_callbacks(trainer)
+    for name, cb_state in state["callbacks"].items():
+        if name in callbacks: callbacks[name].load_state_dict(cb_state)
+    set_rng_state(rng)
+    pos = state["position"]
+    trainer.epoch, trainer.epochs = pos["epoch"], range(min(pos["epoch"], trainer.n_epochs), trainer.n_epochs)
+    trainer.resume_at = {**pos, "loader_rng": loader_rng, "fetch_rng": fetch_rng, "rng": rng} if pos["batch"] else None
+
+
+_END = object()
+
+
+def _too_short(done: int, n: int) -> CheckpointError:
+    return CheckpointError(f"The checkpoint was saved {done} batches into an epoch, but the train loader now has only "
+                           f"{n}; resume with the same data and batch size.")
+
+
+def replay_batches(dl: Any, resume: dict[str, Any]) -> Iterable[tuple[int, Any]]:
+    """`enumerate(dl)` continued from a checkpoint: the interrupted pass's order, its first `resume['batch']` batches
+    skipped, and then the RNGs as they were at the checkpoint."""
+    done = resume["batch"]
+    set_loader_rng_state(dl, resume["loader_rng"])
+    try: n = len(dl)
+    except TypeError: n = None
+    if n is not None and done > n: raise _too_short(done, n)
+    if done == n:  # the train phase was over: nothing to replay
+        set_rng_state(resume["rng"])
+        return enumerate(())
+    it = iter(dl)
+    # The skipped batches are loaded but not trained on: that keeps the order and the workers' random streams as
+    # they were in the interrupted run (skipping sampler indices instead would not, with num_workers > 0).
+    fetch_rng = resume.get("fetch_rng") if loads_ahead(dl) else None
+    for i in range(done):
+        # A loader that loads ahead has loaded batch `done` while handing out batch `done - 1`, in the interrupted
+        # run between two training steps: that load draws from the RNG state it had then.
+        if i == done - 1 and fetch_rng is not None: set_rng_state(fetch_rng)
+        if next(it, _END) is _END: raise _too_short(done, i)
+    set_rng_state(resume["rng"])
+    return enumerate(it, done)

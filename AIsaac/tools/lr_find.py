@@ -1,0 +1,53 @@
+"""`lr_find(trainer, ...)` (`Trainer.lr_find`): a short fit under LRFinderCB, then everything put back."""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..callbacks.lr_finder import LRFinderCB
+from ..callbacks.progress import ProgressCB
+from ..callbacks.schedulers import BaseSchedulerCB
+from .sandbox import restoring
+
+if TYPE_CHECKING:
+    from ..trainer import Trainer
+
+
+@dataclass
+class LRFindResult:
+    """The search's suggestions (`lr_steep`, `lr_min`), its records and its plot (None without `show_plot`)."""
+    lr_steep: float
+    lr_min: float
+    lrs: list[float] = field(repr=False)
+    losses: list[float] = field(repr=False)
+    fig: Any = field(default=None, repr=False)
+
+    @property
+    def suggestion(self) -> float: return self.lr_steep
+
+
+def lr_find(trainer: Trainer, start_lr: float = 1e-7, end_lr: float = 10., num_it: int = 100, max_mult: float = 4.,
+            show_plot: bool = True) -> LRFindResult:
+    """Train from `start_lr` with the lr of every group growing exponentially to `end_lr` over `num_it` batches,
+    stopping early when the loss diverges; then put model, optimizers, callbacks, trainer state and random
+    generators back as they were. Warns when the search reached `end_lr` before the loss diverged.
+
+    Quiet: the schedulers (they would set the lr) and ProgressCB (no table, no bars) are left out of the search, and
+    so are the callbacks that take no part in side runs (checkpoints, loggers, save-best, early stopping; see
+    `restoring`): nothing is written to disk.
+    """
+    finder = LRFinderCB(end_lr=end_lr, num_it=num_it, max_mult=max_mult)
+    with restoring(trainer):
+        trainer.remove_callbacks([cb for cb in trainer.cbs if isinstance(cb, (BaseSchedulerCB, ProgressCB))])
+        # A step budget rather than epochs: the search works on a loader without a length (a stream) too.
+        trainer.fit(None, lr=start_lr, valid=False, callbacks=[finder], max_steps=num_it)
+    if not finder.lrs:
+        raise RuntimeError(f"lr_find recorded no batch: the first loss at lr={start_lr} was not finite. "
+                           f"Check the model and data with a plain fit, or start lower.")
+    if not finder.diverged:
+        warnings.warn(f"lr_find ended at lr={finder.lrs[-1]:.3g} after {len(finder.lrs)} batches before the loss "
+                      f"diverged, so the suggestions may be too low: search further with a larger end_lr (or "
+                      f"num_it).", UserWarning, stacklevel=3)  # the user's trainer.lr_find(...) line
+    fig = finder.plot() if show_plot else None
+    return LRFindResult(**finder.suggestions(), lrs=finder.lrs, losses=finder.losses, fig=fig)

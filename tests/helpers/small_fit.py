@@ -1,0 +1,23 @@
+"""A small classifier fit for checkpoint tests, and a callback with state."""
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from AIsaac.all import BasicTrainCB, Callback, DataLoaders, Trainer
+
+
+class ScaleCB(Callback):
+    """A callback with state: a number it multiplies by."""
+
+    def __init__(self, scale=1.0): self.scale = scale
+    def state_dict(self): return {"scale": self.scale}
+    def load_state_dict(self, state): self.scale = state["scale"]
+
+
+def make_trainer(model=None, callbacks=(), n=16):
+    """A Trainer of a 4-5-2 MLP on `n` random rows (train shuffled in batches of 4), plain SGD."""
+    torch.manual_seed(0)
+    ds = TensorDataset(torch.randn(n, 4), torch.randint(0, 2, (n,)))
+    dls = DataLoaders(DataLoader(ds, batch_size=4, shuffle=True), DataLoader(ds, batch_size=8))
+    model = model if model is not None else nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 2))
+    return Trainer(dls, nn.CrossEntropyLoss(), torch.optim.SGD, model, [BasicTrainCB(), *callbacks])
