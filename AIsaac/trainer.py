@@ -60,6 +60,8 @@ class Trainer:
         step (int): optimizer steps so far in this fit (the first optimizer's real steps: an accumulation or a skipped
             float16 step does not count); a resumed fit continues the count.
         run_train, run_valid (bool): whether this fit trains and validates. epoch (int): the current epoch.
+        epoch_done (bool): the current epoch's training batches are all done (False while a validation point or the
+            step budget paused it).
         training (bool): True in a training phase, False in validation (under `torch.no_grad()`, model in eval mode).
         last_phase (bool): the current phase is the last of its record, so `epoch_log` is final at its
             `cleanup_epoch` (validation, or training in a fit without validation). A record is an epoch, or, with
@@ -99,6 +101,7 @@ class Trainer:
     max_steps: int | None = None
     valid_every: int | None = None
     last_phase: bool = True
+    epoch_done: bool = True
     run_train: bool = True
     run_valid: bool = True
     out: Any = None

@@ -92,3 +92,15 @@ def test_two_claims_on_one_phase_is_an_error():
     class C2(C1): pass
     with pytest.raises(CallbackSetupError, match="C1 and C2 both claim the step phase 'backward'"):
         build_plan([C1(), C2()])
+
+
+def test_a_second_callback_doing_a_phase_without_a_claim_is_warned_and_both_run():
+    class Plain:
+        def step(self, trainer): pass
+    class MyStep:
+        def step(self, trainer): pass
+    plain, mine = Plain(), MyStep()
+    with pytest.warns(UserWarning, match="Plain and MyStep all do the step phase 'step', so it runs 2 times per batch"
+                                         ".*claims = \\('step',\\).*observes = \\('step',\\)"):
+        plan = build_plan([plain, mine])
+    assert plan["step"] == (plain.step, mine.step)

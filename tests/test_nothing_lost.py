@@ -244,18 +244,6 @@ def test_a_monitor_on_a_trainer_log_name_is_accepted_and_a_missing_one_fails_at_
     assert len(t.MetricsCB.losses_epoch) == 1  # not refused at fit start: found missing when epoch 0 ended
 
 
-def test_mode_auto_is_max_for_scores_and_min_for_losses():
-    assert SaveBestCB(monitor="R2").mode == "max" and EarlyStoppingCB(monitor="Accuracy").mode == "max"
-    assert SaveBestCB(monitor="valid").mode == "min" and EarlyStoppingCB(monitor="val_mae").mode == "min"
-
-
-def test_a_second_step_without_a_claim_is_warned():
-    class MyStep(Callback):
-        def step(self, trainer): trainer.opt.step()
-    with pytest.warns(UserWarning, match="BasicTrainCB and MyStep all do the step phase 'step'.*claims"):
-        bare(BasicTrainCB(), MyStep())
-
-
 @pytest.mark.parametrize("lr", [float("inf"), True, float("nan"), "0.1", slice(0.1, float("inf"))])
 def test_lr_must_be_finite_positive_real(lr):
     with pytest.raises(ValueError, match="lr must be a number > 0 and finite"): bare(BasicTrainCB()).fit(1, lr=lr)

@@ -86,10 +86,12 @@ class CheckpointCB(Callback):
         # A phase cut short (an error, an interrupt, a cancel): keep the progress now, before cleanup_fit, where
         # SaveBestCB puts the best weights back into the model.
         if not trainer.phase_complete: return self._save_on_the_way_out(trainer)
-        if trainer.training and trainer.run_valid: return  # the epoch ends after its validation phase
-        # The epoch's last phase, after the metrics, loggers and monitors have recorded it (Order.LAST).
-        self._pos = (trainer.epoch + 1, 0, None)
-        if self.every_epoch and sys.exc_info()[1] is None: self._save(trainer, (trainer.epoch + 1, 0))
+        if not trainer.last_phase: return  # the record ends after its validation phase
+        # A record's last phase, after the metrics, loggers and monitors have recorded it (Order.LAST). The fit goes on
+        # at the next epoch, or, after a validation in the middle of an epoch (valid_every), at the training batch
+        # that validation followed.
+        if trainer.epoch_done or not trainer.run_train or self._pos is None: self._pos = (trainer.epoch + 1, 0, None)
+        if self.every_epoch and sys.exc_info()[1] is None: self._save(trainer, self._pos[:2])
 
     def after_fit(self, trainer): self._finished = True
 

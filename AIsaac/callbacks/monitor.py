@@ -43,17 +43,19 @@ class MonitorCB(Callback):
         if self.auto: mode = auto_mode(monitor)
         self.monitor, self.mode, self.min_delta = monitor, mode, min_delta
         self.best, self.best_epoch, self._last_epoch = None, None, None
+        self.best_step: int | None = None
 
     def before_fit(self, trainer):
         check_log_key(self, self.monitor, trainer)
         if self.auto:  # stated on the "AIsaac" logger at DEBUG level: a default, not news at every fit
             inform(trainer, f"{type(self).__name__}: mode='auto' monitors '{self.monitor}' with mode={self.mode!r} "
                             f"({'lower' if self.mode == 'min' else 'higher'} is better).", logging.DEBUG)
-        self.best, self.best_epoch, self._last_epoch = None, None, None
+        self.best, self.best_epoch, self._last_epoch, self.best_step = None, None, None, None
 
     def cleanup_epoch(self, trainer):
         log = final_epoch_log(trainer)
-        if not log or self._last_epoch == trainer.epoch: return
+        # One decision per record: an epoch, or each validation of a fit validated every K steps.
+        if not log or self._last_epoch == (trainer.epoch, trainer.step): return
         if sys.exc_info()[1] is not None: return  # the fit is stopping: no decision (and no error over its own)
         if self.monitor not in log:
             # A loss is missing when its phase had no batch: a fit without validation (lr_find, say), or a phase
@@ -61,7 +63,7 @@ class MonitorCB(Callback):
             if self.monitor in ('train', 'valid'): return
             raise KeyError(f"{type(self).__name__} monitors '{self.monitor}', which is not in the epoch log "
                            f"(its keys: {', '.join(map(str, log))}); pass monitor= one of those, e.g. a MetricsCB metric name.")
-        self._last_epoch = trainer.epoch
+        self._last_epoch = (trainer.epoch, trainer.step)
         value = float(log[self.monitor])
         if trainer.num_processes > 1:  # every process decides from the main process's number
             values = trainer.gather_object(value)
@@ -69,14 +71,17 @@ class MonitorCB(Callback):
             value = values[0]
         improved = math.isfinite(value) and (self.best is None or (
             value < self.best - self.min_delta if self.mode == 'min' else value > self.best + self.min_delta))
-        if improved: self.best, self.best_epoch = value, trainer.epoch
+        if improved: self.best, self.best_epoch, self.best_step = value, trainer.epoch, trainer.step
         self.on_value(trainer, value, improved)
 
     def on_value(self, trainer, value: float, improved: bool) -> None:
         raise NotImplementedError(f"{type(self).__name__} must define on_value(trainer, value, improved).")
 
     def state_dict(self) -> dict[str, Any]:
-        return {"best": self.best, "best_epoch": self.best_epoch, "last_epoch": self._last_epoch}
+        return {"best": self.best, "best_epoch": self.best_epoch, "last_epoch": self._last_epoch,
+                "best_step": self.best_step}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.best, self.best_epoch, self._last_epoch = state["best"], state["best_epoch"], state["last_epoch"]
+        self.best, self.best_epoch, last = state["best"], state["best_epoch"], state["last_epoch"]
+        self._last_epoch = tuple(last) if isinstance(last, (list, tuple)) else last
+        self.best_step = state.get("best_step")

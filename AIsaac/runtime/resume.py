@@ -8,6 +8,7 @@ continues at the next epoch; a mid-epoch one is refused, since its batches were 
 """
 from __future__ import annotations
 
+import itertools
 import os
 import uuid
 import warnings
@@ -36,11 +37,12 @@ def _allowed(allow: Any) -> set[str]:
     return {allow} if isinstance(allow, str) else set(allow)
 
 
-def fit_setup(trainer: Any, n_epochs: int, opt: Any, fit_only: Iterable[Any] = ()) -> dict[str, Any]:
-    """What a fit is started with, compared when resuming: n_epochs, the train loader's batch size and length, the
-    optimizer's class and its param groups' hyperparameters (as built, before any schedule), and the names of the
-    trainer's callbacks (those added for this fit only, `fit_only`, are left out: a checkpoint or a stop added to one
-    fit need not be there when it resumes; callbacks with state are compared anyway, see check_callback_states)."""
+def fit_setup(trainer: Any, n_epochs: int | None, opt: Any, fit_only: Iterable[Any] = ()) -> dict[str, Any]:
+    """What a fit is started with, compared when resuming: n_epochs (None: unbounded), the train loader's batch size
+    and length, the optimizer's class and its param groups' hyperparameters (as built, before any schedule), and the
+    names of the trainer's callbacks (those added for this fit only, `fit_only`, are left out: a checkpoint or a stop
+    added to one fit need not be there when it resumes; callbacks with state are compared anyway, see
+    check_callback_states)."""
     skip = {id(cb) for cb in fit_only}
     train: Any = getattr(trainer.dls, "train", None)
     try: n_batches = len(train)
@@ -188,7 +190,10 @@ def restore_checkpoint(trainer: Any, state: dict[str, Any]) -> None:
         if name in callbacks: callbacks[name].load_state_dict(cb_state)
     set_rng_state(rng)
     pos = state["position"]
-    trainer.epoch, trainer.epochs = pos["epoch"], range(min(pos["epoch"], trainer.n_epochs), trainer.n_epochs)
+    n_epochs = trainer.n_epochs  # None: only the step budget bounds the fit
+    trainer.epoch = pos["epoch"]
+    trainer.epochs = itertools.count(pos["epoch"]) if n_epochs is None else range(min(pos["epoch"], n_epochs), n_epochs)
+    trainer.step = pos.get("step", 0)  # optimizer steps so far: the budget and the validation points continue
     trainer.resume_at = {**pos, "loader_rng": loader_rng, "fetch_rng": fetch_rng, "rng": rng} if pos["batch"] else None
 
 

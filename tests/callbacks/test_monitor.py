@@ -43,7 +43,7 @@ def test_one_value_per_epoch_equal_to_the_validation_loss_by_hand(make_trainer, 
 
 
 def test_min_delta_and_max_mode_decide_what_improves(make_trainer):
-    strict = Seen(monitor="Accuracy", min_delta=0.05)  # 'auto': 'max' for a score
+    strict = type("Strict", (Seen,), {})(monitor="Accuracy", min_delta=0.05)  # 'auto': 'max' for a score
     plain = Seen(monitor="Accuracy")
     make_trainer([MetricsCB(Accuracy=Accuracy()), strict, plain], metrics=False).fit(5, lr=0.5)
     accs = [v for _, v, _ in plain.seen]
@@ -54,6 +54,7 @@ def test_min_delta_and_max_mode_decide_what_improves(make_trainer):
         assert imp_strict == (best_strict is None or v > best_strict + 0.05)
         if imp_plain: best_plain = v
         if imp_strict: best_strict = v
+    assert [i for *_, i in plain.seen] != [i for *_, i in strict.seen]  # min_delta changed a decision here
 
 
 def test_an_epoch_with_a_cancelled_phase_is_not_seen(make_trainer):

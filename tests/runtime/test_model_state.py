@@ -60,7 +60,8 @@ def test_trainer_state_holds_everything_a_resume_reads():
     assert list(stateful_callbacks(trainer)) == ["ScaleCB"]
     state = trainer_state(trainer, 1, 0, {"ignored": "at batch 0"})
     assert state["format"] == FORMAT and state["checksum"] == checksum(state)
-    assert state["position"] == {"epoch": 1, "batch": 0, "loader_rng": None, "fetch_rng": None, "n_epochs": 1}
+    assert state["position"] == {"epoch": 1, "batch": 0, "loader_rng": None, "fetch_rng": None, "n_epochs": 1,
+                                 "step": 4}  # 16 rows in batches of 4: four optimizer steps
     assert state["callbacks"] == {"ScaleCB": {"scale": 3.0}} and state["processes"] is None
     assert state["setup"] == trainer.setup and state["setup"]["run_id"] == trainer.run_id
     assert list(state["opts"]) == ["opt"] and state["opts"]["opt"] == trainer.opt.state_dict()

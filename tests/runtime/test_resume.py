@@ -84,7 +84,8 @@ def test_prepare_resume_keeps_the_saved_runs_id_and_gives_a_new_fit_a_new_one(sa
     setup = fit_setup(trainer, 1, opt)
     checkpoint, run_id = prepare_resume(trainer, saved, setup, ())
     assert checkpoint_files(saved)[-1].name.endswith(f"-{run_id}.pt") and checkpoint["setup"]["run_id"] == run_id
-    assert checkpoint["position"] == {"epoch": 1, "batch": 0, "loader_rng": None, "fetch_rng": None, "n_epochs": 1}
+    assert checkpoint["position"] == {"epoch": 1, "batch": 0, "loader_rng": None, "fetch_rng": None, "n_epochs": 1,
+                                      "step": 4}
     none, new = prepare_resume(trainer, None, setup, ())
     assert none is None and re.fullmatch(r"[0-9a-f]{8}", new) and new != run_id
     assert prepare_resume(trainer, None, setup, ())[1] != new

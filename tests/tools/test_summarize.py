@@ -1,11 +1,17 @@
+"""Trainer.summarize_callbacks (the plan, event by event, as text or HTML) and Trainer.summarize_model (torchinfo's
+counts, equal to PyTorch's, for one batch)."""
+import sys
+
+import pytest
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from AIsaac.all import BasicTrainCB, Callback, CoreCBs, DataLoaders, DeviceCB, ProgressCB, Trainer
+from AIsaac.all import BasicTrainCB, Callback, CoreCBs, DataLoaders, DeviceCB, ProgressCB, Trainer, get_model_conv
 from AIsaac.tools.summarize import events_in_run_order, rows_html
 
 
+# ---- summarize_callbacks ----
 class ClaimStepCB(Callback):
     claims = ('step',)
     order = 5
@@ -67,3 +73,29 @@ def test_notebook_shows_html(monkeypatch, capsys):
     monkeypatch.setattr(IPython_display, "display", lambda obj: shown.append(obj))
     rows = make([DeviceCB('cpu')]).summarize_callbacks()
     assert len(shown) == 1 and shown[0].data == rows_html(rows) and capsys.readouterr().out == ''
+
+
+# ---- summarize_model ----
+def make_image_trainer(model):
+    ds = TensorDataset(torch.randn(6, 1, 28, 28), torch.randint(0, 10, (6,)))
+    return Trainer(DataLoaders(DataLoader(ds, batch_size=3), DataLoader(ds, batch_size=3)), nn.CrossEntropyLoss(),
+                   torch.optim.SGD, model)
+
+
+def test_summary_counts_match_pytorch(capsys):
+    pytest.importorskip("torchinfo")
+    model = get_model_conv(nfs=[1, 4, 8], norm=nn.BatchNorm2d)
+    model.eval()
+    stats = make_image_trainer(model).summarize_model()
+    assert stats.total_params == sum(p.numel() for p in model.parameters())
+    assert stats.trainable_params == sum(p.numel() for p in model.parameters() if p.requires_grad)
+    text = capsys.readouterr().out
+    assert "Conv2d" in text and "BatchNorm2d" in text
+    assert "[3, 1, 28, 28]" in text and "[3, 160]" in text  # one batch of 3 in, the model's output shape out
+    assert model(torch.randn(3, 1, 28, 28)).shape == (3, 160)
+    assert not model.training
+
+
+def test_missing_torchinfo(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torchinfo", None)
+    with pytest.raises(ImportError, match="pip install torchinfo"): make_image_trainer(nn.Linear(1, 1)).summarize_model()
