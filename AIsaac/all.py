@@ -63,7 +63,7 @@ from .runtime.placement import def_device, model_device, to_cpu, to_device
 from .runtime.resume import read_checkpoint
 from .runtime.rng import get_rng_state, set_rng_state, set_seed
 from .tools.lr_find import LRFindResult, lr_find
-from .tools.hooks import Hook, Hooks, append_stats, get_hist, get_min
+from .models.hooks import Hook, Hooks, append_stats, get_hist, get_min
 from .tools.masks import mask2idxs
 from .tools.names import retrieve_global_name
 from .tools.sandbox import restoring

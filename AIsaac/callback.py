@@ -1,8 +1,8 @@
 """`Callback`, the optional base class, and the helpers that read any object as a callback (name, order, group
 members, the method it runs at an event, misspelt event names).
 
-`Order` lives in `AIsaac.order`, the epoch-log contract in `AIsaac.records`, `add_callback(s)`/`remove_callback(s)` in
-`AIsaac.callback_functions`; they are re-exported here for code written against the earlier layout."""
+`Order` lives in `AIsaac.order` and the epoch-log contract in `AIsaac.records` (both re-exported here for code
+written against the earlier layout); `add_callback(s)`/`remove_callback(s)` in `AIsaac.callback_functions`."""
 from __future__ import annotations
 
 import inspect
@@ -17,7 +17,7 @@ from .records import check_log_key, epoch_log_keys, final_epoch_log, is_record_k
 
 __all__ = ["Callback", "Order", "final_epoch_log", "is_record_key", "check_log_key", "epoch_log_keys", "callback_name",
            "callback_order", "as_callback_list", "check_callback", "flatten_callbacks", "event_methods",
-           "warn_misspelt_events", "add_callback", "add_callbacks", "remove_callback", "remove_callbacks"]
+           "warn_misspelt_events"]
 
 class Callback:
     """Optional base class for callbacks; plain objects with event methods work just as well.
@@ -129,6 +129,3 @@ def warn_misspelt_events(cb: Any, events: tuple[str, ...] = EVENTS) -> None:
             warnings.warn(f"{callback_name(cb)}.{name} looks like the event '{guess}' but is not an event, "
                           f"so it will never be called; rename it to '{guess}'.", UserWarning, stacklevel=4)
 
-
-# Re-exported (see the module docstring); imported last, as they use the helpers above.
-from .callback_functions import add_callback, add_callbacks, remove_callback, remove_callbacks  # noqa: E402

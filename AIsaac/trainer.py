@@ -9,6 +9,8 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import signal
+import warnings
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, NoReturn, Sequence, TypeVar
@@ -25,6 +27,7 @@ from .runtime.args import whole_number
 from .runtime.batch import batch_size, split_batch
 from .runtime.model_state import load_opt_state
 from .runtime.optimizers import LR, Optimizers, check_lr, fit_optimizers, freeze_to
+from .runtime.preemption import Preempted, catching_preemption
 from .runtime.resume import fit_setup, prepare_resume, replay_batches, restore_checkpoint
 from .runtime.rng import loader_rng_state
 
@@ -82,6 +85,9 @@ class Trainer:
             the epoch's shuffle began with; the position a resumed fit has yet to reach; whether this fit resumed;
             the run's id (kept by a resumed fit); what the fit was started with, compared when resuming.
         opt_state (dict | None): an optimizer state the next fit's optimizer starts from (set by `load`).
+        preempt_signals (tuple[int, ...]): signals that stop a fit after the current batch, a checkpoint written on the
+            way out where CheckpointCB is, `fit` then raising `Preempted` (exit code 75; SIGTERM, SIGUSR1 by default).
+            preempted: the signal received, or None.
         is_main_process, num_processes, process_index, reduce_sum, gather_object: the distributed state (one process
             unless AccelerateCB sets them; see AIsaac.runtime.distributed).
     """
@@ -101,6 +107,9 @@ class Trainer:
     max_steps: int | None = None
     valid_every: int | None = None
     last_phase: bool = True
+    # Signals that stop a fit cleanly after the current step (checkpoint written, exit code 75); see runtime.preemption.
+    preempt_signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGUSR1)
+    preempted: int | None = None
     epoch_done: bool = True
     run_train: bool = True
     run_valid: bool = True
@@ -171,8 +180,13 @@ class Trainer:
             if self.opt_state is not None and self.opt is not None: load_opt_state(self.opt, self.opt_state, keep=True)  # from load
             self.opt_state, self.resuming = None, checkpoint is not None
             counter = optimizers.first.register_step_post_hook(self._count_step)
-            try: self._fit(checkpoint)
+            try:
+                with catching_preemption(self, self.preempt_signals): self._fit(checkpoint)
             finally: counter.remove()
+            if self.preempted is not None:
+                stop = Preempted(self.preempted, self.step)
+                warnings.warn(str(stop), RuntimeWarning, stacklevel=2)  # said where a job's log shows it
+                raise stop
         finally:
             self.resume_at, self.resuming = None, False
             if added: self.remove_callbacks(added)
@@ -227,6 +241,7 @@ class Trainer:
         else: batches = enumerate(self.dl)
         for self.batch_num, self.batch in batches:
             self.one_batch()
+            if self.preempted is not None: raise CancelFitException()  # a signal: stop after this finished step
             if self.step >= stop:
                 self.epoch_done = self.batch_num + 1 == loader_length(self.dl)
                 break
@@ -349,7 +364,6 @@ class Trainer:
     def freeze(self, train_norm: bool = True) -> None:
         """Train only the last parameter group (the head, with `body_head_splitter`)."""
         if self.splitter is None:
-            import warnings
             warnings.warn("freeze() with no splitter: the model is one parameter group, so all of it still trains. "
                           "Give the Trainer a splitter, e.g. Trainer(..., splitter=body_head_splitter).", UserWarning,
                           stacklevel=2)

@@ -9,7 +9,7 @@ from torch import nn
 
 from ..display.images import get_grid, show_image
 from ..runtime.args import whole_number
-from ..tools.hooks import activation_stats
+from ..models.hooks import activation_stats
 from .hooks_callback import HooksCallback, all_modules
 
 

@@ -6,7 +6,7 @@ from typing import Any, Callable, Iterable, Iterator
 from torch import nn
 
 from ..callback import Callback
-from ..tools.hooks import Hook, HookFunc, Hooks, records_to_cpu
+from ..models.hooks import Hook, HookFunc, Hooks, records_to_cpu
 
 
 def all_modules(module: nn.Module) -> bool:

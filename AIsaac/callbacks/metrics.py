@@ -222,7 +222,7 @@ class MetricsCB(Callback):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.losses_epoch, self.metrics_epoch = list(state["losses_epoch"]), list(state["metrics_epoch"])
-        self.losses_batch = BatchLosses()
+        self.losses_batch.clear()  # in place: it is also trainer.batch_losses
         self.losses_batch._loss.extend(state["losses_batch"])
         self.losses_batch._training.extend(bytes(state["training_batch"]))
         for k, (total, weight) in state["means"].items(): self.losses[k].total, self.losses[k].weight = total, weight

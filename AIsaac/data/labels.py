@@ -6,16 +6,16 @@ from typing import Any, Sequence
 
 import torch
 
-from .loaders import DictCollate
 
 
 def class_names(dl: Any) -> list[str] | None:
     """The class names of a loader's labels (a Hugging Face `ClassLabel` feature's `.names`), or None."""
     features = getattr(getattr(dl, "dataset", None), "features", None)
     if not features: return None
-    keys = list(getattr(getattr(dl, "collate_fn", None), "keys", ()) or ())
-    # With DictCollate the label is batch position 1; otherwise take the first ClassLabel feature there is.
-    candidates = [keys[1]] if isinstance(getattr(dl, "collate_fn", None), DictCollate) and len(keys) > 1 else list(features)
+    keys = getattr(getattr(dl, "collate_fn", None), "keys", None)
+    # A collate that names its batch positions (DictCollate's `keys`) puts the label at position 1; otherwise take
+    # the first ClassLabel feature there is.
+    candidates = [keys[1]] if isinstance(keys, (list, tuple)) and len(keys) > 1 else list(features)
     for k in candidates:
         names = getattr(features.get(k), "names", None)
         if names: return list(names)

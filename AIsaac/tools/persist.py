@@ -58,7 +58,7 @@ def load(trainer: Trainer, path: str | os.PathLike, with_opt: bool = True, stric
     # trainer.save writes "opt"; CheckpointCB files hold every optimizer under "opts" (the single one as "opt").
     opt = state["opts"].get("opt") if isinstance(state.get("opts"), dict) else state.get("opt")
     if with_opt and opt is not None:
-        if trainer.opt is not None: load_opt_state(trainer.opt, opt, keep=True)  # the fit's own lr and hyperparameters
+        if trainer.opt is not None: load_opt_state(trainer.opt, opt, keep=True, advice="load with the opt_func and model it was saved with, or pass with_opt=False to load only the weights")  # the fit's own lr and hyperparameters
         trainer.opt_state = opt  # the next fit's new optimizer starts from it
     elif with_opt is False: trainer.opt_state = None
     return trainer

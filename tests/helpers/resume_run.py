@@ -3,6 +3,7 @@
   python resume_run.py full OUT              train 3 epochs, save the final weights to OUT
   python resume_run.py crash CKPT MARKER     train with checkpoints in CKPT; at epoch 1, batch 6, write MARKER
                                              and hang until killed
+  python resume_run.py preempt CKPT MARKER   as crash, but waits for a preemption signal (SIGTERM) instead of a kill
   python resume_run.py resume CKPT OUT       continue from the newest checkpoint in CKPT, save the final weights
 
 Everything random is exercised: shuffling, dropout, and a data transform that draws from torch, NumPy and Python.
@@ -58,6 +59,18 @@ class HangCB(Callback):
             time.sleep(120)
 
 
+class WaitForSignalCB(Callback):
+    """At `at` (epoch, batch) writes `marker` and waits until the trainer has received a preemption signal."""
+
+    def __init__(self, at, marker): self.at, self.marker = at, marker
+
+    def after_batch(self, trainer):
+        if (trainer.epoch, trainer.batch_num) == self.at:
+            with open(self.marker, "w") as f: f.write("ready")
+            deadline = time.monotonic() + 120
+            while trainer.preempted is None and time.monotonic() < deadline: time.sleep(0.02)
+
+
 def make_trainer(seed: int) -> Trainer:
     set_seed(seed, deterministic=True)
     dls = DataLoaders(DataLoader(NoisyData(N_TRAIN), batch_size=BS, shuffle=True),
@@ -76,6 +89,10 @@ if __name__ == "__main__":
         trainer = make_trainer(0)
         trainer.fit(N_EPOCHS, lr=1e-2, callbacks=[CheckpointCB(args[0], every_n_batches=4, keep=2),
                                                   HangCB((1, 6), args[1])])
+    elif mode == "preempt":
+        trainer = make_trainer(0)
+        trainer.fit(N_EPOCHS, lr=1e-2, callbacks=[CheckpointCB(args[0], every_n_batches=4, keep=2),
+                                                  WaitForSignalCB((1, 6), args[1])])
     elif mode == "resume":
         trainer = make_trainer(123)  # another seed: everything that matters must come from the checkpoint
         trainer.fit(N_EPOCHS, lr=1e-2, callbacks=[CheckpointCB(args[0], every_n_batches=4, keep=2)],

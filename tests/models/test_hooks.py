@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from AIsaac.all import Hook, Hooks, append_stats, get_hist, get_min
-from AIsaac.tools.hooks import records_to_cpu
+from AIsaac.models.hooks import records_to_cpu
 
 
 def model():

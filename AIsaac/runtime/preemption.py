@@ -1,0 +1,43 @@
+"""Preemption: SIGTERM (or another chosen signal) during a fit stops it after the current optimizer step, on the way
+out of which CheckpointCB writes a checkpoint; then `fit` raises `Preempted`, a `SystemExit` whose exit code
+(`REQUEUE_EXIT_CODE`, 75: EX_TEMPFAIL, "try again") a job script can requeue on (see examples/slurm_train.sh)."""
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from typing import Any, Iterator
+
+REQUEUE_EXIT_CODE = 75
+
+
+class Preempted(SystemExit):
+    """The fit was stopped by a preemption signal after a finished step (its checkpoint written where CheckpointCB
+    is); the process exits with `REQUEUE_EXIT_CODE` unless this is caught."""
+
+    def __init__(self, signum: int, step: int):
+        super().__init__(REQUEUE_EXIT_CODE)
+        self.signum, self.step = signum, step
+
+    def __str__(self) -> str:
+        return (f"Preempted by {signal.Signals(self.signum).name} after optimizer step {self.step}; exit code "
+                f"{REQUEUE_EXIT_CODE} (requeue, then fit(..., resume_from=<the checkpoint folder>)).")
+
+
+@contextlib.contextmanager
+def catching_preemption(trainer: Any, signals: tuple[int, ...]) -> Iterator[None]:
+    """While the block runs, each of `signals` sets `trainer.preempted` to the signal's number instead of killing
+    the process (the trainer stops after the current batch). Only the main thread can install handlers; elsewhere
+    (a notebook's worker thread) the signals keep their usual effect."""
+    trainer.preempted = None
+    if not signals or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        trainer.preempted = signum
+
+    previous = {s: signal.signal(s, handler) for s in signals}
+    try: yield
+    finally:
+        for s, h in previous.items(): signal.signal(s, h)
