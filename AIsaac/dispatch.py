@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import functools
 import warnings
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, NoReturn
 
 from .callback import callback_name, callback_order, event_methods, flatten_callbacks, warn_misspelt_events
-from .events import EVENTS, EXCLUSIVE_PHASES
+from .events import EVENTS, EXCLUSIVE_PHASES, nearest_event
 from .exceptions import CANCEL_EXCEPTIONS, CallbackError, CallbackSetupError, add_note, callback_error
 
 # (event, callback name, planned method) -> the callable to run instead; see Trainer.wrap_plan.
@@ -136,9 +136,32 @@ class Plan:
         return Plan(self.events, tuple(cb for cb in self.cbs if id(cb) not in gone),
                     {n: cb for n, cb in self.named.items() if id(cb) not in gone}, self.wrapper)
 
+    def run(self, trainer: Any, names: str | Iterable[str]) -> None:
+        """Run each event in `names` on the planned methods, in order, passing `trainer`; a callback's error is raised
+        with where it happened (`wrap_error`), the cancel exceptions as they are."""
+        if isinstance(names, str): names = (names,)
+        plan = self.methods
+        for name in names:
+            methods = plan.get(name)
+            if methods is None: unknown_event(name, self.events)
+            for method in methods:
+                try: method(trainer)
+                except CANCEL_EXCEPTIONS: raise
+                except CallbackError: raise
+                except Exception as e:
+                    err = wrap_error(trainer, method, name, e)
+                    if err is e: raise
+                    raise err from e
+
     def wrapped(self, wrapper: PlanWrapper | None) -> "Plan":
         """The plan with every method run through `wrapper(event, callback_name, method)`; None: the methods themselves."""
         return Plan(self.events, self.cbs, self.named, wrapper)
+
+
+def unknown_event(name: str, events: tuple[str, ...]) -> NoReturn:
+    guess = nearest_event(name, events)
+    raise ValueError(f"'{name}' is not an event" + (f"; did you mean '{guess}'?" if guess else "") +
+                     f" Events are: {', '.join(events)}.")
 
 
 def where(trainer: Any, event: str) -> str:

@@ -111,7 +111,7 @@ class Logged:
     """`trainer.logged`: the values `trainer.log(name, value)` recorded in this phase, kept as references on their device
     (a list append per call, no tensor arithmetic) and reduced once per phase by `read`."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.values: dict[str, list] = {}
         self.weights: dict[str, list[int]] = {}
 

@@ -11,35 +11,33 @@ import math
 import os
 import signal
 import warnings
-from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, NoReturn, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, TypeVar
 
 import torch
 from torch import nn
 
 from .checks import check_step_phases, check_train_loader, check_trainer_args, loader_length, optional_count
-from .dispatch import Plan, PlanWrapper, run_cleanup, with_cbs, wrap_error
-from .events import EVENTS, nearest_event
-from .exceptions import CANCEL_EXCEPTIONS, CallbackError, CancelBatchException, CancelEpochException, CancelFitException
+from .dispatch import Plan, PlanWrapper, run_cleanup, with_cbs
+from .events import EVENTS
+from .exceptions import CancelBatchException, CancelEpochException, CancelFitException
 from .records import BatchLosses, Logged, check_log_name
 from .runtime.args import whole_number
 from .runtime.batch import batch_size, split_batch
 from .runtime.model_state import load_opt_state
-from .runtime.optimizers import LR, Optimizers, check_lr, fit_optimizers, freeze_to
+from .runtime.optimizers import LR, Optimizers, check_lr, fit_optimizers
 from .runtime.preemption import Preempted, catching_preemption
 from .runtime.resume import fit_setup, prepare_resume, replay_batches, restore_checkpoint
 from .runtime.rng import loader_rng_state
+from .verbs import TrainerVerbs
 
 if TYPE_CHECKING:
-    from .callbacks.profile import ProfileCB
     from .models.splitters import Splitter
-    from .tools.lr_find import LRFindResult
 
 _CB = TypeVar("_CB")
 
 
-class Trainer:
+class Trainer(TrainerVerbs):
     """Runs `fit` as events on its callbacks; the callbacks do all the work, the training step included.
 
     ```python
@@ -49,8 +47,11 @@ class Trainer:
     trainer.fit(max_steps=300, valid_every=100)           # a step budget, validated every 100 steps
     ```
 
-    Each callback is reachable as an attribute named by its class (`trainer.MetricsCB`); the state below is what
-    callbacks read and write (the trainer sets it unless another writer is named).
+    Each callback is reachable as an attribute named by its class (`trainer.MetricsCB`, or typed:
+    `trainer.callback(MetricsCB)`); the state below is what callbacks read and write (the trainer sets it unless
+    another writer is named). The methods users call around a fit (`get_preds`, `predict`, `validate`, `save`,
+    `load`, `export`, `lr_find`, `profile`, `summarize_callbacks`, `summarize_model`, `show_image_batch`, `freeze`,
+    `freeze_to`, `unfreeze`) are inherited from `TrainerVerbs` (AIsaac/verbs.py).
 
     Attributes:
         model (nn.Module): the model, as given. dls: the loaders (`dls.train`, `dls.valid`), as given.
@@ -264,31 +265,14 @@ class Trainer:
         self.run_callbacks(('predict', 'get_loss'))
         if self.training: self.run_callbacks(('before_backward', 'backward', 'step', 'zero_grad'))
 
-    # ---- running events ----
+    # ---- running events (see AIsaac.dispatch) ----
     def run_callbacks(self, names: str | Iterable[str]) -> None:
         """Run each event in `names` on the planned callbacks, in order."""
-        if isinstance(names, str): names = (names,)
-        plan = self._methods
-        for name in names:
-            methods = plan.get(name)
-            if methods is None: self._unknown_event(name)
-            for method in methods:
-                try: method(self)
-                except CANCEL_EXCEPTIONS: raise
-                except CallbackError: raise
-                except Exception as e:
-                    err = wrap_error(self, method, name, e)
-                    if err is e: raise
-                    raise err from e
+        self._callbacks.run(self, names)
 
     def run_cleanup(self, name: str, pending: BaseException | None = None) -> None:
         """Run cleanup event `name` on every planned callback, even when some raise (see `dispatch.run_cleanup`)."""
         run_cleanup(self, self._methods[name], name, pending)
-
-    def _unknown_event(self, name: str) -> NoReturn:
-        guess = nearest_event(name, self.events)
-        raise ValueError(f"'{name}' is not an event" + (f"; did you mean '{guess}'?" if guess else "") +
-                         f" Events are: {', '.join(self.events)}.")
 
     # ---- the callback set: changed rarely, planned once per change ----
     def add_callbacks(self, callbacks: Any | Iterable[Any], force: bool = False) -> list[Any]:
@@ -354,101 +338,6 @@ class Trainer:
                              f"Log its mean (value.mean()) or each entry under its own name.")
         if name not in self.logged: check_log_name(self, name)  # once per name and phase
         self.logged.add(name, value, batch_size(self.xb, self.yb))
-
-    # ---- freezing ----
-    def freeze_to(self, n: int, train_norm: bool = True) -> None:
-        """Train only the splitter's groups from the `n`-th on (`n < 0` counts from the end); with `train_norm`,
-        normalisation layers train everywhere (see AIsaac.runtime.optimizers.freeze_to)."""
-        freeze_to(self.model, self.splitter, self.opts.values(), n, train_norm)
-
-    def freeze(self, train_norm: bool = True) -> None:
-        """Train only the last parameter group (the head, with `body_head_splitter`)."""
-        if self.splitter is None:
-            warnings.warn("freeze() with no splitter: the model is one parameter group, so all of it still trains. "
-                          "Give the Trainer a splitter, e.g. Trainer(..., splitter=body_head_splitter).", UserWarning,
-                          stacklevel=2)
-        self.freeze_to(-1, train_norm)
-
-    def unfreeze(self) -> None:
-        """Train every parameter group."""
-        self.freeze_to(0)
-
-    # ---- the verbs around a fit (their work is in AIsaac.tools) ----
-    def get_preds(self, dl: Any = None, with_targets: bool = True, tta: Sequence[Callable] | None = None,
-                  act: Callable | None = None, decode: bool = False) -> Any:
-        """Predictions for every batch of `dl` (default `dls.valid`), concatenated on the CPU, with the targets: a
-        `(preds, targets)` pair, or the predictions alone with `with_targets=False`.
-
-        Tuple predictions (several heads) stay tuples of tensors; several targets come as a tuple, one as a tensor.
-        `act` (e.g. `partial(torch.softmax, dim=-1)`) is applied to the predictions; `tta` is a list of transforms of
-        the (first) input whose predictions are averaged. `decode=True` returns each row's predicted class: its name
-        where the data has class names, else its index.
-        """
-        from .tools.predict import get_preds
-        return get_preds(self, dl, with_targets, tta, act, decode)
-
-    def predict(self, x: Any, tta: Sequence[Callable] | None = None, act: Callable | None = None) -> Any:
-        """The model's output for the input batch `x` (for one item pass `x[None]`), on the CPU; `tta`/`act` as in
-        get_preds."""
-        from .tools.predict import predict
-        return predict(self, x, tta, act)
-
-    def validate(self, dl: Any = None) -> dict[str, float]:
-        """The loss and metrics on `dl` (default `dls.valid`) as MetricsCB computes them, from one validation pass; the
-        trainer, its callbacks and the optimizer are then as they were."""
-        from .tools.persist import validate
-        return validate(self, dl)
-
-    def save(self, path: str | os.PathLike, with_opt: bool = True) -> Path:
-        """Write the model's weights, and with `with_opt` the optimizers' state, to `path` (atomic; read back safely
-        with `load`)."""
-        from .tools.persist import save
-        return save(self, path, with_opt)
-
-    def load(self, path: str | os.PathLike, with_opt: bool = True, strict: bool = True) -> Trainer:
-        """Load weights written by `save`, CheckpointCB or SaveBestCB; with `with_opt`, the optimizer's state too (its
-        lr stays the fit's). `strict=False` loads the keys that fit and skips the rest."""
-        from .tools.persist import load
-        return load(self, path, with_opt, strict)
-
-    def export(self, path: str | os.PathLike, example: torch.Tensor, preprocessing: str | None = None,
-               dynamic_batch: bool = True) -> Path:
-        """Write the model, in eval mode, as a `torch.export` program traced on the input batch `example`, which a plain
-        PyTorch script runs: `torch.export.load(path).module()(x)`."""
-        from .tools.persist import export
-        return export(self, path, example, preprocessing, dynamic_batch)
-
-    def lr_find(self, start_lr: float = 1e-7, end_lr: float = 10., num_it: int = 100, max_mult: float = 4.,
-                show_plot: bool = True) -> LRFindResult:
-        """Train with the lr growing exponentially from `start_lr` to `end_lr` over `num_it` batches, stopping when the
-        loss diverges; then put everything back. Returns the suggestions (`lr_steep`, `lr_min`) and the plot."""
-        from .tools.lr_find import lr_find
-        return lr_find(self, start_lr, end_lr, num_it, max_mult, show_plot)
-
-    def profile(self, n_epochs: int = 1, lr: float = 1e-3, show: bool = True, count_cpu: bool = False,
-                **fit_kwargs: Any) -> ProfileCB:
-        """Fit under a `ProfileCB` (the time and host syncs of each callback at each event; its table printed when
-        `show`) and return it; `fit_kwargs` go to `fit`."""
-        from .tools.profiling import profile
-        return profile(self, n_epochs, lr, show, count_cpu, **fit_kwargs)
-
-    def summarize_callbacks(self, show: bool = True) -> list[tuple[str, str, str]]:
-        """Show (HTML in a notebook, else text) and return the rows (Step, Callback, Doc String): who runs at each
-        event."""
-        from .tools.summarize import summarize_callbacks
-        return summarize_callbacks(self, show)
-
-    def summarize_model(self, show: bool = True, **torchinfo_kwargs: Any) -> Any:
-        """Layers, shapes, parameter counts and mult-adds from `torchinfo.summary` on one training batch's inputs."""
-        from .tools.summarize import summarize_model
-        return summarize_model(self, show, **torchinfo_kwargs)
-
-    def show_image_batch(self, max_n: int = 9, callbacks: Iterable[Any] | None = None, ncols: int | None = None,
-                         figsize: tuple[float, float] | None = None, cmap: str | None = "gray") -> Any:
-        """Show up to `max_n` images of the first training batch as the model sees it (after the callbacks'
-        `before_batch`); returns the figure."""
-        from .tools.show_batch import show_image_batch
-        return show_image_batch(self, max_n, callbacks, ncols, figsize, cmap)
 
     # ---- the distributed state: one process unless a distributed callback (AccelerateCB) sets these ----
     @staticmethod

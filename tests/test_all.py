@@ -36,6 +36,7 @@ INTERNAL = {
     "AIsaac.callbacks.monitor": {"auto_mode"},  # MonitorCB's mode='auto' rule
     "AIsaac.callbacks.profile": {"HostReadCounter"},  # ProfileCB's count_cpu
     "AIsaac.callbacks.metrics": {"metric_values"},  # MetricsCB's reading of its metrics (vectors as columns)
+    "AIsaac.models.hooks": {"activation_stats", "records_to_cpu"},  # ActivationStatsCB's per-module statistics
     "AIsaac.data.fashion_mnist": {"hf_modules", "read_idx", "fashion_mnist_folder"},
     "AIsaac.data.loaders": {"split_tensors"},
     "AIsaac.data.tensor_loader": {"as_tensor"},

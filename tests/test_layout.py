@@ -258,10 +258,11 @@ def mirror_test(module: str) -> Path:
 
 
 def test_every_module_has_a_mirror_test_file():
-    missing = sorted(m for m in package_modules() if m not in NO_MIRROR and not mirror_test(m).exists())
+    missing = sorted(m for m in package_modules() if m not in NO_MIRROR and not (
+        mirror_test(m).exists() and re.search(r"^def test_", mirror_test(m).read_text(), flags=re.M)))
     stale = sorted(m for m in NO_MIRROR if m not in package_modules() or mirror_test(m).exists())
     assert not missing and not stale, (
-        f"modules without a mirror test file tests/<folder>/test_<module>.py: "
+        f"modules without a mirror test file tests/<folder>/test_<module>.py (with a test in it): "
         f"{[f'{m} -> {mirror_test(m).relative_to(ROOT)}' for m in missing] or 'none'}\n"
         f"NO_MIRROR entries for a module that is gone or now has its file: {stale or 'none'}")
 

@@ -42,7 +42,8 @@ class MonitorCB(Callback):
         self.auto = mode == 'auto'
         if self.auto: mode = auto_mode(monitor)
         self.monitor, self.mode, self.min_delta = monitor, mode, min_delta
-        self.best, self.best_epoch, self._last_epoch = None, None, None
+        self.best, self.best_epoch = None, None
+        self._last_epoch: tuple[int, int] | None = None
         self.best_step: int | None = None
 
     def before_fit(self, trainer):

@@ -25,7 +25,7 @@ def plot_losses(source: Any, losses_epoch: Sequence[dict] | None = None, metrics
     """
     import matplotlib.pyplot as plt
     if isinstance(losses_epoch, tuple) and len(losses_epoch) == 2 and all(isinstance(v, (int, float)) for v in losses_epoch):
-        figsize, losses_epoch = losses_epoch, None  # the earlier form, plot_losses(trainer, figsize)
+        figsize, losses_epoch = tuple(losses_epoch), None  # type: ignore[assignment]  # the earlier plot_losses(trainer, figsize)
     if losses_epoch is None: batch_losses, losses_epoch, metrics_epoch = _records(source)
     else: batch_losses, metrics_epoch = source, metrics_epoch or [{} for _ in losses_epoch]
     train = [r["loss"] for r in batch_losses if r["training"]]
