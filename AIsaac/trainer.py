@@ -112,6 +112,7 @@ class Trainer(TrainerVerbs):
     preempt_signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGUSR1)
     preempted: int | None = None
     epoch_done: bool = True
+    _count_batches: bool = False
     run_train: bool = True
     run_valid: bool = True
     out: Any = None
@@ -180,10 +181,13 @@ class Trainer(TrainerVerbs):
             self._optimizers, self.opts, self.opt = optimizers, dict(optimizers.opts), optimizers.single
             if self.opt_state is not None and self.opt is not None: load_opt_state(self.opt, self.opt_state, keep=True)  # from load
             self.opt_state, self.resuming = None, checkpoint is not None
-            counter = optimizers.first.register_step_post_hook(self._count_step)
+            # torch optimizers count their real steps; any other optimizer counts a step per training batch.
+            hook = getattr(optimizers.first, "register_step_post_hook", None)
+            counter, self._count_batches = (hook(self._count_step), False) if hook else (None, True)
             try:
                 with catching_preemption(self, self.preempt_signals): self._fit(checkpoint)
-            finally: counter.remove()
+            finally:
+                if counter is not None: counter.remove()
             if self.preempted is not None:
                 stop = Preempted(self.preempted, self.step)
                 warnings.warn(str(stop), RuntimeWarning, stacklevel=2)  # said where a job's log shows it
@@ -263,7 +267,9 @@ class Trainer(TrainerVerbs):
     def one_batch(self) -> None:
         self.xb, self.yb = split_batch(self.batch, self.n_inp)
         self.run_callbacks(('predict', 'get_loss'))
-        if self.training: self.run_callbacks(('before_backward', 'backward', 'step', 'zero_grad'))
+        if self.training:
+            self.run_callbacks(('before_backward', 'backward', 'step', 'zero_grad'))
+            if self._count_batches: self.step += 1
 
     # ---- running events (see AIsaac.dispatch) ----
     def run_callbacks(self, names: str | Iterable[str]) -> None:

@@ -25,7 +25,7 @@ FLOORS: dict[str, int] = {
     "order": 3, "callback": 3, "records": 3, "callback_functions": 3, "dispatch": 3, "checks": 3,  # the kernel
     "callbacks/": 4,                                                          # one callback per module
     "tools/": 5,                                                              # the trainer's verbs, around a fit
-    "trainer": 6,                                                             # the loop itself
+    "trainer": 6, "verbs": 6,                                                 # the loop, and the verbs it declares
     "all": 7, "demo": 7, "cli": 7,                                            # entry points
 }
 
