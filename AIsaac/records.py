@@ -131,7 +131,7 @@ class Logged:
 
     def sums(self) -> tuple[list[str], torch.Tensor | None]:
         """The names and a (names, 2) float32 tensor of (weighted sum, total weight), on the values' device."""
-        names = list(self.values)
+        names = sorted(self.values)  # the same order on every process
         if not names: return names, None
         rows = []
         dev = next((v.device for v in self.values[names[0]] if isinstance(v, torch.Tensor)), torch.device("cpu"))
@@ -146,8 +146,18 @@ class Logged:
         """Weighted means by name (`prefix + name`), summed over the processes under a distributed callback, in one
         transfer."""
         names, sums = self.sums()
+        if trainer.num_processes > 1:
+            # The processes sum the same names in the same order, or say which differ (a reduce would wait forever).
+            everyone = trainer.gather_object(names)
+            if everyone is None: return {}  # another process stopped the fit
+            if any(other != names for other in everyone):
+                listed = "; ".join(f"process {i}: {', '.join(n) or 'nothing'}" for i, n in enumerate(everyone))
+                raise ValueError(f"trainer.log was given different names on different processes in this "
+                                 f"{'training' if trainer.training else 'validation'} phase ({listed}); log the same "
+                                 f"names on every process (log a 0 with weight where a process has nothing).")
+            if sums is None: return {}
+            sums = trainer.reduce_sum(sums)
         if sums is None: return {}
-        if trainer.num_processes > 1: sums = trainer.reduce_sum(sums)
         return {prefix + n: t / w if w else math.nan for n, (t, w) in zip(names, sums.tolist())}
 
 

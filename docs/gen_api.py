@@ -9,10 +9,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # One group per folder of the package: the layout is the architecture.
-GROUPS = [("Trainer and its loop", ("trainer", "dispatch", "events", "callback", "exceptions")),
+GROUPS = [("Trainer and its loop", ("trainer", "verbs", "callback", "order", "records", "callback_functions", "dispatch",
+                                    "checks", "events", "exceptions")),
           ("Callbacks", ("callbacks.",)), ("Runtime (device, RNG, checkpoints, distributed)", ("runtime.",)),
-          ("Tools (predict, summaries, side runs)", ("tools.",)), ("Display", ("display.",)), ("Data", ("data.",)),
-          ("Models", ("models.",))]
+          ("Tools (predict, lr search, profiling, summaries, side runs)", ("tools.",)), ("Display", ("display.",)),
+          ("Data", ("data.",)), ("Models", ("models.",))]
 # Internals, left out of the reference: the command line, the demo, the notebook plumbing behind the display.
 INTERNAL = ("all", "cli", "demo", "display.html_bar", "display.notebook", "display.tables")
 

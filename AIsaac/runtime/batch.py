@@ -21,11 +21,14 @@ def split_batch(batch: Any, n_inp: int = 1) -> tuple[tuple, tuple]:
     return (batch,), ()
 
 
+_DICT_VALUES = type({}.values())
+
+
 def first_tensor(x: Any) -> torch.Tensor | None:
     """The first tensor in `x` (tensors nested in tuples, lists and mappings), or None."""
     if isinstance(x, torch.Tensor): return x
     if isinstance(x, Mapping): x = x.values()
-    if isinstance(x, (tuple, list, type({}.values()))):
+    if isinstance(x, (tuple, list, _DICT_VALUES)):
         for o in x:
             if (t := first_tensor(o)) is not None: return t
     return None
@@ -34,6 +37,8 @@ def first_tensor(x: Any) -> torch.Tensor | None:
 def batch_size(xb: tuple, yb: tuple) -> int:
     """The number of rows of a batch: the first dimension of the first tensor in its targets, else in its inputs
     (1 if there is none, or it is a scalar). The one rule for weighing a batch (MetricsCB, `Trainer.log`)."""
-    t = first_tensor(yb)
-    if t is None: t = first_tensor(xb)
-    return 1 if t is None or not t.ndim else t.shape[0]
+    for part in (yb, xb):
+        # The usual case first, without the nested search: a tuple whose first item is a tensor.
+        t = part[0] if type(part) is tuple and part and isinstance(part[0], torch.Tensor) else first_tensor(part)
+        if t is not None: return t.shape[0] if t.ndim else 1
+    return 1

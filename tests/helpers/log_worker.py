@@ -1,4 +1,4 @@
-"""One process of the two-process `trainer.log` test (tests/test_log.py starts two of these, and runs `fit_logging`
+"""One process of the two-process `trainer.log` test (tests/test_trainer_log.py starts two of these, and runs `fit_logging`
 itself in one process). Usage: python log_worker.py OUT (with RANK, WORLD_SIZE, MASTER_ADDR, ... set)."""
 import json
 import os
@@ -29,6 +29,9 @@ class LogCB(Callback):
     def predict(self, trainer):
         trainer.log("xmean", trainer.xb[0].mean())
         trainer.log("x2", (trainer.xb[0] ** 2).mean())
+        # LOG_MISMATCH=train|valid: process 1 also logs a name process 0 does not, in that phase.
+        if os.environ.get("LOG_MISMATCH") == ("train" if trainer.training else "valid") and trainer.process_index == 1:
+            trainer.log("only_here", 1.0)
 
 
 def fit_logging(callbacks=()):
@@ -41,4 +44,8 @@ def fit_logging(callbacks=()):
 
 if __name__ == "__main__":
     out, rank = Path(sys.argv[1]), int(os.environ["RANK"])
-    (out / f"rank{rank}.json").write_text(json.dumps(fit_logging([AccelerateCB(cpu=True)])))
+    try: result = fit_logging([AccelerateCB(cpu=True)])
+    except Exception as e:  # the mismatch test reads what each process was told
+        (out / f"rank{rank}.err").write_text(f"{type(e).__name__}: {e}")
+        raise
+    (out / f"rank{rank}.json").write_text(json.dumps(result))

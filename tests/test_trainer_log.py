@@ -106,18 +106,33 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_gloo_processes_log_the_one_process_values(tmp_path):
-    pytest.importorskip("accelerate")
+def launch_two(tmp_path, extra_env=None, timeout=120):
     env = {**os.environ, "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
            "MASTER_PORT": str(free_port()), "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     procs = [subprocess.Popen([sys.executable, str(WORKER), str(tmp_path)], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, start_new_session=True,
-                              env={**env, "RANK": str(r), "LOCAL_RANK": str(r)}) for r in (0, 1)]
-    try: outputs = [p.communicate(timeout=120) for p in procs]  # a hang in a collective fails here, not forever
+                              env={**env, **(extra_env or {}), "RANK": str(r), "LOCAL_RANK": str(r)}) for r in (0, 1)]
+    try: outputs = [p.communicate(timeout=timeout) for p in procs]  # a hang in a collective fails here, not forever
     finally:
         for p in procs:
             if p.poll() is None: os.killpg(p.pid, signal.SIGKILL)
+    return procs, outputs
+
+
+@pytest.mark.parametrize("phase", ["train", "valid"])
+def test_names_that_differ_between_processes_are_an_error_naming_them_not_a_hang(tmp_path, phase):
+    pytest.importorskip("accelerate")
+    procs, outputs = launch_two(tmp_path, {"LOG_MISMATCH": phase}, timeout=90)
+    assert all(p.returncode != 0 for p in procs)
+    msg = (tmp_path / "rank0.err").read_text()
+    assert "different names on different processes" in msg and "process 1: only_here, x2, xmean" in msg, msg
+    assert "process 0: x2, xmean" in msg
+
+
+def test_two_gloo_processes_log_the_one_process_values(tmp_path):
+    pytest.importorskip("accelerate")
+    procs, outputs = launch_two(tmp_path)
     for p, (_, err) in zip(procs, outputs): assert p.returncode == 0, err[-3000:]
     two = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     one = worker.fit_logging()
@@ -130,3 +145,18 @@ def test_two_gloo_processes_log_the_one_process_values(tmp_path):
         for r in two:
             assert r[epoch].keys() == one[epoch].keys()
             for k, v in one[epoch].items(): assert r[epoch][k] == pytest.approx(v, rel=1e-5), k
+
+
+@pytest.mark.parametrize("name, value, match", [("valid", 1.0, "replace 'valid'"), ("train", 1.0, "replace 'train'"),
+                                                ("lr", 1.0, "record of the run"),
+                                                ("kl", torch.ones(3), "takes one number")])
+def test_log_refuses_a_loss_name_a_record_name_and_a_vector_at_the_first_call(name, value, match):
+    class Logs(Callback):
+        def after_batch(self, trainer):
+            if not trainer.training: trainer.log(name, value)
+
+    x = torch.randn(16, 3)
+    dls = DataLoaders(TensorLoader(x, x[:, 0].gt(0).long(), batch_size=8), TensorLoader(x, x[:, 0].gt(0).long(), batch_size=8))
+    t = Trainer(dls, F.cross_entropy, torch.optim.SGD, nn.Linear(3, 2), [BasicTrainCB(), MetricsCB(), Logs()])
+    with pytest.raises(ValueError, match=match): t.fit(1)
+    assert len(t.MetricsCB.losses_epoch) == 0  # refused during the first validation batch: no row built on it
