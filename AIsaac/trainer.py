@@ -65,6 +65,10 @@ class Trainer(PredictMixin, PersistMixin, LRFindMixin, ProfileMixin, SummaryMixi
         stored in checkpoints and compared when resuming.
       phase_complete: False until the current epoch phase has gone through all its batches; an interrupted or
         cancelled phase stays False, and is never recorded as a finished epoch (see `final_epoch_log`).
+      step: optimizer steps done so far in this fit (counted by a step hook on the fit's first optimizer, so skipped
+        steps do not count). max_steps, valid_every: the fit's step budget and validation interval (None: by epochs).
+      model_to_save: the module whose weights `save`, `export` and SaveBestCB write; None (reset at each fit): `model`.
+        EMACB(use_for_saving=True) sets it to its averaged copy (see AIsaac.runtime.checkpoint.saving_model).
       is_main_process, num_processes, process_index, reduce_sum, gather_object: the distributed state (one process
         by default; AccelerateCB sets them for its fits; see AIsaac.runtime.distributed).
     Each callback is also reachable as an attribute named by its class (`trainer.MetricsCB`); `named_callbacks` and
@@ -85,6 +89,10 @@ class Trainer(PredictMixin, PersistMixin, LRFindMixin, ProfileMixin, SummaryMixi
     resume_at: dict[str, Any] | None
     opt_state: dict[str, Any] | None = None
     n_inp: int = 1
+    step: int = 0
+    max_steps: int | None = None
+    valid_every: int | None = None
+    model_to_save: nn.Module | None = None
     xb: tuple = ()
     yb: tuple = ()
 
@@ -360,10 +368,15 @@ class Trainer(PredictMixin, PersistMixin, LRFindMixin, ProfileMixin, SummaryMixi
             self.opts, self.opt = dict(optimizers.opts), optimizers.single
             if self.opt_state is not None and self.opt is not None: load_opt_state(self.opt, self.opt_state)  # from load
             self.opt_state, self.resuming = None, checkpoint is not None
-            self._fit(checkpoint)
+            self.step, self.max_steps, self.valid_every, self.model_to_save = 0, None, None, None
+            counter = opt.register_step_post_hook(self._count_step)
+            try: self._fit(checkpoint)
+            finally: counter.remove()
         finally:
             self.resume_at, self.resuming = None, False
             if added: self.remove_callbacks(added)
+
+    def _count_step(self, *_: Any) -> None: self.step += 1
 
     def _check_setup(self, train: bool, valid: bool) -> None:
         """Raise before any event when the fit could not train or would silently do nothing."""

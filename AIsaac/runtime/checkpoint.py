@@ -166,6 +166,13 @@ def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
         model = inner
 
 
+def saving_model(trainer: Any) -> torch.nn.Module:
+    """The unwrapped module whose weights `save`, `export` and SaveBestCB write: `trainer.model_to_save` when a callback
+    set it (EMACB(use_for_saving=True): the averaged copy), else the model."""
+    chosen = getattr(trainer, "model_to_save", None)
+    return unwrap_model(trainer.model if chosen is None else chosen)
+
+
 def _full(**kw: Any):
     from torch.distributed.checkpoint.state_dict import StateDictOptions
     return StateDictOptions(full_state_dict=True, cpu_offload=True, **kw)

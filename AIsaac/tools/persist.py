@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..exceptions import CheckpointError
-from ..runtime.checkpoint import check_model_state, save_checkpoint
+from ..runtime.checkpoint import check_model_state, save_checkpoint, saving_model
 from ..runtime.device import model_device, to_device
 from .sandbox import restoring
 
@@ -46,9 +46,12 @@ class PersistMixin:
     opt_state: dict[str, Any] | None
 
     def save(self, path: str | os.PathLike, with_opt: bool = True) -> Path:
-        """Write the model's weights, and with `with_opt` the optimizer's state (after a fit), to `path`; atomic."""
+        """Write the model's weights, and with `with_opt` the optimizer's state (after a fit), to `path`; atomic.
+
+        The weights are those of `trainer.model_to_save` when a callback chose it (EMACB(use_for_saving=True): the
+        averaged ones), else the model's."""
         opt = self.opt.state_dict() if with_opt and self.opt is not None else self.opt_state if with_opt else None
-        return save_checkpoint({"format": SAVE_FORMAT, "model": self.model.state_dict(), "opt": opt}, path)
+        return save_checkpoint({"format": SAVE_FORMAT, "model": saving_model(self).state_dict(), "opt": opt}, path)
 
     def load(self, path: str | os.PathLike, with_opt: bool = True, strict: bool = True) -> "Trainer":
         """Load weights written by `save` (or by CheckpointCB) into the model; with `with_opt`, the optimizer's state
@@ -88,10 +91,12 @@ class PersistMixin:
         `dynamic_batch`. It carries `aisaac.json` (read it with `torch.export.load(path, extra_files={'aisaac.json':
         ''})`): the input's shape and dtype, the class names when the data has them, and `preprocessing`, the words
         that say what to do to raw data first (e.g. "pixels / 255, then (x - 0.28) / 0.35, shape (N, 1, 28, 28)").
+        The module exported is `trainer.model_to_save` when a callback chose it (EMACB(use_for_saving=True)), else
+        the model.
         """
         from torch.export import Dim
         from ..display.images import class_names
-        model, path = self.model, Path(path)
+        model, path = saving_model(self), Path(path)
         x = to_device(example, model_device(model))
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"export takes one input batch as a tensor (e.g. xb[:2]); got {type(example).__name__}.")
