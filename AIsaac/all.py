@@ -11,6 +11,7 @@ from .callbacks.csv_logger import CSVLoggerCB
 from .callbacks.cuda_graph import CudaGraphCB
 from .callbacks.device import DeviceCB
 from .callbacks.early_stopping import EarlyStoppingCB
+from .callbacks.ema import EMACB, SWACB
 from .callbacks.grad_accum import GradAccumCB
 from .callbacks.grad_clip import GradClipCB
 from .callbacks.hooks import HooksCallback
@@ -27,7 +28,8 @@ from .callbacks.presets import CoreCBs
 from .callbacks.profile import ProfileCB
 from .callbacks.progress import ProgressCB
 from .callbacks.save_best import SaveBestCB
-from .callbacks.schedulers import BaseSchedulerCB, BatchSchedulerCB, EpochSchedulerCB, OneCycleSchedulerCB
+from .callbacks.schedulers import (BaseSchedulerCB, BatchSchedulerCB, EpochSchedulerCB, FitSchedulerCB, OneCycleSchedulerCB,
+                                  WarmupCosineSchedulerCB, warmup_cosine)
 from .callbacks.tensorboard import TensorBoardCB
 from .callbacks.terminate_on_nan import TerminateOnNaNCB
 from .callbacks.wandb_logger import WandbLoggerCB
@@ -74,7 +76,7 @@ __all__ = [
     "CoreCBs", "CSVLoggerCB", "CudaGraphCB", "DeviceCB", "EarlyStoppingCB", "GradAccumCB", "GradClipCB", "HooksCallback",
     "LRFinderCB", "LRFindResult", "lr_find", "MetricsCB", "MixedPrecisionCB", "MomentumTrainCB", "MonitorCB", "OneBatchCB",
     "ProfileCB", "ProgressCB", "SaveBestCB", "BaseSchedulerCB", "BatchSchedulerCB", "EpochSchedulerCB",
-    "OneCycleSchedulerCB", "TensorBoardCB", "TerminateOnNaNCB", "LoggerCB", "MLflowLoggerCB", "WandbLoggerCB",
+    "OneCycleSchedulerCB", "FitSchedulerCB", "WarmupCosineSchedulerCB", "warmup_cosine", "EMACB", "SWACB", "TensorBoardCB", "TerminateOnNaNCB", "LoggerCB", "MLflowLoggerCB", "WandbLoggerCB",
     "OptunaPruningCB", "epoch_scalars", "fit_hparams", "optimizer_records",
     # metrics
     "Accuracy", "Mean",
