@@ -24,6 +24,7 @@ from .callbacks.momentum_train import MomentumTrainCB
 from .callbacks.monitor import MonitorCB
 from .callbacks.one_batch import OneBatchCB
 from .callbacks.optuna_pruning import OptunaPruningCB
+from .callbacks.plateau import ReduceLROnPlateauCB
 from .callbacks.presets import CoreCBs
 from .callbacks.profile import ProfileCB
 from .callbacks.progress import ProgressCB
@@ -76,7 +77,8 @@ __all__ = [
     "CoreCBs", "CSVLoggerCB", "CudaGraphCB", "DeviceCB", "EarlyStoppingCB", "GradAccumCB", "GradClipCB", "HooksCallback",
     "LRFinderCB", "LRFindResult", "lr_find", "MetricsCB", "MixedPrecisionCB", "MomentumTrainCB", "MonitorCB", "OneBatchCB",
     "ProfileCB", "ProgressCB", "SaveBestCB", "BaseSchedulerCB", "BatchSchedulerCB", "EpochSchedulerCB",
-    "OneCycleSchedulerCB", "FitSchedulerCB", "WarmupCosineSchedulerCB", "warmup_cosine", "EMACB", "SWACB", "TensorBoardCB", "TerminateOnNaNCB", "LoggerCB", "MLflowLoggerCB", "WandbLoggerCB",
+    "OneCycleSchedulerCB", "FitSchedulerCB", "WarmupCosineSchedulerCB", "warmup_cosine", "EMACB", "SWACB", "ReduceLROnPlateauCB",
+    "TensorBoardCB", "TerminateOnNaNCB", "LoggerCB", "MLflowLoggerCB", "WandbLoggerCB",
     "OptunaPruningCB", "epoch_scalars", "fit_hparams", "optimizer_records",
     # metrics
     "Accuracy", "Mean",
