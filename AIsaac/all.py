@@ -5,6 +5,7 @@ from .callbacks.accelerate import AccelerateCB
 from .callbacks.activation_stats import ActivationStatsCB
 from .callbacks.basic_train import BasicTrainCB
 from .callbacks.batch_augmentation import BatchAugmentationCB
+from .callbacks.batch_transform import BatchTransformCB
 from .callbacks.checkpoint import CheckpointCB
 from .callbacks.compile import CompileCB
 from .callbacks.csv_logger import CSVLoggerCB
@@ -20,6 +21,7 @@ from .callbacks.lr_finder import LRFinderCB, LRFindResult, lr_find
 from .callbacks.metrics import Accuracy, Mean, MetricsCB, optimizer_records
 from .callbacks.mlflow_logger import MLflowLoggerCB
 from .callbacks.mixed_precision import MixedPrecisionCB
+from .callbacks.mixup import CutMixCB, MixUpCB
 from .callbacks.momentum_train import MomentumTrainCB
 from .callbacks.monitor import MonitorCB
 from .callbacks.one_batch import OneBatchCB
@@ -53,7 +55,7 @@ from .models.conv import conv, get_model_conv
 from .models.lsuv import lsuv_init
 from .models.splitters import body_head_splitter, no_weight_decay
 from .models.timm import get_model_timm
-from .runtime.batch import batch_size, split_batch
+from .runtime.batch import batch_size, join_batch, split_batch
 from .runtime.checkpoint import latest_checkpoint, model_state, read_checkpoint, save_checkpoint, unwrap_model
 from .runtime.device import def_device, model_device, to_cpu, to_device
 from .runtime.distributed import ProcessStopError
@@ -78,7 +80,7 @@ __all__ = [
     "LRFinderCB", "LRFindResult", "lr_find", "MetricsCB", "MixedPrecisionCB", "MomentumTrainCB", "MonitorCB", "OneBatchCB",
     "ProfileCB", "ProgressCB", "SaveBestCB", "BaseSchedulerCB", "BatchSchedulerCB", "EpochSchedulerCB",
     "OneCycleSchedulerCB", "FitSchedulerCB", "WarmupCosineSchedulerCB", "warmup_cosine", "EMACB", "SWACB", "ReduceLROnPlateauCB",
-    "TensorBoardCB", "TerminateOnNaNCB", "LoggerCB", "MLflowLoggerCB", "WandbLoggerCB",
+    "BatchTransformCB", "MixUpCB", "CutMixCB", "TensorBoardCB", "TerminateOnNaNCB", "LoggerCB", "MLflowLoggerCB", "WandbLoggerCB",
     "OptunaPruningCB", "epoch_scalars", "fit_hparams", "optimizer_records",
     # metrics
     "Accuracy", "Mean",
@@ -88,7 +90,7 @@ __all__ = [
     # models
     "conv", "get_model_conv", "get_model_timm", "lsuv_init", "body_head_splitter", "no_weight_decay",
     # runtime
-    "def_device", "model_device", "to_device", "to_cpu", "split_batch", "batch_size", "set_seed", "get_rng_state",
+    "def_device", "model_device", "to_device", "to_cpu", "split_batch", "join_batch", "batch_size", "set_seed", "get_rng_state",
     "set_rng_state", "latest_checkpoint", "read_checkpoint", "save_checkpoint", "model_state", "unwrap_model",
     "clean_memory", "clean_traceback", "clean_ipython_hist",
     # hooks: looking inside a model
