@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import copy
 from itertools import islice
-from typing import Any
+from typing import Any, Iterable
 
 import torch
 from torch import nn
@@ -111,13 +111,13 @@ class EMACB(Callback):
             self.model, self._source = _copy_without_hooks(source), source
             self.n_averaged = 0 if self.decay is None or self.start_epoch or self.start_step else 1
         else: self.model.to(model_device(source))  # the model may have moved since the last fit
-        self._pair(source)
+        self._pair(self.model, source)
         self._watch.reset()
         self._backup = None
         if self.use_for_saving: trainer.model_to_save = self.model
 
-    def _pair(self, source: nn.Module) -> None:
-        own = [*self.model.named_parameters(), *self.model.named_buffers()]
+    def _pair(self, model: nn.Module, source: nn.Module) -> None:
+        own = [*model.named_parameters(), *model.named_buffers()]
         theirs = [*source.named_parameters(), *source.named_buffers()]
         if [n for n, _ in own] != [n for n, _ in theirs]:
             raise RuntimeError(f"{type(self).__name__}: the model's parameters and buffers are no longer those of its "
@@ -169,13 +169,14 @@ class EMACB(Callback):
 
     def after_fit(self, trainer):
         self._catch_up(trainer)
-        if self.update_bn and trainer.run_train and self.n_averaged: self._update_bn(trainer)
+        if self.update_bn and trainer.run_train and self.model is not None and self.n_averaged:
+            self._update_bn(trainer, self.model)
 
-    def _update_bn(self, trainer) -> None:
-        device = model_device(self.model)
-        inputs = (to_device(split_batch(b, trainer.n_inp)[0], device) for b in trainer.dls.train)
+    def _update_bn(self, trainer, model: nn.Module) -> None:
+        device = model_device(model)
+        inputs: Iterable[Any] = (to_device(split_batch(b, trainer.n_inp)[0], device) for b in trainer.dls.train)
         if self.bn_batches is not None: inputs = islice(inputs, self.bn_batches)
-        with torch.no_grad(): update_bn(((xb,) for xb in inputs), _Inputs(self.model))
+        with torch.no_grad(): update_bn(((xb,) for xb in inputs), _Inputs(model))
 
     # ---- checkpoints ----
     def state_dict(self) -> dict[str, Any]:

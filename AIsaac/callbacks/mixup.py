@@ -62,11 +62,12 @@ class MixUpCB(BatchTransformCB):
         if not y.is_floating_point() and self.num_classes is None:  # made at get_loss, once the classes are known
             self._pending = (perm, lam)
             return xb, (y, *rest)
-        return xb, (self.soft(y, perm, lam), *rest)
+        return xb, (self.soft(y, perm, lam, self.num_classes), *rest)
 
-    def soft(self, y: torch.Tensor, perm: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
-        """The mixed targets: class labels as one-hot probabilities, float targets as they are."""
-        if not y.is_floating_point(): y = F.one_hot(y, self.num_classes).float()
+    @staticmethod
+    def soft(y: torch.Tensor, perm: torch.Tensor, lam: torch.Tensor, num_classes: int | None) -> torch.Tensor:
+        """The mixed targets: class labels as one-hot probabilities (of `num_classes`), float targets as they are."""
+        if not y.is_floating_point(): y = F.one_hot(y, -1 if num_classes is None else num_classes).float()
         lam = lam.to(y.dtype)
         return lam * y + (1 - lam) * y[perm]
 
@@ -74,7 +75,7 @@ class MixUpCB(BatchTransformCB):
         if self._pending is None or not trainer.training: return
         perm, lam = self._pending
         self._pending, self.num_classes = None, trainer.preds.shape[1]
-        trainer.yb = (self.soft(trainer.yb[0], perm, lam), *trainer.yb[1:])
+        trainer.yb = (self.soft(trainer.yb[0], perm, lam, self.num_classes), *trainer.yb[1:])
         trainer.batch = join_batch(trainer.batch, trainer.xb, trainer.yb)
 
     def state_dict(self) -> dict[str, Any]:

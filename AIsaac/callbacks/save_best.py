@@ -43,9 +43,9 @@ class SaveBestCB(MonitorCB):
         self.state, self.best_step = None, None
         self._is_main, self._single = trainer.is_main_process, trainer.num_processes == 1
 
-    def _write(self, weights: dict[str, Any]) -> None:
+    def _write(self, path: str | os.PathLike, weights: dict[str, Any]) -> None:
         best = {"monitor": self.monitor, "value": self.best, "epoch": self.best_epoch, "step": self.best_step}
-        save_checkpoint({"format": SAVE_FORMAT, "model": weights, "opt": None, "best": best}, self.path)
+        save_checkpoint({"format": SAVE_FORMAT, "model": weights, "opt": None, "best": best}, path)
 
     def on_value(self, trainer, value, improved):
         if not improved: return
@@ -53,7 +53,7 @@ class SaveBestCB(MonitorCB):
         module = saving_model(trainer)
         if self.path is not None:
             full = model_state(module)  # a collective for a sharded model: every process decided to be here
-            if trainer.is_main_process: self._write(full)
+            if trainer.is_main_process: self._write(self.path, full)
         if self.path is None or trainer.num_processes > 1:
             # Each process's own (for a sharded model, its shard), so restoring needs no collective.
             self.state = {k: v.detach().clone() for k, v in module.state_dict().items()}
@@ -83,5 +83,5 @@ class SaveBestCB(MonitorCB):
         # The file may have been overwritten after the checkpoint by an epoch the resumed fit redoes: write it back
         # (the main process only; with several processes each keeps the weights in memory, as on_value does).
         if weights is not None and self.path is not None and self._is_main:
-            self._write(weights)
+            self._write(self.path, weights)
             if self._single: self.state = self.path

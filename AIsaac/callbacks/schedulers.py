@@ -23,7 +23,7 @@ class BaseSchedulerCB(Callback):
     `schedulers` holds them by the optimizers' names; `scheduler` is the one scheduler when there is one.
     '''
 
-    def __init__(self, scheduler_func: Callable[[Optimizer], Any]):
+    def __init__(self, scheduler_func: Callable[..., Any]):
         if not callable(scheduler_func):
             raise TypeError(f"scheduler_func must build a scheduler from the optimizer, like "
                             f"functools.partial(torch.optim.lr_scheduler.StepLR, step_size=10); got {scheduler_func!r}.")
