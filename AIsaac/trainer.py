@@ -369,9 +369,11 @@ class Trainer(PredictMixin, PersistMixin, LRFindMixin, ProfileMixin, SummaryMixi
             if self.opt_state is not None and self.opt is not None: load_opt_state(self.opt, self.opt_state)  # from load
             self.opt_state, self.resuming = None, checkpoint is not None
             self.step, self.max_steps, self.valid_every, self.model_to_save = 0, None, None, None
-            counter = opt.register_step_post_hook(self._count_step)
+            register = getattr(opt, "register_step_post_hook", None)  # a torch optimizer (a stand-in may not be one)
+            counter = register(self._count_step) if register is not None else None
             try: self._fit(checkpoint)
-            finally: counter.remove()
+            finally:
+                if counter is not None: counter.remove()
         finally:
             self.resume_at, self.resuming = None, False
             if added: self.remove_callbacks(added)
