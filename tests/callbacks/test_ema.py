@@ -213,3 +213,11 @@ def test_hooks_of_other_callbacks_stay_off_the_copy():
     from AIsaac.all import ActivationStatsCB
     t = fit([ActivationStatsCB(), EMACB()], epochs=1)
     assert all(not m._forward_hooks for m in t.EMACB.model.modules())
+
+
+def test_export_writes_the_average_when_asked(tmp_path):
+    t = fit([EMACB(decay=0.9, use_for_saving=True)], epochs=1)
+    x = data().valid.dataset.tensors[0][:4]
+    program = torch.export.load(t.export(tmp_path / "m.pt2", x)).module()
+    with torch.no_grad(): want, trained = t.EMACB.model(x), t.model.eval()(x)
+    assert torch.allclose(program(x), want, atol=1e-6) and not torch.allclose(want, trained, atol=1e-3)

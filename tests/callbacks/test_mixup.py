@@ -179,3 +179,36 @@ def test_a_transform_of_your_own_and_a_loss_of_predictions_only():
             losses.append(loss.item())
     for p, q in zip(model.parameters(), ref.parameters()): assert torch.equal(p, q)
     assert t.epoch_log['train'] == pytest.approx(sum(losses[4:]) / 4, rel=1e-6)
+
+
+class StopAt:
+    def __init__(self, at): self.at = at
+
+    def after_batch(self, trainer):
+        if trainer.training and (trainer.epoch, trainer.batch_num) == self.at: raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("make_cb", [lambda: MixUpCB(0.4), lambda: CutMixCB(1.0)])
+def test_a_killed_fit_resumes_bit_exactly(tmp_path, make_cb):
+    from AIsaac.all import CheckpointCB
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(96, 1, 6, 6, generator=g), torch.randint(0, 3, (96,), generator=g)
+    dls = DataLoaders(DataLoader(TensorDataset(x[:64], y[:64]), batch_size=8, shuffle=True),
+                      DataLoader(TensorDataset(x[64:], y[64:]), batch_size=16))
+
+    def make():
+        torch.manual_seed(0)
+        return Trainer(dls, nn.CrossEntropyLoss(), torch.optim.Adam, nn.Sequential(nn.Flatten(), nn.Linear(36, 3)),
+                       [BasicTrainCB(), MetricsCB(Accuracy=Accuracy()), make_cb()])
+
+    full = make()
+    torch.manual_seed(1)
+    full.fit(3, lr=0.01)
+    killed = make()
+    torch.manual_seed(1)
+    with pytest.raises(KeyboardInterrupt):
+        killed.fit(3, lr=0.01, callbacks=[CheckpointCB(tmp_path, every_n_batches=3), StopAt((1, 4))])
+    resumed = make()
+    resumed.fit(3, lr=0.01, resume_from=tmp_path, allow_changes=("callbacks",))
+    for p, q in zip(resumed.model.parameters(), full.model.parameters()): assert torch.equal(p, q)
+    assert resumed.MetricsCB.losses_epoch == full.MetricsCB.losses_epoch
