@@ -79,9 +79,11 @@ __all__ = [
     "CoreCBs", "CSVLoggerCB", "CudaGraphCB", "DeviceCB", "EarlyStoppingCB", "GradAccumCB", "GradClipCB", "HooksCallback",
     "LRFinderCB", "LRFindResult", "lr_find", "MetricsCB", "MixedPrecisionCB", "MomentumTrainCB", "MonitorCB", "OneBatchCB",
     "ProfileCB", "ProgressCB", "SaveBestCB", "BaseSchedulerCB", "BatchSchedulerCB", "EpochSchedulerCB",
-    "OneCycleSchedulerCB", "FitSchedulerCB", "WarmupCosineSchedulerCB", "warmup_cosine", "EMACB", "SWACB", "ReduceLROnPlateauCB",
-    "BatchTransformCB", "MixUpCB", "CutMixCB", "TensorBoardCB", "TerminateOnNaNCB", "LoggerCB", "MLflowLoggerCB", "WandbLoggerCB",
+    "OneCycleSchedulerCB", "TensorBoardCB", "TerminateOnNaNCB", "LoggerCB", "MLflowLoggerCB", "WandbLoggerCB",
     "OptunaPruningCB", "epoch_scalars", "fit_hparams", "optimizer_records",
+    # issue 20: schedules over the fit, plateaus, weight averaging, batch transforms
+    "FitSchedulerCB", "WarmupCosineSchedulerCB", "warmup_cosine", "ReduceLROnPlateauCB", "EMACB", "SWACB",
+    "BatchTransformCB", "MixUpCB", "CutMixCB",
     # metrics
     "Accuracy", "Mean",
     # data

@@ -106,7 +106,8 @@ class EMACB(Callback):
             try: len(trainer.dls.train)
             except TypeError:
                 raise ValueError(f"{type(self).__name__}(update_bn=True) goes through the whole training loader at the "
-                                 f"end of the fit, but it has no length (a stream); pass bn_batches=N to use N batches.") from None
+                                 f"end of the fit, but it has no length (a stream); pass bn_batches=N to use N "
+                                 f"batches.") from None
         if self.model is None or self._source is not source:
             self.model, self._source = _copy_without_hooks(source), source
             self.n_averaged = 0 if self.decay is None or self.start_epoch or self.start_step else 1

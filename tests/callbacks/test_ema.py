@@ -221,3 +221,11 @@ def test_export_writes_the_average_when_asked(tmp_path):
     program = torch.export.load(t.export(tmp_path / "m.pt2", x)).module()
     with torch.no_grad(): want, trained = t.EMACB.model(x), t.model.eval()(x)
     assert torch.allclose(program(x), want, atol=1e-6) and not torch.allclose(want, trained, atol=1e-3)
+
+
+def test_side_runs_leave_the_average_alone():
+    t = fit([EMACB(decay=0.9, use_for_saving=True)], epochs=1)
+    before = copy.deepcopy(t.EMACB.model)
+    t.lr_find(num_it=10, show_plot=False)
+    t.validate()
+    assert same(t.EMACB.model, before) and t.model_to_save is t.EMACB.model
