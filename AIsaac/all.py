@@ -7,12 +7,14 @@ from .callbacks.accelerate import AccelerateCB
 from .callbacks.activation_stats import ActivationStatsCB
 from .callbacks.basic_train import BasicTrainCB
 from .callbacks.batch_augmentation import BatchAugmentationCB
+from .callbacks.batch_transform import BatchTransformCB
 from .callbacks.checkpoint import CheckpointCB
 from .callbacks.compile import CompileCB
 from .callbacks.csv_logger import CSVLoggerCB
 from .callbacks.cuda_graph import CudaGraphCB
 from .callbacks.device import DeviceCB
 from .callbacks.early_stopping import EarlyStoppingCB
+from .callbacks.ema import EMACB, SWACB
 from .callbacks.grad_accum import GradAccumCB
 from .callbacks.grad_clip import GradClipCB
 from .callbacks.hooks_callback import HooksCallback
@@ -21,15 +23,18 @@ from .callbacks.lr_finder import LRFinderCB
 from .callbacks.metrics import MetricsCB, optimizer_records
 from .callbacks.mlflow_logger import MLflowLoggerCB
 from .callbacks.mixed_precision import MixedPrecisionCB
+from .callbacks.mixup import CutMixCB, MixUpCB
 from .callbacks.momentum_train import MomentumTrainCB
 from .callbacks.monitor import MonitorCB
 from .callbacks.one_batch import OneBatchCB
 from .callbacks.optuna_pruning import OptunaPruningCB
+from .callbacks.plateau import ReduceLROnPlateauCB
 from .callbacks.presets import CoreCBs
 from .callbacks.profile import ProfileCB
 from .callbacks.progress import ProgressCB
 from .callbacks.save_best import SaveBestCB
-from .callbacks.schedulers import BaseSchedulerCB, BatchSchedulerCB, EpochSchedulerCB, OneCycleSchedulerCB
+from .callbacks.schedulers import (BaseSchedulerCB, BatchSchedulerCB, EpochSchedulerCB, FitSchedulerCB, OneCycleSchedulerCB,
+                                  WarmupCosineSchedulerCB, warmup_cosine)
 from .callbacks.tensorboard import TensorBoardCB
 from .callbacks.terminate_on_nan import TerminateOnNaNCB
 from .callbacks.wandb_logger import WandbLoggerCB
@@ -53,7 +58,7 @@ from .models.conv import conv, get_model_conv
 from .models.lsuv import lsuv_init
 from .models.splitters import body_head_splitter, no_weight_decay
 from .models.timm import get_model_timm
-from .runtime.batch import batch_size, split_batch
+from .runtime.batch import batch_size, join_batch, split_batch
 from .runtime.checkpoint_file import latest_checkpoint, save_checkpoint
 from .runtime.distributed import ProcessStopError
 from .runtime.metric_objects import Accuracy, Mean
@@ -83,6 +88,9 @@ __all__ = [
     "ProfileCB", "ProgressCB", "SaveBestCB", "BaseSchedulerCB", "BatchSchedulerCB", "EpochSchedulerCB",
     "OneCycleSchedulerCB", "TensorBoardCB", "TerminateOnNaNCB", "LoggerCB", "MLflowLoggerCB", "WandbLoggerCB",
     "OptunaPruningCB", "epoch_scalars", "fit_hparams", "optimizer_records",
+    # issue 20: schedules over the fit, plateaus, weight averaging, batch transforms
+    "FitSchedulerCB", "WarmupCosineSchedulerCB", "warmup_cosine", "ReduceLROnPlateauCB", "EMACB", "SWACB",
+    "BatchTransformCB", "MixUpCB", "CutMixCB",
     # metrics
     "Accuracy", "Mean",
     # data
@@ -91,7 +99,7 @@ __all__ = [
     # models
     "conv", "get_model_conv", "get_model_timm", "lsuv_init", "body_head_splitter", "no_weight_decay",
     # runtime
-    "def_device", "model_device", "to_device", "to_cpu", "split_batch", "batch_size", "set_seed", "get_rng_state",
+    "def_device", "model_device", "to_device", "to_cpu", "split_batch", "join_batch", "batch_size", "set_seed", "get_rng_state",
     "set_rng_state", "latest_checkpoint", "read_checkpoint", "save_checkpoint", "model_state", "unwrap_model",
     "clean_memory", "clean_traceback", "clean_ipython_hist",
     # hooks: looking inside a model

@@ -86,6 +86,8 @@ class Trainer(TrainerVerbs):
             the epoch's shuffle began with; the position a resumed fit has yet to reach; whether this fit resumed;
             the run's id (kept by a resumed fit); what the fit was started with, compared when resuming.
         opt_state (dict | None): an optimizer state the next fit's optimizer starts from (set by `load`).
+        model_to_save (nn.Module | None): the module whose weights `save`, `export` and SaveBestCB write; None (reset at
+            each fit): `model`. EMACB(use_for_saving=True) sets it to its averaged copy (`model_state.saving_model`).
         preempt_signals (tuple[int, ...]): signals that stop a fit after the current batch, a checkpoint written on the
             way out where CheckpointCB is, `fit` then raising `Preempted` (exit code 75; SIGTERM, SIGUSR1 by default).
             preempted: the signal received, or None.
@@ -115,6 +117,7 @@ class Trainer(TrainerVerbs):
     _count_batches: bool = False
     run_train: bool = True
     run_valid: bool = True
+    model_to_save: nn.Module | None = None
     out: Any = None
     preds: Any = None
     loss: Any = None
@@ -176,7 +179,7 @@ class Trainer(TrainerVerbs):
             checkpoint, self.run_id = prepare_resume(self, resume_from, setup, allow_changes)
             self.setup = {**setup, "run_id": self.run_id}
             self.n_epochs, self.lr, self.run_train, self.run_valid = n_epochs, lr, train, run_valid
-            self.max_steps, self.valid_every, self.step = max_steps, valid_every, 0
+            self.max_steps, self.valid_every, self.step, self.model_to_save = max_steps, valid_every, 0, None
             self.epochs = range(n_epochs) if n_epochs is not None else itertools.count()
             self._optimizers, self.opts, self.opt = optimizers, dict(optimizers.opts), optimizers.single
             if self.opt_state is not None and self.opt is not None: load_opt_state(self.opt, self.opt_state, keep=True)  # from load

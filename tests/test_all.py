@@ -32,7 +32,9 @@ INTERNAL = {
                                     "launched_processes"},  # AccelerateCB's launch check
     "AIsaac.callbacks.hooks_callback": {"all_modules"},  # the default module picker of HooksCallback and ActivationStatsCB
     "AIsaac.callbacks.basic_train": {"describe", "check_inputs", "check_targets", "check_shapes",  # first-batch checks
-                                     "output_reader", "output_loss"},  # and its reading of the model's output
+                                     "output_reader", "output_loss",  # and its reading of the model's output
+                                     "takes_predictions_only"},  # how a loss of the predictions alone is told apart
+    "AIsaac.callbacks.schedulers": {"fit_length"},  # the length FitSchedulerCB's schedules are spread over
     "AIsaac.callbacks.monitor": {"auto_mode"},  # MonitorCB's mode='auto' rule
     "AIsaac.callbacks.profile": {"HostReadCounter"},  # ProfileCB's count_cpu
     "AIsaac.callbacks.metrics": {"metric_values"},  # MetricsCB's reading of its metrics (vectors as columns)

@@ -18,7 +18,8 @@ class Trace(Callback):
     def __init__(self): self.events = []
 
 
-for _ev in EVENTS: setattr(Trace, _ev, (lambda ev: lambda self, trainer: self.events.append((ev, trainer.training)))(_ev))
+for _ev in EVENTS:
+    setattr(Trace, _ev, (lambda ev: lambda self, trainer: self.events.append((ev, trainer.training)))(_ev))
 
 
 def test_the_event_names_are_the_tutorials():

@@ -85,7 +85,8 @@ def test_layout_md_lists_exactly_the_modules_of_the_package():
 
 def test_layout_tree_parser_reads_folders_wrapped_lines_and_nesting():
     text = ("x\n```\nAIsaac/\n  __init__.py   v\n  a.py          one\n                wrapped b.py line\n"
-            "  sub/          s\n    b.py        two\n    deep/       d\n      c.py      three\n  d.py          four\n```\n")
+            "  sub/          s\n    b.py        two\n    deep/       d\n      c.py      three\n"
+            "  d.py          four\n```\n")
     assert layout_tree(text) == {"a.py", "sub/b.py", "sub/deep/c.py", "d.py"}
 
 
@@ -208,7 +209,8 @@ def _short(module: str) -> str: return module.removeprefix("AIsaac.") if module 
 
 def test_every_module_has_a_floor():
     unplaced = sorted(_short(m) for m in package_files() if floor_of(m) is None)
-    assert not unplaced, f"modules on no floor: {unplaced}; add them (or their folder) to FLOORS in tests/test_layout.py"
+    assert not unplaced, f"modules on no floor: {unplaced}; add them (or their folder) to FLOORS in " \
+        f"tests/test_layout.py"
 
 
 def test_no_import_cycle_between_modules():
@@ -220,7 +222,8 @@ def test_no_import_cycle_between_modules():
 
 def test_no_import_from_a_lower_floor_to_a_higher_one():
     found = upward(import_graph())
-    assert not found, f"{len(found)} import(s) from a lower floor to a higher one (FLOORS in tests/test_layout.py):\n" + \
+    assert not found, f"{len(found)} import(s) from a lower floor to a higher one (FLOORS in " \
+        f"tests/test_layout.py):\n" + \
         "\n".join(f"  {_short(i.source)} (floor {floor_of(i.source)}, line {i.line}) imports {_short(i.target)} "
                   f"(floor {floor_of(i.target)})" for i in found)
 

@@ -1,4 +1,5 @@
-"""The default callbacks read nothing from the device per batch: host reads must not grow with the number of batches.
+"""The default callbacks (and those of issue 20: weight averaging, MixUp/CutMix, the schedules) read nothing from the
+device per batch: host reads must not grow with the number of batches.
 
 A sync cannot be observed on a CPU, so we count the calls that would be one on a GPU (.item(), float(), .tolist(),
 .cpu(), bool()) during a fit and check that 4x the batches does not add any: for (x, y) batches, for mapping batches
@@ -12,7 +13,8 @@ from torch import nn
 
 import pytest
 
-from AIsaac.all import Accuracy, Callback, CoreCBs, DataLoaders, TensorLoader, Trainer, get_model_conv
+from AIsaac.all import (Accuracy, Callback, CoreCBs, CutMixCB, DataLoaders, EMACB, MixUpCB, OneCycleSchedulerCB,
+                        ReduceLROnPlateauCB, SWACB, TensorLoader, Trainer, WarmupCosineSchedulerCB, get_model_conv)
 
 
 class OwnLoss(nn.Module):
@@ -83,3 +85,17 @@ def test_loggers_add_no_host_reads_per_batch(monkeypatch, tmp_path):
     assert many == few, f"{many - few} extra host reads for 4x the batches: a logger reads the device per batch"
     batches = [r for r in MemoryLoggerCB.rows if r[0] == "batch"]
     assert len(batches) == 2 * 2 + 2 * 8 and set(batches[-1][2]) == {"loss/train_batch", "lr/train_batch"}
+
+
+@pytest.mark.parametrize("make", [
+    lambda: [EMACB(validate_with_ema=True)],
+    lambda: [SWACB(per="step")],
+    lambda: [MixUpCB()],
+    lambda: [CutMixCB(num_classes=10)],
+    lambda: [ReduceLROnPlateauCB(patience=0)],
+    lambda: [WarmupCosineSchedulerCB()],
+    lambda: [OneCycleSchedulerCB()],
+], ids=["EMACB", "SWACB", "MixUpCB", "CutMixCB", "ReduceLROnPlateauCB", "WarmupCosineSchedulerCB", "OneCycleSchedulerCB"])
+def test_issue_20_callbacks_add_no_host_reads_per_batch(monkeypatch, make):
+    few, many = count_reads(monkeypatch, 2, make), count_reads(monkeypatch, 8, make)
+    assert many == few, f"{many - few} extra host reads for 4x the batches: the callback reads the device per batch"

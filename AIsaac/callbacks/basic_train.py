@@ -82,13 +82,24 @@ def check_shapes(trainer: Any) -> None:
                      f"would broadcast into a loss over every pair, and the model would learn the wrong thing.{hint}")
 
 
+def takes_predictions_only(loss_func: Callable) -> bool:
+    """Whether `loss_func` can be called with the predictions alone (`loss(preds)`: a contrastive loss, say)."""
+    import inspect
+    # A module's own signature is its __call__'s (anything goes); its forward's says what it needs.
+    try: inspect.signature(loss_func.forward if isinstance(loss_func, nn.Module) else loss_func).bind(None)
+    except TypeError: return False
+    except ValueError: return True  # no signature to read (a builtin): let the call itself tell
+    return True
+
+
 def check_targets(trainer: Any, n_inp: int = 1) -> None:
-    """Raise when a batch has no targets for loss_func; for a classification loss, when a label is not one of the
-    model's classes (one host-device sync). On a GPU such a label would otherwise stop the process with a
-    device-side assert that names nothing.
+    """Raise when a batch has no targets for a loss_func that needs them; for a classification loss, when a label is
+    not one of the model's classes (one host-device sync). On a GPU such a label would otherwise stop the process with
+    a device-side assert that names nothing.
     """
     batch = trainer.batch
     if not trainer.yb:
+        if takes_predictions_only(trainer.loss_func): return  # `loss(preds)`: a loss of the predictions only
         if isinstance(batch, Mapping):
             raise TypeError(f"BasicTrainCB: the batch is {describe(batch)}, with no 'labels' (or 'label') for "
                             f"loss_func. Add the targets under 'labels', or pass loss_func=None to use the loss the "
@@ -114,7 +125,9 @@ def check_targets(trainer: Any, n_inp: int = 1) -> None:
 class BasicTrainCB(Callback):
     '''The plain PyTorch training step: `out = model(*xb)`, `loss = loss_func(preds, *yb)`, backward, step, zero_grad
 
-    `n_inp`: how many leading items of a tuple batch are the model's positional inputs; the rest are targets. A
+    `n_inp`: how many leading items of a tuple batch are the model's positional inputs; the rest are targets. A batch
+    with no targets (`trainer.yb == ()`: a tensor batch, or a tuple of `n_inp` inputs) takes a loss of the predictions
+    only, `loss_func(preds)` (contrastive learning); a loss that needs targets is refused at the first batch. A
     mapping batch (a dict, a Hugging Face `BatchEncoding`) is passed whole as keyword arguments, `model(**batch)`,
     with `batch['labels']` (or `'label'`) as its target. `trainer.preds` is the output's `logits` where it has some
     (a Hugging Face output), else the output (a tensor, a tuple of tensors); with `loss_func=None` the loss is the

@@ -3,20 +3,19 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-from ..callback import Callback, Order
+from .batch_transform import BatchTransformCB
 
 Transform = Callable[[Any], Any]
 
 
-class BatchAugmentationCB(Callback):
+class BatchAugmentationCB(BatchTransformCB):
     '''Applies `tfms` to the batch at `before_batch`, after DeviceCB has moved it (so on the device)
 
     `tfms` is one callable, applied to the inputs `batch[0]`, or a sequence with one entry per batch position
     (None leaves that position as it is), e.g. `[flip, None]` for inputs and targets. By default only training
-    batches are transformed; `on_valid=True` transforms validation batches too.
+    batches are transformed; `on_valid=True` transforms validation batches too. (BatchTransformCB with a transform
+    per position of the batch, whatever `n_inp` is.)
     '''
-
-    order = Order.STEP_WRAPPER  # after DeviceCB has moved the batch, before any callback reads it
 
     def __init__(self, tfms: Transform | Sequence[Transform | None], on_train: bool = True, on_valid: bool = False):
         if callable(tfms): tfms = (tfms,)
@@ -27,11 +26,8 @@ class BatchAugmentationCB(Callback):
         else:
             raise TypeError(f"BatchAugmentationCB: tfms must be a callable or a list of callables (None to skip a "
                             f"position); got {type(tfms).__name__}.")
-        self.tfms, self.on_train, self.on_valid = tuple(tfms), on_train, on_valid
-
-    def before_batch(self, trainer):
-        if not (self.on_train if trainer.training else self.on_valid): return
-        trainer.batch = self.apply(trainer.batch)
+        super().__init__(on_train, on_valid)
+        self.tfms = tuple(tfms)
 
     def apply(self, batch: Sequence[Any]) -> Any:
         '''The batch with each position passed through its transform'''

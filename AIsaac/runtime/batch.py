@@ -21,6 +21,22 @@ def split_batch(batch: Any, n_inp: int = 1) -> tuple[tuple, tuple]:
     return (batch,), ()
 
 
+def join_batch(batch: Any, xb: tuple, yb: tuple) -> Any:
+    """A batch of the kind `batch` is, made of inputs `xb` and targets `yb` (what `split_batch` splits back into them):
+    of a tuple or list, `(*xb, *yb)` of its type (a namedtuple too, when the length is kept); of a mapping, the input
+    mapping `xb[0]` with its target key ('labels', or 'label' when it had that one) set to `yb[0]`; of anything else
+    (a tensor), `xb[0]` when there is no target, else the tuple `(*xb, *yb)`."""
+    if isinstance(batch, Mapping) and len(xb) == 1 and isinstance(xb[0], Mapping) and len(yb) <= 1:
+        out = dict(xb[0])
+        if yb: out[next((k for k in LABEL_KEYS if k in batch), LABEL_KEYS[0])] = yb[0]
+        return out
+    items = (*xb, *yb)
+    if hasattr(batch, "_fields") and len(items) == len(batch): return type(batch)(*items)
+    if isinstance(batch, list): return list(items)
+    if not isinstance(batch, (tuple, Mapping)) and len(xb) == 1 and not yb: return xb[0]
+    return items
+
+
 _DICT_VALUES = type({}.values())
 
 

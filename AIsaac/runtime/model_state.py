@@ -27,6 +27,13 @@ def _full(**kw: Any):
     return StateDictOptions(full_state_dict=True, cpu_offload=True, **kw)
 
 
+def saving_model(trainer: Any) -> torch.nn.Module:
+    """The unwrapped module whose weights `save`, `export` and SaveBestCB write: `trainer.model_to_save` when a callback
+    set it (EMACB(use_for_saving=True): the averaged copy), else the model."""
+    chosen = trainer.model_to_save
+    return unwrap_model(trainer.model if chosen is None else chosen)
+
+
 def model_state(model: torch.nn.Module) -> dict[str, Any]:
     """The unwrapped model's state_dict; of a sharded model, the full state (a collective: every process calls it;
     the main process gets the tensors, the others an empty dict)."""

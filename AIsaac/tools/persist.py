@@ -16,7 +16,7 @@ import torch
 
 from ..exceptions import CheckpointError
 from ..runtime.checkpoint_file import save_checkpoint
-from ..runtime.model_state import load_opt_state
+from ..runtime.model_state import load_opt_state, saving_model
 from ..runtime.resume import check_model_state
 from ..runtime.placement import model_device, to_device
 from .sandbox import restoring
@@ -31,7 +31,7 @@ EXPORT_INFO = "aisaac.json"  # the extra file in an exported program that states
 def save(trainer: Trainer, path: str | os.PathLike, with_opt: bool = True) -> Path:
     """Write the model's weights, and with `with_opt` the optimizer's state (after a fit), to `path`; atomic."""
     opt = trainer.opt.state_dict() if with_opt and trainer.opt is not None else trainer.opt_state if with_opt else None
-    return save_checkpoint({"format": SAVE_FORMAT, "model": trainer.model.state_dict(), "opt": opt}, path)
+    return save_checkpoint({"format": SAVE_FORMAT, "model": saving_model(trainer).state_dict(), "opt": opt}, path)
 
 def load(trainer: Trainer, path: str | os.PathLike, with_opt: bool = True, strict: bool = True) -> "Trainer":
     """Load weights written by `save` (or by CheckpointCB) into the model; with `with_opt`, the optimizer's state
@@ -74,7 +74,7 @@ def export(trainer: Trainer, path: str | os.PathLike, example: torch.Tensor, pre
     """
     from torch.export import Dim
     from ..data.labels import class_names
-    model, path = trainer.model, Path(path)
+    model, path = saving_model(trainer), Path(path)
     x = to_device(example, model_device(model))
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"export takes one input batch as a tensor (e.g. xb[:2]); got {type(example).__name__}.")

@@ -1,5 +1,5 @@
-"""LoggerCB, the base of the tracker loggers: a four-method subclass in a real fit gets one epoch write per epoch and one
-batch write per training batch, whose numbers are those of the same training by hand; steps continue across fits."""
+"""LoggerCB, the base of the tracker loggers: a four-method subclass in a real fit gets one epoch write per epoch and
+one batch write per training batch, whose numbers are those of the same training by hand; steps continue across fits."""
 from functools import partial
 
 import pytest
@@ -71,7 +71,8 @@ def test_steps_continue_across_fits_and_later_params_are_prefixed(make_trainer):
     t.fit(2, lr=0.1)
     t.fit(1, lr=0.05)
     assert [s for s, _ in logger.epochs] == [0, 1, 2] and logger.batches == []
-    assert logger.params[1] == {f"fit1/{k}": v for k, v in fit_hparams(t).items()} and logger.params[1]["fit1/lr"] == 0.05
+    assert logger.params[1] == {f"fit1/{k}": v for k, v in fit_hparams(t).items()}
+    assert logger.params[1]["fit1/lr"] == 0.05
     assert (logger.opened, logger.closed) == (2, 2)
     state = logger.state_dict()
     fresh = ListLogger(log_batches=False)

@@ -1,6 +1,5 @@
-import contextlib
-import io
-
+"""ProfileCB (AIsaac/callbacks/profile.py): host reads counted only on accelerators unless asked, the patch undone,
+and errors in a profiled fit still naming the callback; Trainer.profile is tested in tests/tools/test_profiling.py."""
 import torch
 from torch import nn
 
@@ -18,24 +17,6 @@ def trainer(*extra):
 
 class ReadsLoss:
     def after_batch(self, trainer): trainer.loss.item()
-
-
-def test_profile_has_a_row_per_callback_and_event_with_the_right_counts():
-    t = trainer(ReadsLoss())
-    with contextlib.redirect_stdout(io.StringIO()) as out: prof = t.profile(2, lr=0.1, count_cpu=True)
-    rec = {k: v for k, v in prof.records.items()}
-    train, valid, epochs = 5, 2, 2
-    assert rec[("BasicTrainCB", "predict")][0] == epochs * (train + valid)
-    assert rec[("BasicTrainCB", "step")][0] == rec[("BasicTrainCB", "backward")][0] == epochs * train
-    assert rec[("DeviceCB", "before_fit")][0] == 1  # trainer.profile times before_fit too
-    assert rec[("MetricsCB", "cleanup_epoch")][0] == epochs * 2
-    assert rec[("ReadsLoss", "after_batch")][2] == epochs * (train + valid)  # one host read per batch
-    assert rec[("BasicTrainCB", "predict")][2] == 0
-    assert all(s >= 0 for _, s, _ in rec.values()) and prof.seconds > 0
-    assert all(r[3] >= 0 for r in prof.rows()[:-1])
-    text = out.getvalue()
-    assert "ReadsLoss" in text and "after_batch" in text and "syncs" in text
-    assert "ProfileCB" not in t.named_callbacks and all(not hasattr(m, "record") for ms in t.plan.values() for m in ms)
 
 
 def test_cpu_reads_are_not_counted_by_default_and_the_patch_is_undone():

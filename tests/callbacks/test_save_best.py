@@ -1,3 +1,5 @@
+import logging
+
 import torch
 
 from AIsaac.all import SaveBestCB
@@ -39,10 +41,37 @@ def test_keeps_last_weights_without_restore(make_trainer):
 def test_on_disk(make_trainer, tmp_path):
     path = tmp_path / "best.pt"
     t, fake = fit(make_trainer, [0.2, 0.3, 0.1, 0.5], path=path, mode='min')
-    assert equal(torch.load(path, weights_only=True), fake.weights[2])
+    saved = torch.load(path, weights_only=True)
+    assert equal(saved["model"], fake.weights[2])
+    assert saved["best"] == {"monitor": "valid", "value": 0.1, "epoch": 2, "step": 3 * len(t.dls.train)}
     assert equal(t.model.state_dict(), fake.weights[2])
 
 
 def test_max_mode(make_trainer):
     t, fake = fit(make_trainer, [0.2, 0.9, 0.1], mode='max')
     assert equal(t.model.state_dict(), fake.weights[1])
+
+
+def test_the_file_loads_with_trainer_load(make_trainer, tmp_path):
+    path = tmp_path / "best.pt"
+    t, fake = fit(make_trainer, [0.5, 0.2, 0.4], path=path, restore=False)
+    assert equal(t.model.state_dict(), fake.weights[2])  # not restored: the last epoch's weights
+    other = make_trainer(metrics=False)
+    assert not equal(other.model.state_dict(), fake.weights[1])
+    other.load(path)
+    assert equal(other.model.state_dict(), fake.weights[1])
+
+
+def test_says_which_epoch_and_step_it_restored(make_trainer, caplog):
+    with caplog.at_level(logging.INFO, logger="AIsaac"):
+        t, fake = fit(make_trainer, [0.9, 0.25, 0.5, 0.7])
+    n = len(t.dls.train)  # one optimizer step per batch: the best epoch, 1, ended at step 2n
+    assert t.SaveBestCB.best_step == 2 * n and t.step == 4 * n
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("SaveBestCB")]
+    assert said == [f"SaveBestCB: restored the weights of epoch 1 (step {2 * n}), the best 'valid': 0.25; "
+                    f"trainer.epoch_log and the table still show the last epoch."]
+
+
+def test_says_nothing_without_restoring(make_trainer, caplog):
+    with caplog.at_level(logging.INFO, logger="AIsaac"): fit(make_trainer, [0.9, 0.25], restore=False)
+    assert not [r for r in caplog.records if r.getMessage().startswith("SaveBestCB")]

@@ -78,7 +78,7 @@ class _StopAt:
         if trainer.training and (trainer.epoch, trainer.batch_num) == self.at: raise KeyboardInterrupt
 
 
-@pytest.mark.parametrize("make_cb", [lambda: OneCycleSchedulerCB(),
+@pytest.mark.parametrize("make_cb", [lambda: OneCycleSchedulerCB(), lambda: WarmupCosineSchedulerCB(warmup=5),
                                      lambda: EpochSchedulerCB(partial(StepLR, step_size=2, gamma=0.5))])
 def test_resumed_fit_continues_the_schedule(make_trainer, recorder, tmp_path, make_cb):
     from AIsaac.all import CheckpointCB
@@ -138,3 +138,111 @@ def test_step_scheduler_keeps_the_group_ratios(make_dls, make_model):
     t.fit(3, lr=[1e-3, 2e-3, 4e-3])
     for lrs in rec.lrs: assert lrs[1] / lrs[0] == pytest.approx(2) and lrs[2] / lrs[0] == pytest.approx(4)
     assert rec.lrs[-1] == pytest.approx([2.5e-4, 5e-4, 1e-3])
+
+
+# ---- schedules spread over the fit: a step budget, warmup + cosine, loaders without a length ----
+import math
+
+from torch.optim.lr_scheduler import LambdaLR
+from torch.utils.data import DataLoader, IterableDataset
+
+from AIsaac.all import Callback, CancelFitException, GradAccumCB, Order, WarmupCosineSchedulerCB
+
+
+class Budget(Callback):
+    '''Plays the trainer's step budget, fit(max_steps=n): `trainer.max_steps = n`, and the fit stops once n steps are done'''
+
+    order = Order.FIRST
+
+    def __init__(self, n): self.n = n
+    def before_fit(self, trainer): trainer.max_steps = self.n
+
+    def before_batch(self, trainer):
+        if trainer.training and trainer.step >= self.n: raise CancelFitException()
+
+
+def hf_cosine(warmup, total, end=0.):
+    """Hugging Face's get_cosine_schedule_with_warmup factor (written out here), with a floor `end`."""
+    def f(k):
+        if k < warmup: return k / max(1, warmup)
+        progress = (k - warmup) / max(1, total - warmup)
+        return end + (1 - end) * max(0., 0.5 * (1. + math.cos(math.pi * progress)))
+    return f
+
+
+def test_warmup_cosine_matches_lambda_lr_by_hand(make_trainer, recorder):
+    t = make_trainer([WarmupCosineSchedulerCB(warmup=0.25, end_factor=0.1), recorder], opt_func=torch.optim.AdamW)
+    t.fit(2, lr=0.01)
+    n = 2 * len(t.dls.train)  # 16 batches, 4 of warmup
+    expected = by_hand(lambda opt: LambdaLR(opt, hf_cosine(4, n, 0.1)), 2, len(t.dls.train), True, lr=0.01,
+                       opt_func=torch.optim.AdamW)
+    assert recorder.lrs == pytest.approx(expected, rel=1e-12, abs=1e-15)
+    assert recorder.lrs[0] == 0 and recorder.lrs[4] == pytest.approx(0.01) and recorder.lrs[-1] > 0.001
+
+
+def test_warmup_in_steps_and_refusals():
+    assert WarmupCosineSchedulerCB(warmup=3).warmup == 3
+    for bad in (1.0, -1, True, "10%"):
+        with pytest.raises(ValueError, match="warmup"): WarmupCosineSchedulerCB(warmup=bad)
+    with pytest.raises(ValueError, match="end_factor"): WarmupCosineSchedulerCB(end_factor=2)
+
+
+def test_warmup_longer_than_the_fit_is_refused(make_trainer):
+    with pytest.raises(ValueError, match="longer than the fit's 8"): make_trainer([WarmupCosineSchedulerCB(warmup=9)]).fit(1)
+
+
+class RealStepLRs(Callback):
+    '''The lr of param group 0 used by each real optimizer step (read where trainer.step moves)'''
+
+    order = 100
+
+    def before_fit(self, trainer): self.lrs, self._step = [], trainer.step
+    def before_batch(self, trainer):
+        if trainer.training: self._lr = trainer.opt.param_groups[0]['lr']
+
+    def after_batch(self, trainer):
+        if trainer.training and trainer.step != self._step: self.lrs.append(self._lr)
+        self._step = trainer.step
+
+
+@pytest.mark.parametrize("accumulate", [1, 2])
+@pytest.mark.parametrize("make_cb, make_sched", [
+    (lambda: OneCycleSchedulerCB(pct_start=0.3), lambda opt, n: OneCycleLR(opt, max_lr=0.05, total_steps=n, pct_start=0.3)),
+    (lambda: WarmupCosineSchedulerCB(warmup=3), lambda opt, n: LambdaLR(opt, hf_cosine(3, n)))])
+def test_a_step_budget_sizes_the_schedule_in_optimizer_steps(make_trainer, make_cb, make_sched, accumulate):
+    rec, cb = RealStepLRs(), make_cb()
+    t = make_trainer([cb, rec, Budget(11), *([GradAccumCB(accumulate)] if accumulate > 1 else [])],
+                     opt_func=torch.optim.Adam)
+    t.fit(5, lr=0.05)  # 8 batches an epoch: 11 steps end in epoch 1 (or 2, accumulating 2 batches a step)
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=0.05)
+    sched, want = make_sched(opt, 11), []
+    for _ in range(11):
+        want.append(opt.param_groups[0]['lr'])
+        opt.step()
+        sched.step()
+    assert t.step == 11 and cb.total == 11 and cb.per_step
+    assert rec.lrs == pytest.approx(want, rel=1e-12, abs=1e-15)
+
+
+class Stream(IterableDataset):
+    '''A stream of unknown length (no __len__)'''
+
+    def __init__(self, n=64): self.n = n
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(0)
+        for _ in range(self.n):
+            x = torch.randn(4, generator=g)
+            yield x, (x[0] > 0).long()
+
+
+@pytest.mark.parametrize("cb", [OneCycleSchedulerCB(), WarmupCosineSchedulerCB()])
+def test_a_loader_without_length_needs_max_steps(make_trainer, make_dls, cb):
+    from AIsaac.all import DataLoaders
+    dls = DataLoaders(DataLoader(Stream(), batch_size=8), make_dls().valid)
+    with pytest.raises(TypeError, match=r"has no length .*fit\(\.\.\., max_steps=N\)"): make_trainer([cb], dls=dls).fit(1)
+    t = make_trainer([cb, Budget(5)], dls=dls)
+    t.fit(1, lr=0.05)
+    assert t.step == 5 and cb.total == 5
+    t.fit(1, train=False)  # a fit without training builds no schedule, and needs no length
+    assert cb.scheduler is None

@@ -1,5 +1,5 @@
-"""digits_dataset_dict: every one of scikit-learn's 1,797 digits once, with its label, as a 28x28 image at Fashion-MNIST's
-0-255 scale; the test split is the fraction asked for, drawn by the seed."""
+"""digits_dataset_dict: every one of scikit-learn's 1,797 digits once, with its label, as a 28x28 image at
+Fashion-MNIST's 0-255 scale; the test split is the fraction asked for, drawn by the seed."""
 import numpy as np
 import pytest
 

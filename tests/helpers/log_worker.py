@@ -1,5 +1,5 @@
-"""One process of the two-process `trainer.log` test (tests/test_trainer_log.py starts two of these, and runs `fit_logging`
-itself in one process). Usage: python log_worker.py OUT (with RANK, WORLD_SIZE, MASTER_ADDR, ... set)."""
+"""One process of the two-process `trainer.log` test (tests/test_trainer_log.py starts two of these, and runs
+`fit_logging` itself in one process). Usage: python log_worker.py OUT (with RANK, WORLD_SIZE, MASTER_ADDR, ... set)."""
 import json
 import os
 import sys

@@ -1,4 +1,5 @@
-"""mask2idxs: the positions of a mask's True entries, for lists, arrays and tensors, as the original's notebooks use it."""
+"""mask2idxs: the positions of a mask's True entries, for lists, arrays and tensors, as the original's notebooks
+use it."""
 import numpy as np
 import pytest
 import torch

@@ -1,4 +1,6 @@
-"""Parameter groups, discriminative learning rates, freezing and optimizers kept between fits, against plain PyTorch."""
+"""Building the optimizers (AIsaac/runtime/optimizers.py): parameter groups, discriminative learning rates, freezing
+and optimizers kept between fits, against plain PyTorch; first through a trainer, as users call them, then the
+functions themselves."""
 import functools
 
 import pytest
@@ -7,6 +9,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from AIsaac.all import BasicTrainCB, DataLoaders, Trainer, body_head_splitter
+from AIsaac.runtime.optimizers import build_optimizers, check_lr, fit_optimizers, freeze_to, spread_lrs
 
 
 def make_dls():
@@ -68,7 +71,6 @@ def test_timm_lr_scale_is_honoured():
     model = get_model_timm('resnet18', in_chans=1, num_classes=2)
     t = Trainer(make_dls(), nn.CrossEntropyLoss(), torch.optim.AdamW, model, [],
                 splitter=functools.partial(param_groups_layer_decay, weight_decay=0.05, layer_decay=0.5))
-    from AIsaac.runtime.optimizers import build_optimizers
     groups = build_optimizers(t.opt_func, t.model, t.splitter, 1e-3).single.param_groups  # what fit builds first
     assert len({g['lr_scale'] for g in groups}) > 3
     for g in groups: assert g['lr'] == pytest.approx(1e-3 * g['lr_scale'])
@@ -145,3 +147,83 @@ def test_reset_opt_false_takes_the_new_lr_and_says_when_the_parameters_changed()
     t.model = make_model(seed=1)
     with pytest.warns(UserWarning, match="parameters .* changed"): t.fit(1, lr=1e-3, reset_opt=False)
     assert t.opt is not kept
+
+
+# ---- the functions themselves ----
+def test_spread_lrs_as_fastai_spreads_them():
+    assert spread_lrs(1e-3, 3) == [1e-3] * 3
+    assert spread_lrs(slice(1e-5, 1e-2), 4) == pytest.approx([1e-5, 1e-4, 1e-3, 1e-2])  # even on a log scale
+    assert spread_lrs(slice(1e-5, 1e-2), 1) == [1e-2]  # one group gets hi
+    assert spread_lrs(slice(1e-2), 3) == pytest.approx([1e-3, 1e-3, 1e-2])
+    assert spread_lrs((1e-3, 2e-3), 2) == [1e-3, 2e-3]
+    with pytest.raises(ValueError, match="lr has 3 learning rates but the splitter makes 2 parameter groups"):
+        spread_lrs([1e-3] * 3, 2)
+
+
+def test_check_lr_takes_numpy_numbers_and_refuses_the_rest():
+    np = pytest.importorskip("numpy")
+    assert type(check_lr(np.float32(0.5))) is float and check_lr(slice(np.float64(1e-4), 1e-2)) == slice(1e-4, 1e-2)
+    assert check_lr(slice(1e-2)) == slice(None, 1e-2) and check_lr((1e-3, 1e-2)) == (1e-3, 1e-2)
+    for bad in (0, -1.0, float("inf"), True, "1e-3", [], slice(1e-3, 1e-2, 2)):
+        with pytest.raises(ValueError, match="lr must be a number > 0 and finite"): check_lr(bad)
+
+
+def test_build_optimizers_with_a_splitter_gives_the_param_groups_written_by_hand():
+    model = make_model()
+    opts = build_optimizers(torch.optim.Adam, model, body_head_splitter, slice(1e-3, 1e-2))
+    got = opts.single.param_groups
+    body = [p for i in (0, 1) for p in model[i].parameters()]  # body_head_splitter: all but the last layer, the head
+    hand = torch.optim.Adam([{"params": body, "lr": 1e-3}, {"params": list(model[3].parameters()), "lr": 1e-2}])
+    assert [[id(p) for p in g["params"]] for g in got] == [[id(p) for p in g["params"]] for g in hand.param_groups]
+    assert [g["lr"] for g in got] == pytest.approx([g["lr"] for g in hand.param_groups])
+    assert opts.first is opts.single and list(opts.opts) == ["opt"]
+    # Without a splitter and with one lr: the tutorial's call, opt_func(model.parameters(), lr), unchanged.
+    calls = []
+    def opt_func(params, lr):
+        calls.append((list(params), lr))
+        return torch.optim.SGD(calls[-1][0], lr)
+    build_optimizers(opt_func, model, None, 0.1)
+    assert [id(p) for p in calls[0][0]] == [id(p) for p in model.parameters()] and calls[0][1] == 0.1
+
+
+def test_build_optimizers_takes_a_dict_of_named_optimizers_and_refuses_none():
+    model = make_model()
+    gan = build_optimizers(lambda params, lr: {"g": torch.optim.SGD(model[0].parameters(), lr),
+                                               "d": torch.optim.SGD(model[3].parameters(), lr)}, model, None, 0.1)
+    assert list(gan.opts) == ["g", "d"] and gan.single is None and gan.first is gan.opts["g"]
+    with pytest.raises(TypeError, match="opt_func returned None for 'opt'; it must return an optimizer"):
+        build_optimizers(lambda params, lr: None, model, None, 0.1)
+
+
+def test_fit_optimizers_reuses_the_kept_ones_only_when_asked_and_the_parameters_are_the_same():
+    model = make_model()
+    kept = build_optimizers(torch.optim.Adam, model, body_head_splitter, slice(1e-3, 1e-2))
+    kept.single.param_groups[0]["initial_lr"] = 1e-3  # as a scheduler leaves it
+    assert fit_optimizers(kept, torch.optim.Adam, model, body_head_splitter, slice(1e-4, 1e-3), True) is not kept
+    again = fit_optimizers(kept, torch.optim.Adam, model, body_head_splitter, slice(1e-4, 1e-3), False)
+    assert again is kept and [g["lr"] for g in kept.single.param_groups] == pytest.approx([1e-4, 1e-3])
+    assert "initial_lr" not in kept.single.param_groups[0]  # a new scheduler starts from the new lr
+    assert fit_optimizers(None, torch.optim.Adam, model, None, 1e-3, False).single is not kept.single
+    with pytest.warns(UserWarning, match="parameters .* changed"):
+        new = fit_optimizers(kept, torch.optim.Adam, make_model(), body_head_splitter, 1e-3, False)
+    assert new is not kept
+
+
+def test_freeze_to_sets_requires_grad_as_by_hand_and_drops_the_frozen_optimizer_state():
+    model = make_model()
+    splitter = lambda m: [m[0].parameters(), m[1].parameters(), m[3].parameters()]  # noqa: E731
+    opt = torch.optim.Adam(model.parameters())
+    nn.functional.cross_entropy(model(torch.randn(4, 4)), torch.tensor([0, 1, 0, 1])).backward()
+    opt.step()
+    freeze_to(model, splitter, [opt], 2, train_norm=False)
+    hand = make_model()
+    for p in [*hand[0].parameters(), *hand[1].parameters()]: p.requires_grad_(False)
+    assert [p.requires_grad for p in model.parameters()] == [p.requires_grad for p in hand.parameters()]
+    assert all(p.grad is None and p not in opt.state for p in [*model[0].parameters(), *model[1].parameters()])
+    assert all(p.grad is not None and p in opt.state for p in model[3].parameters())
+    freeze_to(model, splitter, [opt], -2)  # counted from the end: the last two groups train
+    assert [p.requires_grad for p in model.parameters()] == [False, False, True, True, True, True]
+    freeze_to(model, splitter, [opt], 0)
+    assert all(p.requires_grad for p in model.parameters())
+    with pytest.raises(ValueError, match=r"freeze_to\(-4\) would leave no group training: the splitter makes 3"):
+        freeze_to(model, splitter, [opt], -4)

@@ -1,0 +1,115 @@
+"""`MixUpCB` and `CutMixCB`: training batches mixed with a shuffled copy of themselves, targets as mixed soft labels."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ..runtime.batch import join_batch
+from ..runtime.args import whole_number
+from .batch_transform import BatchTransformCB
+
+
+class MixUpCB(BatchTransformCB):
+    '''MixUp (Zhang et al. 2018): each training batch becomes `lam * x + (1 - lam) * x[perm]`, its targets
+    `lam * onehot(y) + (1 - lam) * onehot(y[perm])`, with `lam ~ Beta(alpha, alpha)` drawn once per batch
+
+    Everything is drawn and computed on the batch's device with torch's generators (no host sync; checkpoints replay
+    it). The targets become class probabilities, which `nn.CrossEntropyLoss` takes as they are; float targets
+    (already probabilities, or regression values) are mixed as they are. `num_classes`: the number of classes, or
+    None to read it from the predictions' dimension 1 at the fit's first training batch (whose targets are then made
+    at `get_loss`, just before the loss). Validation batches are never mixed, so MetricsCB's validation metrics see
+    the true labels; leave training metrics (`MetricsCB(on_train=True)`) out, their targets are mixed. The first
+    input and the first target are mixed; further inputs and targets are shuffled along, not mixed.
+    '''
+
+    observes = ('get_loss',)  # at the first batch without num_classes: the soft targets, just before the loss
+
+    def __init__(self, alpha: float = 0.4, num_classes: int | None = None):
+        super().__init__(on_train=True, on_valid=False)
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
+            raise ValueError(f"{type(self).__name__}: alpha is the Beta(alpha, alpha) of the mixing weight, a number "
+                             f"> 0 (0.2 to 0.4 for MixUp, 1.0 for CutMix); got {alpha!r}.")
+        self.alpha = float(alpha)
+        self.num_classes = whole_number("num_classes", num_classes, owner=type(self).__name__, what="classes",
+                                        none="read from the predictions")
+        self._pending: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._alphas: dict[torch.device, torch.Tensor] = {}
+
+    def __repr__(self) -> str: return f"{type(self).__name__}(alpha={self.alpha})"
+
+    def before_fit(self, trainer): self._pending = None
+
+    def draw(self, x: torch.Tensor) -> torch.Tensor:
+        """`lam ~ Beta(alpha, alpha)`: a float32 tensor on `x`'s device."""
+        a = self._alphas.get(x.device)
+        if a is None: a = self._alphas[x.device] = torch.tensor(self.alpha, device=x.device)
+        return torch.distributions.Beta(a, a, validate_args=False).sample()  # validation would read the device
+
+    def mix(self, x: torch.Tensor, perm: torch.Tensor, lam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The mixed inputs and the share of `x` in them."""
+        return lam * x + (1 - lam) * x[perm], lam
+
+    def transform(self, xb: tuple, yb: tuple) -> tuple[tuple, tuple]:
+        x = xb[0]
+        lam = self.draw(x)
+        perm = torch.randperm(len(x), device=x.device)
+        x, lam = self.mix(x, perm, lam)
+        xb = (x, *(o[perm] for o in xb[1:]))
+        if not yb: return xb, yb
+        y, rest = yb[0], tuple(o[perm] for o in yb[1:])
+        if not y.is_floating_point() and self.num_classes is None:  # made at get_loss, once the classes are known
+            self._pending = (perm, lam)
+            return xb, (y, *rest)
+        return xb, (self.soft(y, perm, lam, self.num_classes), *rest)
+
+    @staticmethod
+    def soft(y: torch.Tensor, perm: torch.Tensor, lam: torch.Tensor, num_classes: int | None) -> torch.Tensor:
+        """The mixed targets: class labels as one-hot probabilities (of `num_classes`), float targets as they are."""
+        if not y.is_floating_point(): y = F.one_hot(y, -1 if num_classes is None else num_classes).float()
+        lam = lam.to(y.dtype)
+        return lam * y + (1 - lam) * y[perm]
+
+    def get_loss(self, trainer):
+        if self._pending is None or not trainer.training: return
+        perm, lam = self._pending
+        self._pending, self.num_classes = None, trainer.preds.shape[1]
+        trainer.yb = (self.soft(trainer.yb[0], perm, lam, self.num_classes), *trainer.yb[1:])
+        trainer.batch = join_batch(trainer.batch, trainer.xb, trainer.yb)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"num_classes": self.num_classes}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.num_classes is None: self.num_classes = state["num_classes"]
+
+
+class CutMixCB(MixUpCB):
+    '''CutMix (Yun et al. 2019): a box of each training image is replaced by the same box of another image of the batch;
+    the targets are mixed by the share of the image each keeps
+
+    The box covers about `1 - lam` of the image (`lam ~ Beta(alpha, alpha)`, its sides `sqrt(1 - lam)` of the image's,
+    centred at a random pixel, clipped to the image); the targets are mixed with the share it really leaves. Inputs
+    are images `(N, ..., H, W)`. All on the device, as MixUpCB (whose arguments and targets it shares).
+    '''
+
+    def __init__(self, alpha: float = 1.0, num_classes: int | None = None): super().__init__(alpha, num_classes)
+
+    def mix(self, x: torch.Tensor, perm: torch.Tensor, lam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if x.ndim < 3:
+            raise ValueError(f"CutMixCB cuts boxes out of images (N, ..., H, W); the inputs have shape "
+                             f"{tuple(x.shape)}. Use MixUpCB for other inputs.")
+        h, w = x.shape[-2:]
+        cut = torch.sqrt(1 - lam)
+        (y1, y2), (x1, x2) = (self._span(n, cut, x.device) for n in (h, w))
+        rows, cols = torch.arange(h, device=x.device), torch.arange(w, device=x.device)
+        box = ((rows >= y1) & (rows < y2))[:, None] & ((cols >= x1) & (cols < x2))[None, :]
+        return torch.where(box, x[perm], x), 1 - (y2 - y1) * (x2 - x1) / (h * w)
+
+    @staticmethod
+    def _span(n: int, cut: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """The box's first and last+1 index along a side of `n` pixels: `cut * n` long, about a random centre."""
+        half = torch.floor(n * cut / 2)
+        centre = torch.randint(n, (), device=device)
+        return (centre - half).clamp(0, n), (centre + half).clamp(0, n)

@@ -1,0 +1,22 @@
+"""`StepWatch`: tells a callback when `trainer.step` (the fit's optimizer steps) has moved, with no host sync.
+
+Callbacks that act once per real optimizer step (an average of the weights, a schedule sized in steps) look at the
+count after each training batch; with GradAccumCB most batches do not step, and a GradScaler may skip a step.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+
+class StepWatch:
+    """`moved(trainer)`: whether `trainer.step` changed since the last look. The first look after `reset` (at each
+    fit's start, and after a checkpoint is loaded, whose fit continues the count) only takes the count."""
+
+    def __init__(self) -> None: self.seen: int | None = None
+
+    def reset(self) -> None: self.seen = None
+
+    def moved(self, trainer: Any) -> bool:
+        step, seen = trainer.step, self.seen
+        self.seen = step
+        return seen is not None and step != seen
