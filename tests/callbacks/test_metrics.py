@@ -136,3 +136,32 @@ def test_epoch_log_records_lr_per_group_momentum_and_phase_times():
     assert (t.epoch_log["lr"], t.epoch_log["mom"]) == (0.003, 0.8) and "valid_time" not in t.epoch_log
     t.fit(1, lr=0.003, train=False)  # validation only: no optimizer records
     assert set(t.epoch_log) == {"epoch", "valid", "valid_time"}
+
+
+def test_a_vector_metric_becomes_one_column_per_entry_matching_a_hand_computation():
+    from AIsaac.all import BasicTrainCB, DataLoaders, Trainer
+
+    class PerClassRecall:
+        """Recall of each class (a vector, like torchmetrics' average=None)."""
+        def __init__(self): self.reset()
+        def reset(self): self.hit, self.n = torch.zeros(3), torch.zeros(3)
+        def update(self, preds, y):
+            p = preds.argmax(-1)
+            for c in range(3):
+                self.hit[c] += ((p == c) & (y == c)).sum()
+                self.n[c] += (y == c).sum()
+        def compute(self): return self.hit / self.n
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(96, 4, generator=g)
+    y = x[:, :3].argmax(1)
+    dls = DataLoaders.from_tensors((x[:64], y[:64]), (x[64:], y[64:]), batch_size=16)
+    torch.manual_seed(0)
+    t = Trainer(dls, torch.nn.CrossEntropyLoss(), torch.optim.SGD, torch.nn.Linear(4, 3),
+                [BasicTrainCB(), MetricsCB(recall=PerClassRecall())])
+    t.fit(1, lr=0.1)
+    p = t.model(x[64:]).argmax(-1)
+    for c in range(3):
+        expected = ((p == c) & (y[64:] == c)).sum().item() / (y[64:] == c).sum().item()
+        assert t.epoch_log[f"recall_{c}"] == pytest.approx(expected)
+    assert "recall" not in t.epoch_log

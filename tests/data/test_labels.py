@@ -22,15 +22,16 @@ def test_class_names_of_a_hugging_face_loader_come_from_its_label_feature():
     def to_tensor(b): b["image"] = [torch.tensor(o) for o in b["image"]]
 
     dd = datasets.DatasetDict({"train": hf_split(), "test": hf_split()}).with_transform(to_tensor)
-    # from_dataset_dict collates the features in their declared order: the label at position 1 is 'image', which has
-    # no names, so the names are those of the first ClassLabel there is.
-    assert class_names(DataLoaders.from_dataset_dict(dd, 3).train) == COARSE
-    # A collate that names its positions puts the label at position 1: its names, not the first feature's.
     ds = dd["train"]
+    # A collate that does not name its positions: the names of the first ClassLabel feature there is.
+    assert class_names(DataLoader(ds, batch_size=3)) == COARSE
+    # One that does (DictCollate, as from_dataset_dict builds it) puts the label at position 1: its names.
     assert class_names(DataLoader(ds, batch_size=3, collate_fn=DictCollate(["image", "fine"]))) == FINE
     assert class_names(DataLoader(ds, batch_size=3, collate_fn=DictCollate(["image", "coarse"]))) == COARSE
     dls = DataLoaders.from_dataset_dict(dd, 3, inputs=["image"], targets=["fine"])
     assert class_names(dls.train) == class_names(dls.valid) == FINE
+    # All features in their declared order: position 1 is 'image', which has no names, so there are none to show.
+    assert class_names(DataLoaders.from_dataset_dict(dd, 3).train) is None
 
 
 def test_class_names_is_none_without_label_names():
