@@ -6,10 +6,9 @@ from typing import Any
 
 import torch
 
-from ..runtime.checkpoint_file import save_checkpoint
+from ..runtime.checkpoint_file import SAVE_FORMAT, save_checkpoint
 from ..runtime.model_state import model_state, saving_model
 from ..runtime.messages import inform
-from ..tools.persist import SAVE_FORMAT
 from .monitor import MonitorCB
 
 

@@ -30,6 +30,7 @@ import torch
 from ..exceptions import CheckpointError
 
 FORMAT = "AIsaac checkpoint 1"
+SAVE_FORMAT = "AIsaac model 1"  # the files trainer.save and SaveBestCB write (weights, optimizer state)
 _NAME = re.compile(r"checkpoint-e(\d+)-b(\d+)(?:-([0-9a-f]+))?\.pt")
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..exceptions import CheckpointError
-from ..runtime.checkpoint_file import save_checkpoint
+from ..runtime.checkpoint_file import SAVE_FORMAT, save_checkpoint
 from ..runtime.model_state import load_opt_state, saving_model
 from ..runtime.resume import check_model_state
 from ..runtime.placement import model_device, to_device
@@ -24,7 +24,6 @@ from .sandbox import restoring
 if TYPE_CHECKING:
     from ..trainer import Trainer
 
-SAVE_FORMAT = "AIsaac model 1"
 EXPORT_INFO = "aisaac.json"  # the extra file in an exported program that states its input and preprocessing
 
 
