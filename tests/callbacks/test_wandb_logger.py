@@ -1,6 +1,7 @@
 """WandbLoggerCB: a real W&B run in offline mode (no network), read back from its offline run files."""
 import json
 import struct
+import time
 
 import pytest
 
@@ -30,9 +31,10 @@ def read_records(path):
     return out
 
 
-def run_contents(root, run_id):
-    """History rows (dicts) and config of every offline run folder of `run_id` under `root` (one per fit)."""
-    history, config = [], {}
+def read_run(root, run_id):
+    """History rows (dicts), config and exit codes of every offline run folder of `run_id` under `root` (one per
+    fit), as far as written."""
+    history, config, exits = [], {}, []
     for path in sorted(root.glob(f"wandb/offline-run-*-{run_id}/run-{run_id}.wandb")):
         for r in read_records(path):
             kind = r.WhichOneof("record_type")
@@ -40,7 +42,22 @@ def run_contents(root, run_id):
                 history.append({i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in r.history.item})
             elif kind == "config":
                 config.update({i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in r.config.update})
-    return history, config
+            elif kind == "exit": exits.append(r.exit.exit_code)
+    return history, config, exits
+
+
+def run_contents(root, run_id, n_fits, timeout=60):
+    """`read_run` once each of the run's `n_fits` fits has its exit record on disk: W&B's service writes the offline
+    files in the background, and may still be writing when `finish()` returns (read too early, a test saw no
+    `fit1/lr`). The records are written in order, so every record of a fit is there once its exit record is."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try: contents = read_run(root, run_id)
+        except Exception:  # a record cut where the writer is at: read again
+            if time.monotonic() > deadline: raise
+        else:
+            if len(contents[2]) >= n_fits or time.monotonic() > deadline: return contents
+        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -50,7 +67,8 @@ def offline(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "cache"))
-    return tmp_path
+    yield tmp_path
+    wandb.teardown()  # W&B reads its environment once per process: the next test's folder is read afresh
 
 
 def test_offline_run_files_hold_the_fit(tiny_trainer, offline):
@@ -58,7 +76,8 @@ def test_offline_run_files_hold_the_fit(tiny_trainer, offline):
     trainer.fit(2, lr=0.1)
     trainer.fit(1, lr=0.01)  # resumes the same run; steps continue
     cb = trainer.WandbLoggerCB
-    history, config = run_contents(offline, cb.run_id)
+    history, config, exits = run_contents(offline, cb.run_id, n_fits=2)
+    assert exits == [0, 0]
     assert (config["lr"], config["n_epochs"], config["opt_func"], config["note"]) == (0.1, 2, "SGD", "baseline")
     assert config["fit1/lr"] == 0.01
     epochs = [h for h in history if "epoch" in h]
@@ -79,3 +98,42 @@ def test_other_processes_log_nothing(tiny_trainer, offline):
     trainer.is_main_process = False
     trainer.fit(1, lr=0.1)
     assert cb.run_id is None and not (offline / "wandb").exists()
+
+
+# ---- issue 21: a resumed fit continues the run; a failed fit exits with code 1 ----
+from AIsaac.all import Callback, CheckpointCB  # noqa: E402
+
+
+class Crash(Callback):
+    """Raises `exc` after training batch `at` (epoch, batch)."""
+
+    def __init__(self, at, exc): self.at, self.exc = at, exc
+
+    def after_batch(self, trainer):
+        if trainer.training and (trainer.epoch, trainer.batch_num) == self.at: raise self.exc
+
+
+def test_a_fit_ending_in_an_error_exits_the_run_with_code_1(tiny_trainer, offline):
+    trainer = tiny_trainer(WandbLoggerCB(project="tiny"))
+    with pytest.raises(ValueError): trainer.fit(2, lr=0.1, callbacks=[Crash((1, 1), ValueError("the data went bad"))])
+    trainer.fit(1, lr=0.1)
+    *_, exits = run_contents(offline, trainer.WandbLoggerCB.run_id, n_fits=2)
+    assert exits == [1, 0]
+
+
+def test_a_resumed_fit_continues_the_same_run(tiny_trainer, offline):
+    ckpt = offline / "ckpt"
+    first = tiny_trainer(WandbLoggerCB(project="tiny"), CheckpointCB(ckpt, every_n_batches=1))
+    with pytest.raises(KeyboardInterrupt): first.fit(3, lr=0.1, callbacks=[Crash((1, 1), KeyboardInterrupt())])
+    run_id = first.WandbLoggerCB.run_id
+    again = tiny_trainer(WandbLoggerCB(project="tiny"), CheckpointCB(ckpt, every_n_batches=1))  # a new process's
+    again.fit(3, lr=0.1, resume_from=ckpt)
+    assert again.WandbLoggerCB.run_id == run_id
+    assert len(list(offline.glob("wandb/offline-run-*"))) == 2  # both fits are folders of the one run
+    history, config, exits = run_contents(offline, run_id, n_fits=2)
+    assert exits == [1, 0]
+    epochs = [h for h in history if "epoch" in h]
+    assert [h["epoch"] for h in epochs] == [0, 1, 2]  # epoch 0 from the first fit, 1 and 2 from the resumed one
+    assert [h["batch"] for h in history if "batch" in h] == list(range(9))
+    m = again.MetricsCB
+    assert [h["epoch/loss/valid"] for h in epochs] == pytest.approx([lo["valid"] for lo in m.losses_epoch])
