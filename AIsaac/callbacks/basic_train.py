@@ -100,9 +100,11 @@ def check_targets(trainer: Any, n_inp: int = 1) -> None:
                             f"loss_func. Add the targets under 'labels', or pass loss_func=None to use the loss the "
                             f"model returns.")
         raise TypeError(f"BasicTrainCB(n_inp={n_inp}) needs each batch as (inputs..., targets...) for loss_func, but "
-                        f"got {describe(batch)}: no targets. Make the DataLoader yield pairs (e.g. TensorDataset(x, "
-                        f"y), or DataLoaders.from_dataset_dict(..., inputs=[...], targets=[...])), or pass "
-                        f"loss_func=None for a model that returns its own loss, or use a callback with its own get_loss.")
+                        f"got {describe(batch)}: no targets. Training and trainer.validate measure the loss against "
+                        f"targets: make the DataLoader yield pairs (e.g. TensorDataset(x, y), or "
+                        f"DataLoaders.from_dataset_dict(..., inputs=[...], targets=[...])), or pass loss_func=None for "
+                        f"a model that returns its own loss, or use a callback with its own get_loss. For predictions "
+                        f"on data without targets, use trainer.get_preds(dl, with_targets=False).")
     loss_func, preds, target = trainer.loss_func, trainer.preds, trainer.yb[0] if len(trainer.yb) == 1 else None
     if not (isinstance(loss_func, CLASSIFICATION_LOSSES) or loss_func in (F.cross_entropy, F.nll_loss)): return
     # Float targets are class probabilities, and unbatched predictions have no class dimension to check against.
