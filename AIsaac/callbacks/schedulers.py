@@ -74,7 +74,16 @@ class OneCycleSchedulerCB(BatchSchedulerCB):
         super().__init__(partial(OneCycleLR, **kwargs))
 
     def before_fit(self, trainer):
-        total = trainer.n_epochs * len(trainer.dls.train)
+        try: n_batches = len(trainer.dls.train)
+        except TypeError:
+            if not trainer.run_train: n_batches = 0
+            else:
+                raise TypeError(f"OneCycleSchedulerCB plans its cycle over all the fit's training batches, but the "
+                                f"training loader ({type(trainer.dls.train).__name__}) has no length (an "
+                                f"IterableDataset or a stream), so it cannot know how many there will be. Give the "
+                                f"dataset a __len__, or set the number of steps yourself: BatchSchedulerCB(partial("
+                                f"OneCycleLR, max_lr=..., total_steps=<steps>)).") from None
+        total = trainer.n_epochs * n_batches
         # Nothing to schedule without training batches (and OneCycleLR refuses total_steps=0).
         if not (trainer.run_train and total > 0):
             self.schedulers = {}
