@@ -37,22 +37,50 @@ def load_opt_state(opt: torch.optim.Optimizer, state: dict[str, Any]) -> None:
     for g, h in zip(opt.param_groups, hyper): g.update(h)
 
 
+def saved_opt_states(state: dict[str, Any]) -> dict[str, Any]:
+    """The optimizer states in a file written by trainer.save or CheckpointCB, by optimizer name (files from before
+    several optimizers hold the one state under "opt")."""
+    if isinstance(state.get("opts"), dict): return {k: v for k, v in state["opts"].items() if v is not None}
+    return {"opt": state["opt"]} if state.get("opt") is not None else {}
+
+
+def apply_opt_states(opts: dict[str, torch.optim.Optimizer], saved: dict[str, Any], source: Any = "the file") -> None:
+    """Load `saved` (optimizer states by name; or one state) into the optimizers `opts` by name, each keeping its own
+    hyperparameters; one state and one optimizer pair up whatever their names."""
+    if "param_groups" in saved: saved = {"opt": saved}  # one optimizer's state_dict
+    if len(saved) == 1 and len(opts) == 1: saved = {next(iter(opts)): next(iter(saved.values()))}
+    if set(saved) != set(opts):
+        raise CheckpointError(f"{source} holds the states of optimizers {sorted(saved)}, but the trainer has "
+                              f"{sorted(opts)}; load with the opt_func it was saved with, or pass with_opt=False to "
+                              f"load only the weights.")
+    for name, opt in opts.items(): load_opt_state(opt, saved[name])
+
+
 class PersistMixin:
     """`Trainer.save`, `Trainer.load`, `Trainer.export`, `Trainer.validate`."""
 
     model: torch.nn.Module
     opt: Any
+    opts: dict[str, Any]
     dls: Any
     opt_state: dict[str, Any] | None
 
     def save(self, path: str | os.PathLike, with_opt: bool = True) -> Path:
-        """Write the model's weights, and with `with_opt` the optimizer's state (after a fit), to `path`; atomic."""
-        opt = self.opt.state_dict() if with_opt and self.opt is not None else self.opt_state if with_opt else None
-        return save_checkpoint({"format": SAVE_FORMAT, "model": self.model.state_dict(), "opt": opt}, path)
+        """Write the model's weights, and with `with_opt` every optimizer's state (after a fit; else the states
+        `load` gave the next fit), to `path`; atomic."""
+        opts: dict[str, Any] = {}
+        if with_opt and self.opts: opts = {name: opt.state_dict() for name, opt in self.opts.items()}
+        elif with_opt and self.opt_state is not None:
+            opts = {"opt": self.opt_state} if "param_groups" in self.opt_state else dict(self.opt_state)
+        # "opt" also holds the one optimizer's state, as files did before several optimizers.
+        single = next(iter(opts.values())) if len(opts) == 1 else None
+        return save_checkpoint({"format": SAVE_FORMAT, "model": self.model.state_dict(), "opt": single,
+                                "opts": opts}, path)
 
     def load(self, path: str | os.PathLike, with_opt: bool = True, strict: bool = True) -> "Trainer":
-        """Load weights written by `save` (or by CheckpointCB) into the model; with `with_opt`, the optimizer's state
-        too, into the current optimizer and the next fit's (its lr and other hyperparameters stay the fit's).
+        """Load weights written by `save` (or by CheckpointCB) into the model; with `with_opt`, every optimizer's
+        state too (by name), into the current optimizers and the next fit's (their lr and other hyperparameters stay
+        the fit's).
 
         Safe loading (`weights_only`): the file's code is never run. A file from another model raises CheckpointError
         naming the missing, unexpected and mis-shaped keys; `strict=False` loads the keys that fit and skips the rest.
@@ -72,11 +100,11 @@ class PersistMixin:
             own = self.model.state_dict()
             state["model"] = {k: v for k, v in state["model"].items() if k in own and own[k].shape == v.shape}
         self.model.load_state_dict(state["model"], strict=strict)
-        # trainer.save writes "opt"; CheckpointCB files hold every optimizer under "opts" (the single one as "opt").
-        opt = state["opts"].get("opt") if isinstance(state.get("opts"), dict) else state.get("opt")
-        if with_opt and opt is not None:
-            if self.opt is not None: load_opt_state(self.opt, opt)
-            self.opt_state = opt  # the next fit's new optimizer starts from it
+        saved = saved_opt_states(state)
+        if with_opt and saved:
+            if self.opts: apply_opt_states(self.opts, saved, path)
+            # The next fit's new optimizers start from them: one optimizer's state as it is, several by name.
+            self.opt_state = next(iter(saved.values())) if len(saved) == 1 else saved
         elif with_opt is False: self.opt_state = None
         return self  # type: ignore[return-value]
 
