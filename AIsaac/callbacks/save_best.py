@@ -6,14 +6,14 @@ from typing import Any
 
 import torch
 
-from ..runtime.checkpoint import model_state, unwrap_model
+from ..runtime.checkpoint import model_state, save_checkpoint, unwrap_model
 from .monitor import MonitorCB
 
 
 class SaveBestCB(MonitorCB):
     '''Keeps the weights of the epoch with the best `epoch_log[monitor]` (see MonitorCB); restores them at the end of the fit
 
-    With `path` (a file name) the weights are saved there with `torch.save` at each improvement; without it they are
+    With `path` (a file name) the weights are saved there (a `torch.save` file, written atomically) at each improvement; without it they are
     cloned in memory (on the model's device). `restore=True` loads them back into the model at the end of the
     fit, also when it was stopped early. `state_dict` holds the best value and the best weights (written back to
     `path` when a fit resumes), so a resumed fit keeps and restores the same epoch as the uninterrupted one.
@@ -39,7 +39,8 @@ class SaveBestCB(MonitorCB):
         if not improved: return
         if self.path is not None:
             full = model_state(trainer.model)  # a collective for a sharded model: every process decided to be here
-            if trainer.is_main_process: torch.save(full, self.path)
+            # Atomic: a crash or a full disk while writing leaves the previous best as it was.
+            if trainer.is_main_process: save_checkpoint(full, self.path)
         if self.path is None or trainer.num_processes > 1:
             # Each process's own (for a sharded model, its shard), so restoring needs no collective.
             self.state = {k: v.detach().clone() for k, v in unwrap_model(trainer.model).state_dict().items()}
@@ -64,5 +65,5 @@ class SaveBestCB(MonitorCB):
         # The file may have been overwritten after the checkpoint by an epoch the resumed fit redoes: write it back
         # (the main process only; with several processes each keeps the weights in memory, as on_value does).
         if weights is not None and self.path is not None and self._is_main:
-            torch.save(weights, self.path)
+            save_checkpoint(weights, self.path)
             if self._single: self.state = self.path
