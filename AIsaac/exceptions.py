@@ -82,7 +82,7 @@ def _copy_state(error: BaseException, original: BaseException) -> None:
 def _static_base(cls: type) -> type:
     """The first class of `cls`'s layout chain that is not made at run time (OSError, RuntimeError...): the only one
     whose `__new__` Python accepts for `cls` ("X.__new__(Y) is not safe" otherwise)."""
-    while cls.__flags__ & _HEAP_TYPE: cls = cls.__base__
+    while cls.__flags__ & _HEAP_TYPE and cls.__base__ is not None: cls = cls.__base__
     return cls
 
 

@@ -120,7 +120,7 @@ def check_targets(trainer: Any, n_inp: int = 1) -> None:
                          f"{int(target.max()) + 1}), or map the labels to 0..{n - 1}.")
 
 
-def n_inp_hint(model: Any, xb: tuple, batch: Any, n_inp: int) -> str | None:
+def _n_inp_hint(model: Any, xb: tuple, batch: Any, n_inp: int) -> str | None:
     """Why `model(*xb)` failed when the model takes another number of positional inputs than the `n_inp` it was
     given, with the n_inp that fits; None when the inputs do fit its signature (the TypeError came from inside)."""
     try: sig = inspect.signature(getattr(model, "forward", model))  # a Module is called through its forward
@@ -177,7 +177,7 @@ class BasicTrainCB(Callback):
         if not self._mapping:
             try: out = trainer.model(*trainer.xb)
             except TypeError as e:
-                hint = n_inp_hint(trainer.model, trainer.xb, trainer.batch, self.n_inp)
+                hint = _n_inp_hint(trainer.model, trainer.xb, trainer.batch, self.n_inp)
                 if hint is None: raise
                 raise TypeError(f"{e}. {hint}") from e
         else:

@@ -40,7 +40,7 @@ class MLflowLoggerCB(LoggerCB):
         from mlflow import MlflowClient
         from mlflow.tracking import get_tracking_uri
         if self.tracking_uri is None: self.tracking_uri = get_tracking_uri()
-        check_reachable(self.tracking_uri, self.connect_timeout)
+        _check_reachable(self.tracking_uri, self.connect_timeout)
         self.client = MlflowClient(self.tracking_uri)
         self._buffer = []
         if self.run_id is not None and not self._run_exists():
@@ -94,7 +94,7 @@ class MLflowLoggerCB(LoggerCB):
         self.run_id = state.get("run_id", self.run_id)
 
 
-def check_reachable(uri: str, timeout: float) -> None:
+def _check_reachable(uri: str, timeout: float) -> None:
     """Raise ConnectionError naming the address when the tracking server of an http(s) `uri` does not accept a
     connection within `timeout` seconds (MLflow itself would retry each request for minutes)."""
     parts = urlsplit(uri)

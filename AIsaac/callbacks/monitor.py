@@ -20,7 +20,7 @@ def auto_mode(monitor: str) -> str:
     return "min" if any(w in name for w in MIN_WORDS) else "max"
 
 
-def check_valid_batches(cb: Any, trainer: Any) -> None:
+def _check_valid_batches(cb: Any, trainer: Any) -> None:
     """Raise CallbackSetupError when `cb` monitors a validation number but the validation loader has no batch: no
     epoch would have the number, so the monitor would never act (a loader without a length is accepted)."""
     monitor = cb.monitor
@@ -64,7 +64,7 @@ class MonitorCB(Callback):
 
     def before_fit(self, trainer):
         check_log_key(self, self.monitor, trainer)
-        check_valid_batches(self, trainer)
+        _check_valid_batches(self, trainer)
         if self.auto:  # stated on the "AIsaac" logger at DEBUG level: a default, not news at every fit
             inform(trainer, f"{type(self).__name__}: mode='auto' monitors '{self.monitor}' with mode={self.mode!r} "
                             f"({'lower' if self.mode == 'min' else 'higher'} is better).", logging.DEBUG)
