@@ -75,7 +75,7 @@ def _copy_state(error: BaseException, original: BaseException) -> None:
         for name, attr in vars(klass).items():
             if name in _OWN or not isinstance(attr, (types.MemberDescriptorType, types.GetSetDescriptorType)): continue
             try: setattr(error, name, getattr(original, name))
-            except (AttributeError, TypeError, ValueError): pass  # unset on the original (characters_written), read-only
+            except (AttributeError, TypeError, ValueError): pass  # unset on the original, or read-only
     error.args = original.args  # a handler reading `e.args[0]` (a KeyError's key) reads what the original held
 
 

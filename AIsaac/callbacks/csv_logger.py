@@ -16,9 +16,9 @@ class CSVLoggerCB(Callback):
     Epochs keep counting across fits, as TensorBoard's steps do: the `epoch` column is the fit's epoch counted after
     the epochs this file had logged before it, so no two rows share one. The first fit starts a new file, unless
     `append=True`, which continues an existing file after its last epoch; a history already at `path` is then kept
-    beside it as `<name>.1.csv` (`.2`, ... when taken), with a message. Later fits of the same callback always add to it. The header
-    is written only to an empty file, and an existing header decides the columns. Rows are flushed as written.
-    With several processes only the main process writes.
+    beside it as `<name>.1.csv` (`.2`, ... when taken), with a message. Later fits of the same callback always add
+    to it. The header is written only to an empty file, and an existing header decides the columns. Rows are flushed
+    as written. With several processes only the main process writes.
     `state_dict` holds the file's text as of the checkpoint: a resumed fit rewrites the file from it and continues, so
     no row is missing or doubled. Takes no part in side runs (`lr_find`...).
     '''

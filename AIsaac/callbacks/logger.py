@@ -32,9 +32,9 @@ class LoggerCB(Callback):
     `write_params(params)` (each fit's hyperparameters: `fit_hparams` plus `hparams`; the keys of later fits get a
     `fit<n>/` prefix), `write_scalars(values, step, per)` (`per` is 'epoch' or 'batch') and `close()` (at the end of
     each fit: flush and end the run for now; `last_scalars` holds the last epoch's values, `failed` is True when the
-    fit ended in an error, a cancel being no error). Per training batch only host numbers are kept (the lr of each param group, read where
-    the step used it); the losses come from MetricsCB's records at the end of each epoch, so logging adds no
-    host-device sync.
+    fit ended in an error, a cancel being no error). Per training batch only host numbers are kept (the lr of each
+    param group, read where the step used it); the losses come from MetricsCB's records at the end of each epoch, so
+    logging adds no host-device sync.
     Epoch values are named `loss/train`, `loss/valid`, `metrics/<name>` and `records/<lr, mom, train_time, ...>`;
     batch values `loss/train_batch` and `lr/train_batch` (`lr_<group>/train_batch` with several groups).
     Needs MetricsCB (refused at fit start without it). `state_dict` holds the step counters, so a resumed fit

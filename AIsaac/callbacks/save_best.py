@@ -13,9 +13,9 @@ from .monitor import MonitorCB
 class SaveBestCB(MonitorCB):
     '''Keeps the weights of the epoch with the best `epoch_log[monitor]` (see MonitorCB); restores them at the end of the fit
 
-    With `path` (a file name) the weights are saved there (a `torch.save` file, written atomically) at each improvement; without it they are
-    cloned in memory (on the model's device). `restore=True` loads them back into the model at the end of the
-    fit, also when it was stopped early. `state_dict` holds the best value and the best weights (written back to
+    With `path` (a file name) the weights are saved there (a `torch.save` file, written atomically) at each
+    improvement; without it they are cloned in memory (on the model's device). `restore=True` loads them back into
+    the model at the end of the fit, also when it was stopped early. `state_dict` holds the best value and the best weights (written back to
     `path` when a fit resumes), so a resumed fit keeps and restores the same epoch as the uninterrupted one.
 
     With several processes they all take the same decisions (MonitorCB follows the main process's number); only the

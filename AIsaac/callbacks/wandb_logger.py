@@ -14,7 +14,8 @@ class WandbLoggerCB(LoggerCB):
     (default $WANDB_DIR, else the working folder) in `wandb/offline-run-*`, for `wandb sync` later. The run is started
     at the first fit and ended at the end of each fit (so its files are complete), with exit code 1 when the fit ends
     in an error; later fits resume it by its `run_id`, which is part of `state_dict`, so a fit resumed from a
-    checkpoint continues the same run. Epoch values are plotted against `epoch`, batch values against `batch`; `init_kwargs` go to `wandb.init`.
+    checkpoint continues the same run. Epoch values are plotted against `epoch`, batch values against `batch`;
+    `init_kwargs` go to `wandb.init`.
     '''
 
     def __init__(self, project: str = "AIsaac", name: str | None = None, mode: str | None = None,

@@ -270,7 +270,8 @@ class DataLoaders:
                 raise ValueError(f"from_dataset_dict(in_memory=True) builds TensorLoaders, which take only drop_last; "
                                  f"leave out {sorted(extra) + (['collate_fn'] if collate_fn is not None else [])} "
                                  f"(workers are not needed: a batch is one gather).")
-            dls = cls.from_tensors(split_tensors(train, keys), split_tensors(valid, keys), batch_size, **dataloader_kwargs)
+            dls = cls.from_tensors(split_tensors(train, keys), split_tensors(valid, keys), batch_size,
+                                   **dataloader_kwargs)
             return dls._keep_source(train, keys)
         kwargs = {"collate_fn": DictCollate(keys, collate_fn), **dataloader_kwargs}
         for k in ("shuffle", "batch_size"):
