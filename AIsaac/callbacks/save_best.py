@@ -15,8 +15,9 @@ class SaveBestCB(MonitorCB):
 
     With `path` (a file name) the weights are saved there (a `torch.save` file, written atomically) at each
     improvement; without it they are cloned in memory (on the model's device). `restore=True` loads them back into
-    the model at the end of the fit, also when it was stopped early. `state_dict` holds the best value and the best weights (written back to
-    `path` when a fit resumes), so a resumed fit keeps and restores the same epoch as the uninterrupted one.
+    the model at the end of the fit, also when it was stopped early. `state_dict` holds the best value and the best
+    weights (written back to `path` when a fit resumes), so a resumed fit keeps and restores the same epoch as the
+    uninterrupted one.
 
     With several processes they all take the same decisions (MonitorCB follows the main process's number); only the
     main process writes `path` (a sharded model's full state), the others keep their weights in memory.
