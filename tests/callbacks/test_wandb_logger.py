@@ -33,9 +33,15 @@ def read_records(path):
 
 def read_run(root, run_id):
     """History rows (dicts), config and exit codes of every offline run folder of `run_id` under `root` (one per
-    fit), as far as written."""
+    fit), as far as written. A folder is named by the second its fit started, `offline-run-<time>-<id>`, and W&B adds
+    `-1`, `-2` to the names of fits started within the same second: the glob takes those too (it did not, and a test
+    that read a second fit's config failed whenever its two fits started within one second)."""
     history, config, exits = [], {}, []
-    for path in sorted(root.glob(f"wandb/offline-run-*-{run_id}/run-{run_id}.wandb")):
+    def started(folder):  # (the second, the -n W&B added): the order the fits ran in
+        stamp, _, rest = folder.name.removeprefix("offline-run-").partition(f"-{run_id}")
+        return stamp, int(rest.removeprefix("-") or 0)
+    folders = [*root.glob(f"wandb/offline-run-*-{run_id}"), *root.glob(f"wandb/offline-run-*-{run_id}-*")]
+    for path in (f / f"run-{run_id}.wandb" for f in sorted(folders, key=started)):
         for r in read_records(path):
             kind = r.WhichOneof("record_type")
             if kind == "history":
@@ -46,17 +52,21 @@ def read_run(root, run_id):
     return history, config, exits
 
 
-def run_contents(root, run_id, n_fits, timeout=60):
-    """`read_run` once each of the run's `n_fits` fits has its exit record on disk: W&B's service writes the offline
-    files in the background, and may still be writing when `finish()` returns (read too early, a test saw no
-    `fit1/lr`). The records are written in order, so every record of a fit is there once its exit record is."""
+def run_contents(root, run_id, n_fits, timeout=120):
+    """`read_run` once each of the run's `n_fits` fits has its exit record on disk. W&B's service writes the offline
+    files in the background and may still be writing when `finish()` returns (read too early, a test saw no
+    `fit1/lr`): `wandb.teardown()` waits for it to finish, and the records are then polled for, with a deadline, in
+    case a file is still being closed. The records are written in order, so a fit's are all there once its exit is."""
+    wandb.teardown()
     deadline = time.monotonic() + timeout
     while True:
         try: contents = read_run(root, run_id)
         except Exception:  # a record cut where the writer is at: read again
             if time.monotonic() > deadline: raise
         else:
-            if len(contents[2]) >= n_fits or time.monotonic() > deadline: return contents
+            if len(contents[2]) >= n_fits: return contents
+            assert time.monotonic() < deadline, f"after {timeout} s the run's files hold {len(contents[2])} of " \
+                                                f"{n_fits} fits' exit records: {sorted(root.glob('wandb/*'))}"
         time.sleep(0.05)
 
 
