@@ -152,6 +152,10 @@ class Plan:
                     err = wrap_error(trainer, method, name, e)
                     if err is e: raise
                     raise err from e
+                except BaseException as e:  # KeyboardInterrupt, SystemExit: never wrapped, but say where
+                    add_note(e, f"Raised in {callback_name(getattr(method, '__self__', method))} at event '{name}' "
+                                f"({where(trainer, name)}).")
+                    raise
 
     def wrapped(self, wrapper: PlanWrapper | None) -> "Plan":
         """The plan with every method run through `wrapper(event, callback_name, method)`; None: the methods themselves."""

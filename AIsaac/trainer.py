@@ -24,7 +24,6 @@ from .exceptions import CancelBatchException, CancelEpochException, CancelFitExc
 from .records import BatchLosses, Logged, check_log_name
 from .runtime.args import whole_number
 from .runtime.batch import batch_size, split_batch
-from .runtime.model_state import load_opt_state
 from .runtime.optimizers import LR, Optimizers, check_lr, fit_optimizers
 from .runtime.preemption import Preempted, catching_preemption
 from .runtime.resume import fit_setup, prepare_resume, replay_batches, restore_checkpoint
@@ -182,7 +181,9 @@ class Trainer(TrainerVerbs):
             self.max_steps, self.valid_every, self.step, self.model_to_save = max_steps, valid_every, 0, None
             self.epochs = range(n_epochs) if n_epochs is not None else itertools.count()
             self._optimizers, self.opts, self.opt = optimizers, dict(optimizers.opts), optimizers.single
-            if self.opt_state is not None and self.opt is not None: load_opt_state(self.opt, self.opt_state, keep=True)  # from load
+            if self.opt_state is not None:  # from load: every optimizer starts from its saved state
+                from .tools.persist import apply_opt_states
+                apply_opt_states(self.opts, self.opt_state)
             self.opt_state, self.resuming = None, checkpoint is not None
             # torch optimizers count their real steps; any other optimizer counts a step per training batch.
             hook = getattr(optimizers.first, "register_step_post_hook", None)

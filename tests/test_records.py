@@ -112,6 +112,17 @@ def test_with_valid_every_each_validation_is_a_record_keyed_by_step():
     assert t.step == 9 and t.epoch_log == records[-1]
 
 
+def test_an_epoch_fit_validated_every_k_steps_also_validates_at_its_end():
+    rec = Finals()
+    t = make(rec)
+    t.fit(1, valid_every=4, lr=0.1)  # 6 steps: a validation at step 4, and one at the end for steps 5 and 6
+    records = [log for *_, log in rec.seen if log is not None]
+    assert [(r["epoch"], r["step"]) for r in records] == [(0, 4), (0, 6)]
+    losses, _ = hand_losses(6)
+    assert records[-1]["train"] == pytest.approx(sum(losses[4:6]) / 2, rel=1e-5)
+    assert t.epoch_log == records[-1]
+
+
 class CancelValidation:
     def before_epoch(self, trainer):
         if not trainer.training and trainer.epoch == 1: raise CancelEpochException()

@@ -2,6 +2,7 @@
 (they turn confusing failures, or silent nonsense, into errors that say what to do)."""
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from operator import attrgetter, itemgetter
 from typing import Any, Callable
@@ -107,7 +108,9 @@ def check_targets(trainer: Any, n_inp: int = 1) -> None:
         raise TypeError(f"BasicTrainCB(n_inp={n_inp}) needs each batch as (inputs..., targets...) for loss_func, but "
                         f"got {describe(batch)}: no targets. Make the DataLoader yield pairs (e.g. TensorDataset(x, "
                         f"y), or DataLoaders.from_dataset_dict(..., inputs=[...], targets=[...])), or pass "
-                        f"loss_func=None for a model that returns its own loss, or use a callback with its own get_loss.")
+                        f"loss_func=None for a model that returns its own loss, or use a callback with its own "
+                        f"get_loss. Training and trainer.validate need targets; to predict on data without them, use "
+                        f"trainer.get_preds(dl, with_targets=False).")
     loss_func, preds, target = trainer.loss_func, trainer.preds, trainer.yb[0] if len(trainer.yb) == 1 else None
     if not (isinstance(loss_func, CLASSIFICATION_LOSSES) or loss_func in (F.cross_entropy, F.nll_loss)): return
     # Float targets are class probabilities, and unbatched predictions have no class dimension to check against.
@@ -120,6 +123,29 @@ def check_targets(trainer: Any, n_inp: int = 1) -> None:
         raise ValueError(f"Labels {values} are not among the model's {n} classes (0 to {n - 1}): its output has "
                          f"{n} columns. Give the model's last layer one output per class (at least "
                          f"{int(target.max()) + 1}), or map the labels to 0..{n - 1}.")
+
+
+def _n_inp_hint(model: Any, xb: tuple, batch: Any, n_inp: int) -> str | None:
+    """Why `model(*xb)` failed when the model takes another number of positional inputs than the `n_inp` it was
+    given, with the n_inp that fits; None when the inputs do fit its signature (the TypeError came from inside)."""
+    try: sig = inspect.signature(getattr(model, "forward", model))  # a Module is called through its forward
+    except (TypeError, ValueError): return None
+    try:
+        sig.bind(*xb)
+        return None
+    except TypeError: pass
+    params = [p for p in sig.parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    required = [p.name for p in params if p.default is p.empty]
+    n_items = len(batch) if isinstance(batch, (tuple, list)) else 1
+    fits = [k for k in range(len(required), len(params) + 1) if k < n_items] if params else []
+    if not fits:
+        return (f"The model's forward takes {len(required)} input(s) ({', '.join(required)}) but each batch is "
+                f"{describe(batch)}; BasicTrainCB(n_inp={n_inp}) gives it the first {n_inp} item(s) and the rest "
+                f"are targets. Make the loader yield (inputs..., targets...) for it.")
+    k = fits[0]
+    return (f"The model's forward takes {k} input(s) ({', '.join(p.name for p in params[:k])}) but "
+            f"BasicTrainCB(n_inp={n_inp}) gives it the first {n_inp} item(s) of each batch ({describe(batch)}) and "
+            f"takes the rest as targets: pass BasicTrainCB(n_inp={k}).")
 
 
 class BasicTrainCB(Callback):
@@ -155,7 +181,12 @@ class BasicTrainCB(Callback):
     def _first_predict(self, trainer) -> None:
         check_inputs(trainer, self.n_inp)
         self._mapping = len(trainer.xb) == 1 and isinstance(trainer.xb[0], Mapping)
-        if not self._mapping: out = trainer.model(*trainer.xb)
+        if not self._mapping:
+            try: out = trainer.model(*trainer.xb)
+            except TypeError as e:
+                hint = _n_inp_hint(trainer.model, trainer.xb, trainer.batch, self.n_inp)
+                if hint is None: raise
+                raise TypeError(f"{e}. {hint}") from e
         else:
             try: out = trainer.model(**trainer.xb[0])
             except TypeError as e:

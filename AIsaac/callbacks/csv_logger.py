@@ -7,16 +7,18 @@ from pathlib import Path
 from typing import Any
 
 from ..callback import Callback, Order, check_log_key, final_epoch_log
+from ..runtime.messages import inform
 
 
 class CSVLoggerCB(Callback):
     '''Writes `trainer.epoch_log` as a CSV row at the end of each epoch; needs MetricsCB
 
     Epochs keep counting across fits, as TensorBoard's steps do: the `epoch` column is the fit's epoch counted after
-    the epochs this file had logged before it, so no two rows share one. The first fit rewrites the file, unless
-    `append=True`, which continues an existing file after its last epoch; later fits of the same callback always add to it. The header
-    is written only to an empty file, and an existing header decides the columns. Rows are flushed as written.
-    With several processes only the main process writes.
+    the epochs this file had logged before it, so no two rows share one. The first fit starts a new file, unless
+    `append=True`, which continues an existing file after its last epoch; a history already at `path` is then kept
+    beside it as `<name>.1.csv` (`.2`, ... when taken), with a message. Later fits of the same callback always add
+    to it. The header is written only to an empty file, and an existing header decides the columns. Rows are flushed
+    as written. With several processes only the main process writes.
     `state_dict` holds the file's text as of the checkpoint: a resumed fit rewrites the file from it and continues, so
     no row is missing or doubled. Takes no part in side runs (`lr_find`...).
     '''
@@ -45,9 +47,19 @@ class CSVLoggerCB(Callback):
             with open(self.path, newline="") as f: rows = list(csv.reader(f))
             self._fields = rows[0] if rows else None
             self.epochs_logged = self._next_epoch(rows)
-        else: self.epochs_logged = 0
+        else:
+            if self.path.exists() and self.path.stat().st_size: self._set_aside(trainer)
+            self.epochs_logged = 0
         self._base = self.epochs_logged
         self._file = open(self.path, "a" if keep else "w", newline="")
+
+    def _set_aside(self, trainer: Any) -> None:
+        """Rename the history already at `path` to the first free `<name>.<n><suffix>`, saying so: never lost."""
+        n = 1
+        while (aside := self.path.with_name(f"{self.path.stem}.{n}{self.path.suffix}")).exists(): n += 1
+        os.replace(self.path, aside)
+        inform(trainer, f"CSVLoggerCB: {self.path} already held a history; kept it as {aside} and started a new "
+                        f"file. Pass CSVLoggerCB({str(self.path)!r}, append=True) to continue a history instead.")
 
     @staticmethod
     def _next_epoch(rows: list[list[str]]) -> int:

@@ -1,9 +1,11 @@
 """`LoggerCB`: the base of the experiment-tracker loggers (TensorBoard, MLflow, W&B); a tracker is four short methods."""
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from ..callback import Callback, Order, check_log_key, final_epoch_log, is_record_key
+from ..exceptions import CANCEL_EXCEPTIONS
 
 
 def fit_hparams(trainer: Any) -> dict[str, Any]:
@@ -25,12 +27,14 @@ class LoggerCB(Callback):
 
     One callback is one run of the tracker, over all the fits it takes part in; steps keep counting across them
     (`epochs_logged`, `batches_logged`). Subclasses write to their tracker in four methods: `open(trainer)` (at the
-    start of each fit: start the run, or resume it), `write_params(params)` (each fit's hyperparameters: `fit_hparams`
-    plus `hparams`; the keys of later fits get a `fit<n>/` prefix), `write_scalars(values, step, per)` (`per` is
-    'epoch' or 'batch') and `close()` (at the end of each fit: flush and end the run for now; `last_scalars` holds
-    the last epoch's values). Per training batch only host numbers are kept (the lr of each param group, read where
-    the step used it); the losses come from `trainer.batch_losses` (filled by MetricsCB) at the end of each epoch, so logging adds no
-    host-device sync.
+    start of each fit: start the run, or resume it; a fit resumed from a checkpoint opens at its first epoch, once the
+    checkpoint's state is loaded, so a tracker keeping its run id in `state_dict` continues that run),
+    `write_params(params)` (each fit's hyperparameters: `fit_hparams` plus `hparams`; the keys of later fits get a
+    `fit<n>/` prefix), `write_scalars(values, step, per)` (`per` is 'epoch' or 'batch') and `close()` (at the end of
+    each fit: flush and end the run for now; `last_scalars` holds the last epoch's values, `failed` is True when the
+    fit ended in an error, a cancel being no error). Per training batch only host numbers are kept (the lr of each
+    param group, read where the step used it); the losses come from `trainer.batch_losses` (filled by MetricsCB) at the end of each epoch, so
+    logging adds no host-device sync.
     Epoch values are named `loss/train`, `loss/valid`, `metrics/<name>` and `records/<lr, mom, train_time, ...>`;
     batch values `loss/train_batch` and `lr/train_batch` (`lr_<group>/train_batch` with several groups).
     Needs MetricsCB (refused at fit start without it). `state_dict` holds the step counters, so a resumed fit
@@ -44,7 +48,7 @@ class LoggerCB(Callback):
         self.hparams, self.log_batches = dict(hparams or {}), log_batches
         self.epochs_logged, self.batches_logged, self.fits = 0, 0, 0
         self.last_scalars: dict[str, float] = {}
-        self._open, self._main = False, True
+        self._open, self._main, self._deferred, self.failed = False, True, False, False
 
     # ---- what a tracker implements ----
     def open(self, trainer: Any) -> None: pass
@@ -57,16 +61,28 @@ class LoggerCB(Callback):
         check_log_key(self, None, trainer)
         self._main = trainer.is_main_process
         if not self._main: return
-        self.last_scalars = {}
+        self.last_scalars, self.failed = {}, False
+        # An error already being handled when the fit starts (a fit inside an `except` block) is not this fit's.
+        self._outer_error = sys.exc_info()[1]
+        self._seen = len(trainer.batch_losses) if trainer.batch_losses is not None else 0
+        self._lrs: list[tuple[float, ...]] = []
+        groups = trainer.opt.param_groups if trainer.opt is not None else []
+        self._lr_names = ["lr"] if len(groups) == 1 else [f"lr_{i}" for i in range(len(groups))]
+        # A resumed fit continues the checkpoint's run, whose id (`state_dict`) is loaded once before_fit is over:
+        # the tracker is opened at the first epoch instead.
+        self._deferred = trainer.resuming
+        if not self._deferred: self._start(trainer)
+
+    def _start(self, trainer: Any) -> None:
+        self._deferred = False
         self.open(trainer)
         self._open = True
         prefix = f"fit{self.fits}/" if self.fits else ""
         self.write_params({prefix + k: v for k, v in {**fit_hparams(trainer), **self.hparams}.items()})
         self.fits += 1
-        self._seen = len(trainer.batch_losses) if trainer.batch_losses is not None else 0
-        self._lrs: list[tuple[float, ...]] = []
-        groups = trainer.opt.param_groups if trainer.opt is not None else []
-        self._lr_names = ["lr"] if len(groups) == 1 else [f"lr_{i}" for i in range(len(groups))]
+
+    def before_epoch(self, trainer):
+        if self._main and self._deferred: self._start(trainer)
 
     def before_batch(self, trainer):
         # The lr this batch's step uses (schedulers change it in after_batch); Python floats, no device involved.
@@ -94,8 +110,14 @@ class LoggerCB(Callback):
         self.epochs_logged += 1
 
     def cleanup_fit(self, trainer):
-        if self._open: self.close()  # also after a failed fit, so what was logged is kept
-        self._open = False
+        # Run while the fit's error (if any) is being handled: the tracker marks the run failed.
+        error = sys.exc_info()[1]
+        self.failed = error is not None and error is not getattr(self, "_outer_error", None) and \
+            not isinstance(error, CANCEL_EXCEPTIONS)
+        self._deferred = False
+        try:
+            if self._open: self.close()  # also after a failed fit, so what was logged is kept
+        finally: self._open = False
 
     def state_dict(self) -> dict[str, Any]:
         """The step counters and the training batches' lrs of the epoch so far: a resumed fit continues the same

@@ -48,6 +48,15 @@ def metric_values(metrics: dict[str, Any]) -> dict[str, float]:
 Select = Callable[..., tuple]  # select(preds, *targets) -> the metric's update arguments
 
 
+def selected(select: Select, preds: Any, targets: tuple, name: str) -> tuple:
+    """`select(preds, *targets)`, checked to be the tuple of the update's arguments (a type check: no sync)."""
+    args = select(preds, *targets)
+    if isinstance(args, tuple): return args
+    raise TypeError(f"MetricsCB: the select function of metric '{name}' returned a {type(args).__name__}, but it must "
+                    f"return a tuple of the metric's update arguments, e.g. lambda preds, y: (preds, y) (or "
+                    f"(preds[0], y) for the first of several heads).")
+
+
 class MetricsCB(Callback):
     '''Tracks the train/valid loss, metrics, and the values callbacks `trainer.log`; fills `trainer.epoch_log`
 
@@ -71,11 +80,14 @@ class MetricsCB(Callback):
     order = Order.METRICS  # fills trainer.epoch_log at the cleanup_epoch of each epoch's last phase
 
     def __init__(self, *ms: Any, on_train: bool = False, **metrics: Any):
-        for m in ms: metrics[type(m).__name__] = m
+        for m in ms: metrics[m.__name__ if isinstance(m, type) else type(m).__name__] = m
         self.metrics: dict[str, Any] = {}
         self.selects: dict[str, Select | None] = {}
         for name, spec in metrics.items():
             m, select = spec if isinstance(spec, tuple) and len(spec) == 2 and callable(spec[1]) else (spec, None)
+            if isinstance(m, type):
+                raise TypeError(f"MetricsCB: metric '{name}' is the class {m.__name__}; pass an instance: "
+                                f"{m.__name__}() (with its arguments, if it takes any).")
             if not all(callable(getattr(m, a, None)) for a in ("update", "compute", "reset")):
                 raise TypeError(f"MetricsCB: metric '{name}' ({type(m).__name__}) needs update, compute and reset "
                                 f"methods, like torcheval.metrics.MulticlassAccuracy() or a torchmetrics metric; "
@@ -84,8 +96,8 @@ class MetricsCB(Callback):
         self.on_train = on_train
         self.train_metrics = {f"train_{n}": copy.deepcopy(m) for n, m in self.metrics.items()} if on_train else {}
         # (update, select) per metric, made once: the per-batch path only iterates them.
-        self._updates = {False: [(m.update, self.selects[n]) for n, m in self.metrics.items()],
-                         True: [(m.update, self.selects[n[6:]]) for n, m in self.train_metrics.items()]}
+        self._updates = {False: [(m.update, self.selects[n], n) for n, m in self.metrics.items()],
+                         True: [(m.update, self.selects[n[6:]], n) for n, m in self.train_metrics.items()]}
         self.losses = {'train': Mean(), 'valid': Mean()}
         self.metrics_epoch: list[dict[str, float]] = []
         self.losses_epoch: list[dict[str, Any]] = []
@@ -139,9 +151,9 @@ class MetricsCB(Callback):
         if not updates: return
         preds, targets = trainer.preds, trainer.yb
         if self._metric_device is None: self._move_metrics(first_tensor(preds))
-        for update, select in updates:
+        for update, select, name in updates:
             if select is None: update(preds, *targets)
-            else: update(*select(preds, *targets))
+            else: update(*selected(select, preds, targets, name))
 
     def _move_metrics(self, preds: torch.Tensor | None) -> None:
         # torcheval and torchmetrics keep their state on one device; put it where the predictions are (once a fit).

@@ -6,8 +6,10 @@ import math
 import sys
 from typing import Any
 
-from ..callback import Callback, Order, check_log_key, final_epoch_log
+from ..callback import Callback, Order, check_log_key, final_epoch_log, is_record_key
+from ..exceptions import CallbackSetupError
 from ..runtime.messages import inform
+
 # Names that are lower-is-better; any other monitored name (accuracy, R2, F1...) is higher-is-better.
 MIN_WORDS = ("loss", "valid", "train", "error", "mae", "mse", "rmse", "perplexity")
 
@@ -18,6 +20,21 @@ def auto_mode(monitor: str) -> str:
     return "min" if any(w in name for w in MIN_WORDS) else "max"
 
 
+def _check_valid_batches(cb: Any, trainer: Any) -> None:
+    """Raise CallbackSetupError when `cb` monitors a validation number but the validation loader has no batch: no
+    epoch would have the number, so the monitor would never act (a loader without a length is accepted)."""
+    monitor = cb.monitor
+    if not trainer.run_valid or monitor.startswith("train") or is_record_key(monitor): return
+    try: n = len(trainer.dls.valid)
+    except TypeError: return
+    if n: return
+    name = type(cb).__name__
+    raise CallbackSetupError(f"{name} monitors '{monitor}', a validation number, but the validation loader is empty "
+                             f"(0 batches), so no epoch would have it and {name} would never act. Give the validation "
+                             f"data rows (check the dataset's length, and batch_size with drop_last=True), or monitor "
+                             f"a training number (monitor='train').")
+
+
 class MonitorCB(Callback):
     '''Reads `trainer.epoch_log[monitor]` once each epoch's numbers are final and calls `on_value(trainer, value, improved)`
 
@@ -25,7 +42,8 @@ class MonitorCB(Callback):
     with loss, valid, train, error, mae or mse in them, max otherwise; the choice is logged at fit start, at DEBUG
     level on the "AIsaac" logger). A value improves on the best so far when it beats it by more than `min_delta`.
     `best` and `best_epoch` hold the best value and its epoch. At fit start, a monitor that no callback will put in
-    the epoch log is an error (a name only `trainer.log` may produce is checked when the first epoch ends). Epochs
+    the epoch log is an error (a name only `trainer.log` may produce is checked when the first epoch ends), and so
+    is a validation number with an empty validation loader. Epochs
     with an interrupted or cancelled phase are ignored. Takes no part in side runs (`lr_find`...). `state_dict`
     holds what it has seen. With several processes, every process decides from the main process's value, so all
     take the same decisions.
@@ -48,6 +66,7 @@ class MonitorCB(Callback):
 
     def before_fit(self, trainer):
         check_log_key(self, self.monitor, trainer)
+        _check_valid_batches(self, trainer)
         if self.auto:  # stated on the "AIsaac" logger at DEBUG level: a default, not news at every fit
             inform(trainer, f"{type(self).__name__}: mode='auto' monitors '{self.monitor}' with mode={self.mode!r} "
                             f"({'lower' if self.mode == 'min' else 'higher'} is better).", logging.DEBUG)

@@ -14,7 +14,8 @@ class TensorBoardCB(LoggerCB):
     fit, its hyperparameters with its final numbers (`add_hparams`, in a `hparams_fit<n>` subfolder: the HPARAMS tab)
 
     Needs MetricsCB; see LoggerCB for what is logged and when (no host-device sync per batch). Steps keep counting
-    across fits; each fit adds an event file to the same folder. `log_dir=None` lets SummaryWriter choose
+    across fits; each fit adds an event file to the same folder (a fit resumed from a checkpoint too, unless given
+    another `log_dir`: the folder is part of `state_dict`). `log_dir=None` lets SummaryWriter choose
     `runs/<date>_<host>`; `hparams` are logged beside the fit's own; extra keyword arguments go to SummaryWriter.
     '''
 
@@ -27,6 +28,7 @@ class TensorBoardCB(LoggerCB):
                               "(or pip install 'aisaac[tensorboard]').") from e
         super().__init__(hparams, log_batches)
         self._writer_cls, self.log_dir, self.writer_kwargs = SummaryWriter, log_dir, writer_kwargs
+        self._given_dir = log_dir is not None
         self.writer = None
 
     def open(self, trainer):
@@ -42,6 +44,15 @@ class TensorBoardCB(LoggerCB):
     def write_scalars(self, values, step, per):
         for k, v in values.items(): self.writer.add_scalar(k, v, step)
         if per == "epoch": self.writer.flush()
+
+    def state_dict(self) -> dict[str, Any]:
+        """LoggerCB's counters and the folder: a fit resumed from a checkpoint writes to the same run's folder."""
+        return {**super().state_dict(), "log_dir": None if self.log_dir is None else str(self.log_dir)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        # The folder the checkpoint's run wrote to, unless this callback was given one.
+        if state.get("log_dir") is not None and not self._given_dir: self.log_dir = state["log_dir"]
 
     def close(self):
         if self._params and self.last_scalars:

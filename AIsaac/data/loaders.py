@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import numpy as np
 import torch
-from torch.utils.data import DataLoader, default_collate
+from torch.utils.data import DataLoader, TensorDataset, default_collate
 
 from ..runtime.args import whole_number
 from .tensor_loader import TensorLoader, as_tensor
@@ -104,6 +105,24 @@ def _with_transform_of(dataset: Any, source: Any) -> Any:
     if not fmt or fmt.get("type") != "custom" or getattr(dataset, "format", {}).get("type") is not None: return dataset
     transform = fmt.get("format_kwargs", {}).get("transform")
     return dataset.with_transform(transform) if transform is not None else dataset
+def _like(tensors: tuple[torch.Tensor, ...], valid: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """`tensors` as tensors, checked against the validation data's: the same number of rows in each, and inputs of
+    its item shape and kind (raw pixels where the model takes normalised floats would give silent nonsense)."""
+    tensors = tuple(as_tensor(t) for t in tensors)
+    lengths = {len(t) for t in tensors}
+    if len(lengths) > 1: raise ValueError(f"test_dl: the columns have different numbers of rows ({sorted(lengths)}).")
+    for i, (t, v) in enumerate(zip(tensors, valid)):
+        what = "the inputs" if i == 0 else f"column {i}"
+        if t.shape[1:] != v.shape[1:]:
+            raise ValueError(f"test_dl: {what} have shape {tuple(t.shape)}, but the validation data's have items of "
+                             f"shape {tuple(v.shape[1:])}; give the new data the same item shape (and preprocessing).")
+        if t.is_floating_point() != v.is_floating_point():
+            raise ValueError(f"test_dl: {what} are {str(t.dtype).replace('torch.', '')} but the validation data's are "
+                             f"{str(v.dtype).replace('torch.', '')}: the new data has not been preprocessed like the "
+                             f"training data. Apply the same preprocessing (and transform) first.")
+    return tensors
+
+
 def _columns(split: Any, inputs: Sequence[str] | None, targets: Sequence[str] | None) -> list[str]:
     """The batch's columns, `[*inputs, *targets]` (all features in declared order when neither is given), checked."""
     features = list(split.features)
@@ -142,18 +161,22 @@ class DataLoaders:
 
         `dataset` is a Hugging Face `Dataset` (given the training split's transform when it has none of its own, and
         collated like the training data: with DictCollate, only the features it has, so unlabelled data works), a
-        torch Dataset, or for in-memory loaders a tensor or a tuple of tensors. `with_labels=False` leaves the labels
-        out even where the data has them (batches are then `(inputs,)`; `get_preds(dl, with_targets=False)`).
+        torch Dataset (a `TensorDataset(x)` of inputs only too), a tensor or array of inputs, or a tuple of them as
+        columns (`(x, y)`); a list is a list of items. For in-memory loaders (`TensorLoader`s) the data is read whole
+        into one, checked against the validation data's shapes and kinds. `with_labels=False` leaves the labels out
+        even where the data has them (batches are then `(inputs,)`; `get_preds(dl, with_targets=False)`).
         """
         valid = self.valid
         bs = batch_size or getattr(valid, "batch_size", None) or 64
-        if isinstance(valid, TensorLoader):
-            tensors = (dataset,) if isinstance(dataset, torch.Tensor) else tuple(dataset)
-            if with_labels is False: tensors = tensors[:1]
-            return TensorLoader(*tensors, batch_size=bs, shuffle=False).to(valid.device)
         collate = getattr(self.train, "collate_fn", None)
         features = getattr(dataset, "features", None)
-        if features is not None:
+        in_memory = isinstance(valid, TensorLoader)
+        tensors = self._test_tensors(dataset, in_memory)
+        if tensors is not None:
+            if with_labels is False: tensors = tensors[:1]
+            if in_memory: return TensorLoader(*_like(tensors, valid.tensors), batch_size=bs).to(valid.device)
+            dataset, collate = TensorDataset(*(as_tensor(t) for t in tensors)), None
+        elif features is not None:
             dataset = _with_transform_of(dataset, getattr(self.train, "dataset", None))
             if isinstance(collate, DictCollate):
                 keys = [k for k in collate.keys if k in features]
@@ -161,6 +184,34 @@ class DataLoaders:
         kwargs = {k: getattr(valid, k) for k in ("num_workers", "pin_memory") if hasattr(valid, k)}
         if kwargs.get("num_workers"): kwargs["persistent_workers"] = False
         return DataLoader(dataset, batch_size=bs, shuffle=False, collate_fn=collate, **kwargs)
+
+    def _test_tensors(self, dataset: Any, in_memory: bool) -> tuple[Any, ...] | None:
+        """The columns of `dataset`, or None for a dataset a DataLoader reads item by item.
+
+        A tensor or array is the one input; a tuple of them, columns (inputs first); a TensorDataset, its tensors. For
+        in-memory loaders also a list of items (stacked into the one input), and a Hugging Face split, read whole
+        through the training split's transform when it has none, in the training columns' order (those it has, so
+        unlabelled data works).
+        """
+        if isinstance(dataset, (torch.Tensor, np.ndarray)): return (dataset,)
+        if isinstance(dataset, TensorDataset): return tuple(dataset.tensors)
+        if isinstance(dataset, tuple) and dataset and all(isinstance(t, (torch.Tensor, np.ndarray)) for t in dataset):
+            return dataset
+        if not in_memory: return None
+        if isinstance(dataset, list):
+            try: return (as_tensor(dataset),)
+            except (RuntimeError, TypeError, ValueError) as e:
+                raise ValueError(f"test_dl takes a list as items of one input, but these cannot be stacked ({e}); "
+                                 f"pass columns as a tuple, e.g. dls.test_dl((x, y)).") from e
+        features = getattr(dataset, "features", None)
+        if features is None:
+            raise TypeError(f"test_dl for in-memory loaders (TensorLoaders) takes a tensor, an array, a tuple of them, "
+                            f"a TensorDataset or a Hugging Face Dataset; got {type(dataset).__name__}. Read it into "
+                            f"tensors first, e.g. dls.test_dl((x,)).")
+        source, columns = getattr(self, "_split", None), getattr(self, "_columns", None)
+        dataset = _with_transform_of(dataset, source)
+        keys = [k for k in columns if k in features] if columns else list(features)
+        return split_tensors(dataset, keys)
 
     @classmethod
     def from_tensors(cls, train: Sequence[Any], valid: Sequence[Any], batch_size: int, drop_last: bool = False,
@@ -171,6 +222,11 @@ class DataLoaders:
                   TensorLoader(*valid, batch_size=batch_size * 2, shuffle=False))
         return dls.to_device(device) if device is not None else dls
 
+    def _keep_source(self, split: Any, columns: Sequence[str]) -> "DataLoaders":
+        # In-memory loaders keep no trace of the split they were read from: test_dl reads new data like it.
+        self._split, self._columns = split, list(columns)
+        return self
+
     def to_device(self, device: torch.device | str) -> "DataLoaders":
         """The same loaders with their data held on `device` (each batch then costs no copy); `TensorLoader`s only."""
         for name, dl in (("train", self.train), ("valid", self.valid)):
@@ -178,7 +234,9 @@ class DataLoaders:
                 raise TypeError(f"DataLoaders.to_device moves in-memory loaders only, but the {name} loader is a "
                                 f"{type(dl).__name__}; build them with DataLoaders.from_tensors(...) or "
                                 f"from_dataset_dict(..., in_memory=True), or keep DeviceCB moving each batch.")
-        return type(self)(self.train.to(device), self.valid.to(device))
+        moved = type(self)(self.train.to(device), self.valid.to(device))
+        if hasattr(self, "_columns"): moved._keep_source(self._split, self._columns)
+        return moved
 
     @classmethod
     def from_dataset_dict(cls, dataset_dict: Any, batch_size: int, in_memory: bool = False,
@@ -213,7 +271,9 @@ class DataLoaders:
                 raise ValueError(f"from_dataset_dict(in_memory=True) builds TensorLoaders, which take only drop_last; "
                                  f"leave out {sorted(extra) + (['collate_fn'] if collate_fn is not None else [])} "
                                  f"(workers are not needed: a batch is one gather).")
-            return cls.from_tensors(split_tensors(train, keys), split_tensors(valid, keys), batch_size, **dataloader_kwargs)
+            dls = cls.from_tensors(split_tensors(train, keys), split_tensors(valid, keys), batch_size,
+                                   **dataloader_kwargs)
+            return dls._keep_source(train, keys)
         kwargs = {"collate_fn": DictCollate(keys, collate_fn), **dataloader_kwargs}
         for k in ("shuffle", "batch_size"):
             if k in kwargs: raise ValueError(f"from_dataset_dict sets {k} itself; pass batch_size positionally and "

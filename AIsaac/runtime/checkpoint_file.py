@@ -16,10 +16,12 @@ process's {rng, loader_rng} by process index (`rng` and `position` hold the main
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import pickle
 import re
+import shutil
 import tempfile
 import zipfile
 from pathlib import Path
@@ -97,14 +99,33 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
             f.flush()
             os.fsync(f.fileno())  # the bytes are on disk before the name points at them
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
+        full = no_room_error(e, path)
+        if full is not None: raise full from e
         raise
     if os.name == "posix":  # make the rename itself survive a power cut
         dir_fd = os.open(path.parent, os.O_RDONLY)
         try: os.fsync(dir_fd)
         finally: os.close(dir_fd)
     return path
+
+
+_NO_ROOM = {errno.ENOSPC: "no space left on", errno.EDQUOT: "the disk quota is used up on",
+            errno.EFBIG: "the file size limit is reached on"}
+
+
+def no_room_error(e: BaseException, path: Path) -> OSError | None:
+    """The error to raise for a save that ran out of room, or None for any other failure. torch reports a write that
+    failed for want of room as `[enforce fail at inline_container.cc] unexpected pos`, the OSError behind it as
+    its context."""
+    cause = e if isinstance(e, OSError) else e.__context__
+    if not isinstance(cause, OSError) or cause.errno not in _NO_ROOM: return None
+    try: free = f", {shutil.disk_usage(path.parent).free / 2**20:.1f} MiB free"
+    except OSError: free = ""
+    return OSError(cause.errno, f"Could not write {path}: {_NO_ROOM[cause.errno]} the device holding {path.parent}"
+                                f"{free}. The files already there are intact. Free some space, keep fewer checkpoints "
+                                f"(CheckpointCB(..., keep=1)) or write them elsewhere.", str(path))
 
 
 def remove_stale_temp_files(folder: str | os.PathLike) -> None:
@@ -115,7 +136,9 @@ def remove_stale_temp_files(folder: str | os.PathLike) -> None:
 
 def load_checkpoint_file(path: Path) -> dict[str, Any]:
     """One checkpoint file, loaded without running code from it, its format and checksum verified."""
-    if path.is_file() and not zipfile.is_zipfile(path):  # torch.save writes zip archives; a cut-off one is not one
+    try: is_zip = zipfile.is_zipfile(path)
+    except zipfile.BadZipFile: is_zip = False  # a flipped bit in the archive's end record
+    if path.is_file() and not is_zip:  # torch.save writes zip archives; a cut-off one is not one
         raise CheckpointError(f"{path} is not a readable checkpoint (truncated or corrupt?): not a torch.save archive.")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -123,8 +146,9 @@ def load_checkpoint_file(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path} holds objects other than tensors and plain values, so it is not loaded "
                               f"(loading would run code from the file). Only load files you trust, and give callbacks "
                               f"state_dicts of tensors, numbers, strings, lists and dicts.") from e
-    except (RuntimeError, EOFError) as e:
-        raise CheckpointError(f"{path} is not a readable checkpoint (truncated or corrupt?): {e}") from e
+    except Exception as e:  # a changed byte can make the unpickler fail in any way (UnicodeDecodeError, KeyError...)
+        raise CheckpointError(f"{path} is not a readable checkpoint (truncated or corrupt?): {type(e).__name__}: "
+                              f"{e}. Resume from another checkpoint.") from e
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an AIsaac checkpoint (written by CheckpointCB); to load bare weights "
                               f"use model.load_state_dict(torch.load(path, weights_only=True)).")

@@ -28,9 +28,17 @@ EXPORT_INFO = "aisaac.json"  # the extra file in an exported program that states
 
 
 def save(trainer: Trainer, path: str | os.PathLike, with_opt: bool = True) -> Path:
-    """Write the model's weights, and with `with_opt` the optimizer's state (after a fit), to `path`; atomic."""
-    opt = trainer.opt.state_dict() if with_opt and trainer.opt is not None else trainer.opt_state if with_opt else None
-    return save_checkpoint({"format": SAVE_FORMAT, "model": saving_model(trainer).state_dict(), "opt": opt}, path)
+    """`Trainer.save`: the weights (of `trainer.model_to_save` when a callback chose it, else the model's) and, with
+    `with_opt`, every optimizer's state by name (after a fit; else the states `load` gave the next fit); atomic."""
+    opts: dict[str, Any] = {}
+    if with_opt and trainer.opts: opts = {name: opt.state_dict() for name, opt in trainer.opts.items()}
+    elif with_opt and trainer.opt_state is not None:
+        opts = {"opt": trainer.opt_state} if "param_groups" in trainer.opt_state else dict(trainer.opt_state)
+    # "opt" also holds the one optimizer's state, as files did before several optimizers.
+    single = next(iter(opts.values())) if len(opts) == 1 else None
+    return save_checkpoint({"format": SAVE_FORMAT, "model": saving_model(trainer).state_dict(), "opt": single,
+                            "opts": opts}, path)
+
 
 def load(trainer: Trainer, path: str | os.PathLike, with_opt: bool = True, strict: bool = True) -> "Trainer":
     """Load weights written by `save` (or by CheckpointCB) into the model; with `with_opt`, the optimizer's state
@@ -54,13 +62,14 @@ def load(trainer: Trainer, path: str | os.PathLike, with_opt: bool = True, stric
         own = trainer.model.state_dict()
         state["model"] = {k: v for k, v in state["model"].items() if k in own and own[k].shape == v.shape}
     trainer.model.load_state_dict(state["model"], strict=strict)
-    # trainer.save writes "opt"; CheckpointCB files hold every optimizer under "opts" (the single one as "opt").
-    opt = state["opts"].get("opt") if isinstance(state.get("opts"), dict) else state.get("opt")
-    if with_opt and opt is not None:
-        if trainer.opt is not None: load_opt_state(trainer.opt, opt, keep=True, advice="load with the opt_func and model it was saved with, or pass with_opt=False to load only the weights")  # the fit's own lr and hyperparameters
-        trainer.opt_state = opt  # the next fit's new optimizer starts from it
+    saved = saved_opt_states(state)
+    if with_opt and saved:
+        if trainer.opts: apply_opt_states(trainer.opts, saved, path)
+        # The next fit's new optimizers start from them: one optimizer's state as it is, several by name.
+        trainer.opt_state = next(iter(saved.values())) if len(saved) == 1 else saved
     elif with_opt is False: trainer.opt_state = None
     return trainer
+
 
 def export(trainer: Trainer, path: str | os.PathLike, example: torch.Tensor, preprocessing: str | None = None,
            dynamic_batch: bool = True) -> Path:
@@ -109,3 +118,24 @@ def validate(trainer: Trainer, dl: Any = None) -> dict[str, float]:
         trainer.fit(1, lr=getattr(trainer, "lr", None) or 1e-3, train=False)
         log = dict(trainer.epoch_log or {})
     return {k: v for k, v in log.items() if k not in ("epoch", "valid_time")}
+def saved_opt_states(state: dict[str, Any]) -> dict[str, Any]:
+    """The optimizer states in a file written by trainer.save or CheckpointCB, by optimizer name (files from before
+    several optimizers hold the one state under "opt")."""
+    if isinstance(state.get("opts"), dict): return {k: v for k, v in state["opts"].items() if v is not None}
+    return {"opt": state["opt"]} if state.get("opt") is not None else {}
+
+
+def apply_opt_states(opts: dict[str, torch.optim.Optimizer], saved: dict[str, Any], source: Any = "the file") -> None:
+    """Load `saved` (optimizer states by name; or one state) into the optimizers `opts` by name, each keeping its own
+    hyperparameters; one state and one optimizer pair up whatever their names."""
+    if "param_groups" in saved: saved = {"opt": saved}  # one optimizer's state_dict
+    if len(saved) == 1 and len(opts) == 1: saved = {next(iter(opts)): next(iter(saved.values()))}
+    if set(saved) != set(opts):
+        raise CheckpointError(f"{source} holds the states of optimizers {sorted(saved)}, but the trainer has "
+                              f"{sorted(opts)}; load with the opt_func it was saved with, or pass with_opt=False to "
+                              f"load only the weights.")
+    for name, opt in opts.items():
+        load_opt_state(opt, saved[name], keep=True, advice="load with the opt_func and model it was saved with, or pass "
+                       "with_opt=False to load only the weights")  # each keeps the fit's own lr and hyperparameters
+
+

@@ -45,8 +45,29 @@ def test_epochs_keep_counting_across_fits_without_duplicate_rows(tiny_trainer, t
     trainer.fit(1, lr=0.1, callbacks=[CSVLoggerCB(path, append=True)])  # a new callback continues the file
     trainer.fit(2, lr=0.1, callbacks=[CSVLoggerCB(path, append=True)])
     assert [r[0] for r in read(path)] == ["epoch", "0", "1", "2", "3", "4", "5"]
-    trainer.fit(1, lr=0.1, callbacks=[CSVLoggerCB(path)])  # without append a new callback starts the file afresh
+    trainer.fit(1, lr=0.1, callbacks=[CSVLoggerCB(path)])  # without append a new callback starts a new file...
     assert [r[0] for r in read(path)] == ["epoch", "0"]
+    assert [r[0] for r in read(tmp_path / "h.1.csv")] == ["epoch", "0", "1", "2", "3", "4", "5"]  # ...the old kept
+
+
+def test_a_new_callback_never_truncates_an_existing_history(tiny_trainer, tmp_path, caplog):
+    """Issue 21: a new CSVLoggerCB on an existing file truncated the earlier history without a word."""
+    path = tmp_path / "history.csv"
+    path.write_text("epoch,train,valid\n0,1.0,1.1\n1,0.9,1.0\n")
+    earlier = path.read_text()
+    trainer = tiny_trainer(CSVLoggerCB(path))
+    with caplog.at_level("INFO", logger="AIsaac"): trainer.fit(1, lr=0.1)
+    assert (tmp_path / "history.1.csv").read_text() == earlier
+    assert [r[0] for r in read(path)] == ["epoch", "0"]
+    message = caplog.text
+    assert f"{path} already held a history; kept it as {tmp_path / 'history.1.csv'}" in message
+    assert "append=True" in message
+    trainer.remove_callbacks(trainer.CSVLoggerCB)
+    trainer.fit(1, lr=0.1, callbacks=[CSVLoggerCB(path)])  # again: the next free name, nothing overwritten
+    assert (tmp_path / "history.1.csv").read_text() == earlier
+    assert [r[0] for r in read(tmp_path / "history.2.csv")] == ["epoch", "0"]
+    trainer.fit(1, lr=0.1, callbacks=[CSVLoggerCB(path, append=True)])  # continuing moves nothing
+    assert [r[0] for r in read(path)] == ["epoch", "0", "1"] and not (tmp_path / "history.3.csv").exists()
 
 
 def test_train_only_fit_and_no_metrics_cb(tiny_trainer, tmp_path):

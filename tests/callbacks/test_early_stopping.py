@@ -85,3 +85,25 @@ def test_unknown_monitor_says_what_exists(make_trainer):
 def test_bad_arguments():
     with pytest.raises(ValueError, match="mode"): EarlyStoppingCB(mode='lowest')
     with pytest.raises(ValueError, match="patience"): EarlyStoppingCB(patience=0)
+
+
+def empty_valid_dls(make_dls):
+    from torch.utils.data import DataLoader, TensorDataset
+    from AIsaac.all import DataLoaders
+    import torch
+    dls = make_dls()
+    return DataLoaders(dls.train, DataLoader(TensorDataset(torch.zeros(0, 4), torch.zeros(0, dtype=torch.long)), batch_size=8))
+
+
+@pytest.mark.parametrize("monitor", ["valid", "Accuracy"])
+def test_an_empty_validation_loader_is_refused_at_fit_start(make_trainer, make_dls, monitor):
+    """Issue 21: an empty validation loader turned early stopping off without a word."""
+    from AIsaac.all import Accuracy, CallbackSetupError, MetricsCB
+    trainer = make_trainer([EarlyStoppingCB(monitor, patience=1)], metrics=False, dls=empty_valid_dls(make_dls))
+    trainer.add_callbacks(MetricsCB(Accuracy=Accuracy()))
+    with pytest.raises(CallbackSetupError, match=rf"EarlyStoppingCB monitors '{monitor}', a validation number, but "
+                                                 r"the validation loader is empty \(0 batches\).*monitor='train'"):
+        trainer.fit(2, lr=0.1)
+    assert trainer.epoch == 0  # nothing ran
+    trainer.remove_callbacks(trainer.EarlyStoppingCB)
+    trainer.fit(2, lr=0.1, callbacks=[EarlyStoppingCB("train", patience=1)])  # a training number is fine

@@ -75,3 +75,38 @@ def test_says_which_epoch_and_step_it_restored(make_trainer, caplog):
 def test_says_nothing_without_restoring(make_trainer, caplog):
     with caplog.at_level(logging.INFO, logger="AIsaac"): fit(make_trainer, [0.9, 0.25], restore=False)
     assert not [r for r in caplog.records if r.getMessage().startswith("SaveBestCB")]
+def test_an_empty_validation_loader_is_refused_at_fit_start(make_trainer, make_dls):
+    """Issue 21: an empty validation loader turned save-best off without a word."""
+    import pytest
+    from torch.utils.data import DataLoader, TensorDataset
+    from AIsaac.all import CallbackSetupError, DataLoaders
+    dls = make_dls()
+    dls = DataLoaders(dls.train, DataLoader(TensorDataset(torch.zeros(0, 4), torch.zeros(0, dtype=torch.long)), batch_size=8))
+    with pytest.raises(CallbackSetupError, match=r"SaveBestCB monitors 'valid'.*validation loader is empty"):
+        make_trainer([SaveBestCB()], dls=dls).fit(1, lr=0.1)
+
+
+def test_a_full_disk_while_saving_the_best_keeps_the_previous_best(make_trainer, tmp_path, monkeypatch):
+    """The best file is written atomically: a write that fails (here for want of room) leaves the last one whole."""
+    import errno
+    import os
+    import pytest
+    path = tmp_path / "best.pt"
+    t, fake = fit(make_trainer, [3., 2., 1.], path=path)
+    best = torch.load(path, weights_only=True)["model"]
+    assert equal(best, fake.weights[2])
+    real = os.fdopen
+
+    class Full:
+        def __init__(self, f): self.f = f
+        def write(self, data): raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        def __getattr__(self, name): return getattr(self.f, name)
+        def __enter__(self): return self
+        def __exit__(self, *exc): return self.f.__exit__(*exc)
+
+    monkeypatch.setattr(os, "fdopen", lambda fd, mode="r", *a, **k: Full(real(fd, mode, *a, **k)) if "w" in mode
+                        else real(fd, mode, *a, **k))
+    with pytest.raises((OSError, RuntimeError)): fit(make_trainer, [0.5], path=path)
+    monkeypatch.undo()
+    assert equal(torch.load(path, weights_only=True)["model"], best)  # not truncated: the previous best is whole
+    assert [p.name for p in tmp_path.iterdir()] == ["best.pt"]  # and no temporary file is left

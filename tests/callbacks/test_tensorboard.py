@@ -72,3 +72,22 @@ def test_steps_continue_across_fits(tiny_trainer, tmp_path):
 def test_missing_tensorboard(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
     with pytest.raises(ImportError, match="pip install tensorboard"): TensorBoardCB("runs")
+
+
+def test_a_resumed_fit_writes_to_the_same_folder(tiny_trainer, tmp_path, monkeypatch):
+    """Issue 21: with log_dir=None each new callback chose a new runs/<date> folder, so a resumed fit's curves went
+    elsewhere; the folder is part of the checkpoint."""
+    from AIsaac.all import Callback, CheckpointCB
+    monkeypatch.chdir(tmp_path)
+
+    class Stop(Callback):
+        def after_batch(self, trainer):
+            if trainer.training and (trainer.epoch, trainer.batch_num) == (1, 1): raise KeyboardInterrupt
+
+    first = tiny_trainer(TensorBoardCB(comment="-first"), CheckpointCB(tmp_path / "ckpt", every_n_batches=1))
+    with pytest.raises(KeyboardInterrupt): first.fit(3, lr=0.1, callbacks=[Stop()])
+    again = tiny_trainer(TensorBoardCB(comment="-again"), CheckpointCB(tmp_path / "ckpt", every_n_batches=1))
+    again.fit(3, lr=0.1, resume_from=tmp_path / "ckpt")
+    assert again.TensorBoardCB.log_dir == first.TensorBoardCB.log_dir
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == [first.TensorBoardCB.log_dir.split("/")[-1]]
+    assert [s for s, _ in scalars(first.TensorBoardCB.log_dir)["loss/valid"]] == [0, 1, 2]

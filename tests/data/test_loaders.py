@@ -168,3 +168,94 @@ def test_a_padding_collate_gets_the_named_columns_and_makes_the_batch():
     assert set(batch) == {"input_ids", "attention_mask", "labels"}  # 'other' left out; 'label' renamed by the collator
     assert batch["input_ids"][:4].tolist() == [[1, 0, 0, 0], [1, 2, 0, 0], [1, 2, 3, 0], [1, 2, 3, 4]]
     assert batch["attention_mask"].sum(1).tolist() == [1, 2, 3, 4] * 2 and batch["labels"].tolist() == [0, 1] * 4
+
+
+# ---- issue 21: test_dl, get_preds and validate on every loader kind ----
+from torch import nn  # noqa: E402
+from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
+
+from AIsaac.all import BasicTrainCB, MetricsCB, Trainer  # noqa: E402
+
+
+def _rows(n, seed):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 4, generator=g), torch.randint(0, 3, (n,), generator=g)
+
+
+def _hf(x, y=None):
+    feats = {"x": datasets.Sequence(datasets.Value("float32"), length=4)}
+    cols = {"x": x.tolist()}
+    if y is not None: feats["label"], cols["label"] = datasets.ClassLabel(names=["a", "b", "c"]), y.tolist()
+    return datasets.Dataset.from_dict(cols, features=datasets.Features(feats))
+
+
+def _loaders(kind):
+    (xt, yt), (xv, yv) = _rows(24, 0), _rows(12, 1)
+    if kind == "TensorLoader": return DataLoaders.from_tensors((xt, yt), (xv, yv), batch_size=4)
+    if kind == "DataLoader": return DataLoaders(DataLoader(TensorDataset(xt, yt), batch_size=4, shuffle=True),
+                                                DataLoader(TensorDataset(xv, yv), batch_size=8))
+    dd = datasets.DatasetDict({"train": _hf(xt, yt), "validation": _hf(xv, yv)}).with_format("torch")
+    return DataLoaders.from_dataset_dict(dd, 4, in_memory=kind == "HF in memory")
+
+
+KINDS = ["TensorLoader", "DataLoader", "HF", "HF in memory"]
+
+
+def _test_sets(kind):
+    """The new data, unlabelled and labelled, as a user of that loader kind has it: {name: (data, labelled)}."""
+    x, y = _rows(20, 2)
+    if kind.startswith("HF"):
+        fmt = lambda d: d.with_format("torch")
+        return x, y, {"HF inputs only": (fmt(_hf(x)), False), "HF labelled": (fmt(_hf(x, y)), True)}
+    return x, y, {"TensorDataset(x)": (TensorDataset(x), False), "TensorDataset(x, y)": (TensorDataset(x, y), True),
+                  "tensor x": (x, False), "array x": (x.numpy(), False), "(x,)": ((x,), False), "(x, y)": ((x, y), True)}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_test_dl_get_preds_and_validate_on_every_loader_kind(kind):
+    """Issue 21: dls.test_dl(TensorDataset(x)) on in-memory loaders gave 1 prediction for 20 rows, and validate on it
+    failed with `CrossEntropyLoss.forward() takes 3 positional arguments but 21 were given`."""
+    torch.manual_seed(0)
+    trainer = Trainer(_loaders(kind), nn.CrossEntropyLoss(), torch.optim.SGD, nn.Linear(4, 3),
+                      [BasicTrainCB(), MetricsCB()])
+    trainer.fit(1, lr=0.1)
+    x, y, sets = _test_sets(kind)
+    with torch.no_grad(): expected = trainer.model.eval()(x)
+    for name, (data, labelled) in sets.items():
+        dl = trainer.dls.test_dl(data)
+        assert sum(len(b[0]) if isinstance(b, (tuple, list)) else len(b) for b in dl) == 20, name
+        preds = trainer.get_preds(dl, with_targets=False)
+        assert preds.shape == (20, 3), name
+        torch.testing.assert_close(preds, expected, msg=name)
+        if labelled:
+            preds, targets = trainer.get_preds(dl)
+            assert torch.equal(targets, y), name
+            got = trainer.validate(dl)["valid"]
+            assert got == pytest.approx(nn.functional.cross_entropy(expected, y).item(), abs=1e-5), name
+            assert len(list(trainer.dls.test_dl(data, with_labels=False))[0]) == 1, name
+        else:
+            with pytest.raises(TypeError) as info: trainer.validate(dl)
+            message = str(info.value)
+            assert "no targets" in message and "get_preds(dl, with_targets=False)" in message, (name, message)
+            with pytest.raises(ValueError, match="with_targets=False"): trainer.get_preds(dl)
+
+
+def test_in_memory_hf_test_dl_uses_the_training_columns_and_transform():
+    """A split read whole for in-memory loaders goes through the training split's transform, in its column order."""
+    dd = label_first().with_format(None)
+    scaled = dd.with_transform(lambda b: {k: torch.tensor(v) * (10 if k == "b" else 1) for k, v in b.items()})
+    dls = DataLoaders.from_dataset_dict(scaled, 4, in_memory=True, inputs=["b", "a"], targets=["label"])
+    new = dd["test"].select(range(5))  # raw rows, without the transform
+    b, a, label = next(iter(dls.test_dl(new)))
+    torch.testing.assert_close(b, torch.tensor(new["b"]) * 10)
+    torch.testing.assert_close(a, torch.tensor(new["a"]))
+    assert label.tolist() == new["label"]
+    unlabelled = datasets.Dataset.from_dict({"a": new["a"], "b": new["b"]})
+    assert [t.shape for t in next(iter(dls.test_dl(unlabelled)))] == [(5,), (5, 2)]  # the two inputs, in order
+
+
+def test_in_memory_test_dl_refuses_data_unlike_the_validation_data():
+    x, y = torch.randn(10, 3), torch.arange(10)
+    dls = DataLoaders.from_tensors((x, y), (x, y), batch_size=4)
+    with pytest.raises(ValueError, match=r"shape \(5, 2\).*validation data.*\(3,\)"): dls.test_dl(torch.randn(5, 2))
+    with pytest.raises(ValueError, match="uint8.*float32"): dls.test_dl((x * 100).to(torch.uint8))

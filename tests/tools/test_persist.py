@@ -157,3 +157,57 @@ def test_validate_matches_plain_pytorch_and_changes_nothing(tmp_path, capsys):
 def test_validate_needs_metrics():
     t = Trainer(make().dls, nn.CrossEntropyLoss(), torch.optim.SGD, nn.Linear(5, 3), [BasicTrainCB()])
     with pytest.raises(ValueError, match="MetricsCB"): t.validate()
+
+
+# ---- issue 21: every optimizer is saved and loaded ----
+def two_optimizers(params, lr):
+    """Adam for the first layer, SGD with momentum for the rest: `trainer.opts` == {'body', 'head'}."""
+    params = list(params)
+    return {"body": torch.optim.Adam(params[:2], lr=lr), "head": torch.optim.SGD(params[2:], lr=lr, momentum=0.9)}
+
+
+def test_save_and_load_carry_every_optimizer(tmp_path):
+    """Issue 21: with two optimizers trainer.save wrote 'opt': None and load restored none."""
+    a = make(opt_func=two_optimizers)
+    a.fit(2, lr=1e-2)
+    a.save(tmp_path / "two.pt")
+    saved = torch.load(tmp_path / "two.pt", weights_only=True)
+    assert set(saved["opts"]) == {"body", "head"} and saved["opt"] is None
+    b = make(model_seed=1, opt_func=two_optimizers)
+    b.fit(1, lr=1e-3)  # b has its own optimizers: load fills them
+    b.load(tmp_path / "two.pt")
+    for name in ("body", "head"):
+        ours, theirs = b.opts[name].state_dict(), a.opts[name].state_dict()
+        assert ours["state"].keys() == theirs["state"].keys() and ours["state"]
+        for i, s in theirs["state"].items():
+            for k, v in s.items(): assert torch.equal(ours["state"][i][k], v), (name, i, k)
+        assert b.opts[name].param_groups[0]["lr"] == 1e-3  # the fit's own lr is kept
+    assert set(b.opt_state) == {"body", "head"}
+    b.save(tmp_path / "again.pt")  # and it saves them again
+    assert set(torch.load(tmp_path / "again.pt", weights_only=True)["opts"]) == {"body", "head"}
+    one = make()
+    with pytest.raises(CheckpointError, match=r"optimizers \['body', 'head'\], but the trainer has \['opt'\]"):
+        one.fit(1, lr=1e-3)
+        one.load(tmp_path / "two.pt")
+
+
+def test_a_single_optimizer_file_keeps_its_form(tmp_path):
+    a = make()
+    a.fit(1, lr=1e-2)
+    a.save(tmp_path / "one.pt")
+    saved = torch.load(tmp_path / "one.pt", weights_only=True)
+    assert set(saved["opts"]) == {"opt"} and saved["opt"]["state"]  # read by AIsaac versions that know only "opt"
+    b = make()
+    b.load(tmp_path / "one.pt")
+    assert "param_groups" in b.opt_state  # what the next fit's new optimizer starts from
+
+
+def test_the_next_fit_starts_every_optimizer_from_the_loaded_states(tmp_path):
+    a = make(opt_func=two_optimizers)
+    a.fit(2, lr=1e-2)
+    a.save(tmp_path / "two.pt")
+    b = make(model_seed=1, opt_func=two_optimizers)
+    b.load(tmp_path / "two.pt")  # before any fit: no optimizers yet, the states wait for the next fit
+    b.fit(1, lr=1e-3, valid=False)
+    assert b.opts["body"].state_dict()["state"][0]["step"] == a.opts["body"].state_dict()["state"][0]["step"] + 5
+    assert b.opt_state is None
