@@ -114,6 +114,7 @@ class Trainer(TrainerVerbs):
     preempted: int | None = None
     epoch_done: bool = True
     _count_batches: bool = False
+    _validated_at: int = 0
     run_train: bool = True
     run_valid: bool = True
     model_to_save: nn.Module | None = None
@@ -206,6 +207,7 @@ class Trainer(TrainerVerbs):
     def _fit(self, checkpoint: dict | None = None) -> None:
         # Restored after before_fit, once the callbacks have built the schedulers and scalers it loads into.
         if checkpoint is not None: restore_checkpoint(self, checkpoint)
+        self._validated_at = self.step
         for self.epoch in self.epochs:
             if self.run_train: self._train_epoch()
             elif self.run_valid: self._validate()
@@ -222,11 +224,15 @@ class Trainer(TrainerVerbs):
             self.run_phase(True)
             if not self.phase_complete: self.epoch_done = True  # a cancelled phase ends the epoch's training
             due = self._budget_spent() or (self.step >= self._stop_at if self.valid_every else self.epoch_done)
+            # Validated by steps: the fit's end is validated too, when steps were taken since the last validation.
+            last_epoch = self.n_epochs is not None and self.epoch == self.n_epochs - 1
+            if self.valid_every and self.epoch_done and last_epoch and self.step > self._validated_at: due = True
             if self.run_valid and due: self._validate()
             if self._budget_spent(): return
 
     def _validate(self) -> None:
         with torch.no_grad(): self.run_phase(False)
+        self._validated_at = self.step
 
     def run_phase(self, training: bool) -> None:
         """One phase: training batches (up to the next validation point or the step budget), or a validation pass."""

@@ -1,4 +1,4 @@
-"""`Trainer.get_preds` and `Trainer.predict` (the `PredictMixin`): the model's outputs on a loader or a batch, outside any fit.
+"""`Trainer.get_preds` and `Trainer.predict`: the model's outputs on a loader or a batch, outside any fit.
 
 They run the trainer's own step callbacks on the batches, as a validation phase does (in eval mode, under
 `torch.no_grad()`): DeviceCB or AccelerateCB place model and batches (else each batch goes to the model's device),
