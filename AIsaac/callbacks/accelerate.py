@@ -50,7 +50,8 @@ class AccelerateCB(BasicTrainCB):
     Subclassing it as the original's tutorials do works: a subclass's `before_batch` runs after DeviceCB and the
     batch transforms (`event_orders`); one with its own `__init__` may set `self.acc` itself; one whose `before_fit`
     does not call this one's prepares what it wants itself, and then nothing here votes, gathers or restores (the
-    original's behaviour: each process on its own but for DDP's gradient averaging).
+    original's behaviour: each process on its own but for DDP's gradient averaging); one whose `backward` does not
+    call this one's trains, but its processes no longer vote before the gradient all-reduce.
     '''
 
     order = Order.LAUNCH  # before DeviceCB (it checks the launch first) and before MetricsCB reads a validation batch
@@ -190,6 +191,7 @@ class AccelerateCB(BasicTrainCB):
                        for cb in trainer.cbs)
 
     def cleanup_fit(self, trainer):
+        '''Agrees on how the fit ended with the other processes; restores model, optimizers and loaders'''
         if self._originals is None:  # before_fit stopped before preparing anything, or a subclass's replaced it
             # The other processes wait in the launch vote only where this class's before_fit runs.
             if not self._launch_voted and runs_base_method(type(self), 'before_fit'): self._cast_launch_vote()
@@ -237,6 +239,7 @@ class AccelerateCB(BasicTrainCB):
         self.acc.backward(trainer.loss)
 
     def after_batch(self, trainer):
+        '''In validation on several processes, gathers predictions and targets (and the loss) of them all'''
         if trainer.training or not self._gather: return
         self._vote_in_batch()
         preds, yb = self.acc.gather_for_metrics((trainer.preds, trainer.yb))
@@ -255,6 +258,7 @@ class AccelerateCB(BasicTrainCB):
         if agreed: raise stop_exception(agreed, self.vote.messages)
 
     def cleanup_batch(self, trainer):
+        '''Votes with the other processes when the batch was cut short before its vote'''
         if self._gather and not (self._fit_stop or self._phase_stop):
             local = self._in_flight()
             code = stop_code(local, BATCH)
@@ -275,6 +279,7 @@ class AccelerateCB(BasicTrainCB):
         if agreed: raise stop_exception(agreed, self.vote.messages)
 
     def cleanup_epoch(self, trainer):
+        '''Agrees with the other processes on how the epoch phase ended'''
         if self._gather and not (self._fit_stop or self._phase_stop):
             local = self._in_flight()
             code = stop_code(local, EPOCH)
@@ -324,8 +329,14 @@ class AccelerateStopCB(Callback):
 
     def __init__(self, owner: AccelerateCB): self.owner = owner
 
-    def before_epoch(self, trainer): self.owner._begin_phase()
-    def before_batch(self, trainer): self.owner._vote_before_forward()
+    def before_epoch(self, trainer):
+        '''Votes before the loader's first batch (several processes)'''
+        self.owner._begin_phase()
+
+    def before_batch(self, trainer):
+        '''Votes before a forward that holds a collective (several processes)'''
+        self.owner._vote_before_forward()
+
     def after_epoch(self, trainer): self.owner.epoch_done = True
     def after_fit(self, trainer): self.owner.fit_done = True
 
@@ -333,6 +344,14 @@ class AccelerateStopCB(Callback):
         e, self.owner.pending = self.owner.pending, None
         if e is not None: raise e
 
-    def cleanup_batch(self, trainer): self._raise_pending()
-    def cleanup_epoch(self, trainer): self._raise_pending()
-    def cleanup_fit(self, trainer): self._raise_pending()
+    def cleanup_batch(self, trainer):
+        '''Raises a stop agreed with the other processes'''
+        self._raise_pending()
+
+    def cleanup_epoch(self, trainer):
+        '''Raises a stop agreed with the other processes'''
+        self._raise_pending()
+
+    def cleanup_fit(self, trainer):
+        '''Raises a stop agreed with the other processes'''
+        self._raise_pending()
