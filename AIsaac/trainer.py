@@ -373,7 +373,7 @@ class Trainer(PredictMixin, PersistMixin, LRFindMixin, ProfileMixin, SummaryMixi
         if missing:
             raise CallbackSetupError(f"No callback does the step phase{'s' * (len(missing) > 1)} {', '.join(missing)}, "
                                      f"so this fit would {'train' if train else 'compute'} nothing. Add BasicTrainCB() "
-                                     f"(the plain PyTorch step; AccelerateCB and MixedPrecisionCB need it too), or a "
+                                     f"(the plain PyTorch step; MixedPrecisionCB needs it too), or a "
                                      f"callback with those methods.")
         if train:
             try: n = len(self.dls.train)

@@ -194,7 +194,7 @@ class AccelerateCB(BasicTrainCB):
         '''Agrees on how the fit ended with the other processes; restores model, optimizers and loaders'''
         if self._originals is None:  # before_fit stopped before preparing anything, or a subclass's replaced it
             # The other processes wait in the launch vote only where this class's before_fit runs.
-            if not self._launch_voted and runs_base_method(type(self), 'before_fit'): self._cast_launch_vote()
+            if not self._launch_voted and _runs_base_method(type(self), 'before_fit'): self._cast_launch_vote()
             self._launch_voted = False
             return
         if self._gather and not self._fit_stop:
@@ -311,7 +311,7 @@ class AccelerateCB(BasicTrainCB):
     def __repr__(self) -> str: return f"{type(self).__name__}(mixed_precision={self.mixed_precision!r})"
 
 
-def runs_base_method(cls: type, name: str) -> bool:
+def _runs_base_method(cls: type, name: str) -> bool:
     """Whether `cls.<name>` reaches AccelerateCB's own: not overridden, or each override on the way calls the one
     it overrides (its code refers to `name`, as `super().<name>(trainer)` does)."""
     for klass in cls.__mro__:

@@ -181,13 +181,13 @@ class BasicTrainCB(Callback):
     def backward(self, trainer): trainer.loss.backward()
     # Every optimizer steps on the one backward pass (several: e.g. SparseAdam for embeddings beside Adam).
     def step(self, trainer):
-        for opt in step_optimizers(trainer): opt.step()
+        for opt in _step_optimizers(trainer): opt.step()
 
     def zero_grad(self, trainer):
-        for opt in step_optimizers(trainer): opt.zero_grad()
+        for opt in _step_optimizers(trainer): opt.zero_grad()
 
 
-def step_optimizers(trainer: Any) -> tuple[Any, ...]:
+def _step_optimizers(trainer: Any) -> tuple[Any, ...]:
     """The optimizers the step steps: `trainer.opt` when there is one, else every one in `trainer.opts`.
 
     `trainer.opt` first, as in the original AIsaac, whose step callbacks (an AccelerateCB subclass's before_fit, say)

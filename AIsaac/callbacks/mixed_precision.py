@@ -41,7 +41,7 @@ class MixedPrecisionCB(Callback):
         if dtype not in (torch.bfloat16, torch.float16):
             raise ValueError(f"MixedPrecisionCB takes dtype=torch.bfloat16 or torch.float16; got {dtype!r}.")
         self.dtype, self.device_type, self.scaler_kwargs = dtype, device_type, scaler_kwargs
-        self.scaler, self._autocast, self._patched, self._pending = None, None, [], False
+        self.scaler, self._autocast, self._patched, self._pending = None, None, (), False
 
     # Read from the dtype, so they follow a subclass that sets it in its own __init__.
     @property
@@ -60,7 +60,7 @@ class MixedPrecisionCB(Callback):
         self.device = self.device_type or model_device(trainer.model).type
         self.scaler = torch.amp.GradScaler(self.device, **self.scaler_kwargs) if self.dtype is torch.float16 else None
         trainer.grad_scaler = self.scaler
-        self._pending, self._patched = False, []
+        self._pending, self._patched = False, ()
         if self.scaler is not None:
             for opt in trainer.opts.values(): self._patch_step(opt)
 
@@ -84,7 +84,7 @@ class MixedPrecisionCB(Callback):
         # A bound method (torch's lr schedulers rewrap `opt.step.__func__`), set on this optimizer only and
         # removed at cleanup_fit; the optimizer's class is untouched.
         opt.step = types.MethodType(scaled_step, opt)  # type: ignore[method-assign]
-        self._patched.append(opt)
+        self._patched = (*self._patched, opt)
 
     def _update(self) -> None:
         if self._pending and self.scaler is not None:
@@ -128,5 +128,5 @@ class MixedPrecisionCB(Callback):
         self._exit()
         if self.scaler is not None: self._update()
         for opt in self._patched: vars(opt).pop('step', None)
-        self._patched = []
+        self._patched = ()
         trainer.grad_scaler = None
