@@ -36,7 +36,7 @@ def check_step_phases(trainer: Any, train: bool, valid: bool) -> None:
     if missing:
         raise CallbackSetupError(f"No callback does the step phase{'s' * (len(missing) > 1)} {', '.join(missing)}, "
                                  f"so this fit would {'train' if train else 'compute'} nothing. Add BasicTrainCB() "
-                                 f"(the plain PyTorch step; AccelerateCB and MixedPrecisionCB need it too), or a "
+                                 f"(the plain PyTorch step; MixedPrecisionCB needs it too), or a "
                                  f"callback with those methods.")
 
 

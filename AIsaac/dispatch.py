@@ -56,23 +56,25 @@ def run_callbacks(callbacks: Iterable[Any], event: str | Iterable[str], trainer:
     The one-off form, for use outside a `Trainer`; a trainer runs from its prepared plan instead.
     """
     events = (event,) if isinstance(event, str) else tuple(event)
-    ordered = sorted(flatten_callbacks(callbacks), key=callback_order)
+    cbs = flatten_callbacks(callbacks)
     for ev in events:
-        for cb in ordered:
+        for cb in sorted(cbs, key=lambda c: callback_order(c, ev)):
             method = event_methods(cb, ev)
             if method is not None: method(trainer)
 
 
 def build_plan(callbacks: list[Any], events: tuple[str, ...] = EVENTS) -> dict[str, tuple[Callable, ...]]:
-    """Per event, the tuple of bound methods to call, sorted by `order` (stable), claims applied.
+    """Per event, the tuple of bound methods to call, sorted by `order` (stable; `event_orders` where given), claims
+    applied.
 
     When one callback `claims` a phase only it runs there; two claims on one phase raise CallbackSetupError. Callbacks
-    that list the phase in `observes` (a tracer beside the training step, say) run beside the one doing it; two
-    callbacks doing a phase with neither claiming nor observing it get a warning (it runs twice).
+    that list the phase in `observes` (a tracer beside the training step, say) run beside the one doing it; those that
+    list it in `yields` are left out when another callback does it; two callbacks doing a phase with neither claiming,
+    observing nor yielding it get a warning (it runs twice).
     """
-    ordered = sorted(callbacks, key=callback_order)
     plan = {}
     for ev in events:
+        ordered = sorted(callbacks, key=lambda cb: callback_order(cb, ev))  # stable: ties keep the order added
         doers = [(cb, m) for cb in ordered if (m := event_methods(cb, ev)) is not None]
         if ev in EXCLUSIVE_PHASES:
             claimers = [cb for cb, _ in doers if ev in getattr(cb, "claims", ())]
@@ -84,6 +86,11 @@ def build_plan(callbacks: list[Any], events: tuple[str, ...] = EVENTS) -> dict[s
                 doers = [(cb, m) for cb, m in doers if cb is claimers[0] or ev in getattr(cb, "observes", ())]
             else:
                 doing = [cb for cb, _ in doers if ev not in getattr(cb, "observes", ())]
+                # A callback that yields the phase does it only when no other callback does.
+                others = [cb for cb in doing if ev not in getattr(cb, "yields", ())]
+                if others and len(others) < len(doing):
+                    gone = {id(cb) for cb in doing} - {id(cb) for cb in others}
+                    doers, doing = [(cb, m) for cb, m in doers if id(cb) not in gone], others
                 if len(doing) > 1:
                     # A warning, not an error: a tracer written before `observes` existed (the seed tutorial's) still runs.
                     warnings.warn(

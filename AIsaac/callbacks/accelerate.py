@@ -4,17 +4,20 @@ from __future__ import annotations
 import copy
 import os
 import sys
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Mapping
 
 import torch
 import torch.distributed as dist
 
-from ..callback import Callback, Order
+from ..callback import Callback, Order, event_methods
 from ..runtime.placement import def_device
 from ..runtime.distributed import BATCH, EPOCH, ERROR, FIT, OK, StopVote, is_sharded, stop_code, stop_exception
+from .basic_train import BasicTrainCB
 from .device import DeviceCB
 
 MIXED_PRECISIONS = ("no", "fp16", "bf16")
+PLAIN_PHASES = ("predict", "get_loss", "step", "zero_grad")  # BasicTrainCB's, which AccelerateCB inherits
 
 
 def launched_processes() -> int:
@@ -22,8 +25,9 @@ def launched_processes() -> int:
     return int(os.environ.get("WORLD_SIZE", 1))
 
 
-class AccelerateCB(Callback):
-    '''Prepares model, optimizer and loaders with an `accelerate.Accelerator` and does the backward through it
+class AccelerateCB(BasicTrainCB):
+    '''Prepares model, optimizer and loaders with an `accelerate.Accelerator` (`self.acc`) and does the backward
+    through it; alone, it is the whole training step (a BasicTrainCB whose backward is Accelerate's)
 
     Launched with several processes (`accelerate launch`, `torchrun`) each trains on its share of every batch
     and gradients are averaged (DDP). In validation, callbacks after this one see in `after_batch` the batch of all
@@ -40,14 +44,29 @@ class AccelerateCB(Callback):
     with PyTorch's `fully_shard` before the fit is left as it is (only the optimizer and loaders are prepared).
     `accelerator_kwargs` go to `Accelerator` (e.g. `cpu=True`); the accelerator is made at the first fit and reused.
 
-    It takes over only the backward: the rest of the step comes from a step callback, so use it as
-    `callbacks=[AccelerateCB(), DeviceCB(), BasicTrainCB(), ...]` (the original AIsaac's AccelerateCB subclassed the
-    training step itself; here the step is its own callback, and a fit without one stops with a setup error that
-    says to add BasicTrainCB()).
+    The step: `callbacks=[AccelerateCB(), DeviceCB(), ...]` trains as the original AIsaac's did; with a step callback
+    beside it (`BasicTrainCB(n_inp=2)`, `MomentumTrainCB`, gradient accumulation) that one does predict, get_loss,
+    step and zero_grad, and this one only the backward (the phases it inherits from BasicTrainCB `yields`).
+    Subclassing it as the original's tutorials do works: a subclass's `before_batch` runs after DeviceCB and the
+    batch transforms (`event_orders`); one with its own `__init__` may set `self.acc` itself; one whose `before_fit`
+    does not call this one's prepares what it wants itself, and then nothing here votes, gathers or restores (the
+    original's behaviour: each process on its own but for DDP's gradient averaging); one whose `backward` does not
+    call this one's trains, but its processes no longer vote before the gradient all-reduce.
     '''
 
     order = Order.LAUNCH  # before DeviceCB (it checks the launch first) and before MetricsCB reads a validation batch
+    event_orders = MappingProxyType({'before_batch': Order.DEFAULT})
     claims = ('backward',)
+    # Class defaults: a subclass with its own __init__ or before_fit runs without state it never set.
+    acc: Any = None  # an accelerate.Accelerator once a fit starts (the original's name for it)
+    mixed_precision: str = 'no'
+    accelerator_kwargs: Mapping[str, Any] = MappingProxyType({})
+    vote: Any = None  # a StopVote once a multi-process fit starts
+    pending: BaseException | None = None
+    _originals: tuple | None = None  # what before_fit replaced, restored at cleanup_fit; None when it prepared nothing
+    _gather = _launch_voted = _vote_forward = _voted = _phase_stop = False
+    _fit_stop, _outer = OK, None
+    epoch_done = fit_done = False
 
     def __init__(self, mixed_precision: str = 'no', **accelerator_kwargs: Any):
         if mixed_precision not in MIXED_PRECISIONS:
@@ -59,17 +78,28 @@ class AccelerateCB(Callback):
             raise ValueError("AccelerateCB gathers validation batches of equal size from every process; leave "
                              "even_batches at True (the padded duplicates are dropped when gathering).")
         self.mixed_precision, self.accelerator_kwargs = mixed_precision, accelerator_kwargs
-        self.accelerator: Any = None  # an accelerate.Accelerator once a fit starts
-        self.vote: Any = None  # a StopVote once a multi-process fit starts
-        self.pending: BaseException | None = None
-        self._originals, self._gather = None, False
-        self._launch_voted, self._vote_forward = False, False
-        self.callbacks = [AccelerateStopCB(self)]
+
+    @property
+    def yields(self) -> tuple[str, ...]:  # type: ignore[override]
+        """The step phases inherited unchanged from BasicTrainCB: done here only when no other callback does them."""
+        return tuple(p for p in PLAIN_PHASES if getattr(type(self), p) is getattr(BasicTrainCB, p))
+
+    @property
+    def callbacks(self) -> list[Any]:
+        """The group's members, made at first use (so also for a subclass that does not call this `__init__`)."""
+        members = self.__dict__.get('_members')
+        if members is None: members = self.__dict__['_members'] = [AccelerateStopCB(self)]
+        return members
+
+    @callbacks.setter
+    def callbacks(self, value: Any) -> None: self.__dict__['_members'] = [AccelerateStopCB(self), *value]
 
     # ---- fit ----
     def before_fit(self, trainer):
+        '''Wraps model, optimizers and loaders in accelerate'''
         self._gather, self.pending = False, None
-        acc = self.accelerator = self.accelerator or self._make_accelerator()
+        if self._does('predict', trainer): super().before_fit(trainer)  # the step's own start (n_inp, first checks)
+        acc = self.acc = self.acc or self._make_accelerator()
         self._gather = acc.num_processes > 1
         if self._gather and self.vote is None: self.vote = StopVote(self._vote_group())
         # Stop agreement state: a stop agreed for the fit (code), or for this epoch phase; whether this batch voted.
@@ -140,12 +170,12 @@ class AccelerateCB(Callback):
         # After a stop agreed for the whole fit, the processes may be at different events: no collective then; and
         # a vote first, so that a process which stopped before getting here is not left waiting for.
         if not self._gather or self._fit_stop or self._phase_stop or self._stopping(): return tensor
-        return self.accelerator.reduce(tensor.to(self.accelerator.device), 'sum')
+        return self.acc.reduce(tensor.to(self.acc.device), 'sum')
 
     def _gather_object(self, obj: Any) -> list[Any] | None:
         if not self._gather: return [obj]
         if self._fit_stop or self._phase_stop or self._stopping(): return None
-        out = [None] * self.accelerator.num_processes
+        out = [None] * self.acc.num_processes
         dist.all_gather_object(out, obj, group=self.vote.group)
         return out
 
@@ -154,9 +184,17 @@ class AccelerateCB(Callback):
         process has stopped."""
         return self._agree(OK, raise_from=BATCH) != OK
 
+    def _does(self, phase: str, trainer) -> bool:
+        """Whether this callback does `phase` in this fit (it yields its inherited ones to another step callback)."""
+        if phase not in self.yields: return True
+        return not any(cb is not self and phase not in getattr(cb, 'observes', ()) and event_methods(cb, phase)
+                       for cb in trainer.cbs)
+
     def cleanup_fit(self, trainer):
-        if self._originals is None:  # before_fit stopped before preparing anything
-            if not self._launch_voted: self._cast_launch_vote()
+        '''Agrees on how the fit ended with the other processes; restores model, optimizers and loaders'''
+        if self._originals is None:  # before_fit stopped before preparing anything, or a subclass's replaced it
+            # The other processes wait in the launch vote only where this class's before_fit runs.
+            if not self._launch_voted and _runs_base_method(type(self), 'before_fit'): self._cast_launch_vote()
             self._launch_voted = False
             return
         if self._gather and not self._fit_stop:
@@ -166,22 +204,22 @@ class AccelerateCB(Callback):
             self._agree(code, local, raise_from=ERROR)  # a cancel has nothing left to stop at the end of the fit
         if self._originals is None: return  # before_fit failed before preparing anything
         model, opt, opts, dls = self._originals
-        self.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)  # takes autocast off model.forward
+        self.acc.unwrap_model(trainer.model, keep_fp32_wrapper=False)  # takes autocast off model.forward
         trainer.model, trainer.opt, trainer.opts, trainer.dls = model, opt, opts, dls
         del trainer.reduce_sum, trainer.gather_object  # back to the trainer's one-process defaults
         self._originals, self._launch_voted = None, False
-        self.accelerator.free_memory()  # the accelerator forgets this fit's prepared objects
+        self.acc.free_memory()  # the accelerator forgets this fit's prepared objects
 
     def _cast_launch_vote(self) -> None:
         # This process failed in before_fit before the launch vote (a callback ordered before this one, or
         # _check_launch): the others wait in that vote, so cast this process's stop there.
         e = sys.exc_info()[1]
         code = stop_code(e, FIT) if e is not None else FIT  # none in flight: a CancelFitException, already caught
-        if self.accelerator is None:
+        if self.acc is None:
             if launched_processes() < 2: return
-            try: self.accelerator = self._make_accelerator()
+            try: self.acc = self._make_accelerator()
             except Exception: return  # the other processes cannot have made one either
-        if self.accelerator.num_processes < 2: return
+        if self.acc.num_processes < 2: return
         if self.vote is None: self.vote = StopVote(self._vote_group())
         self.vote(code, f"{type(e).__name__}: {e}" if code == ERROR and e is not None else "")
 
@@ -195,18 +233,21 @@ class AccelerateCB(Callback):
             raise stop_exception(agreed, self.vote.messages)
 
     def backward(self, trainer):
+        '''Using accelerate for backward pass'''
         self._vote_in_batch()
-        self.accelerator.backward(trainer.loss)
+        if self.acc is None: self.acc = self._make_accelerator()  # a subclass that made none and prepared nothing
+        self.acc.backward(trainer.loss)
 
     def after_batch(self, trainer):
+        '''In validation on several processes, gathers predictions and targets (and the loss) of them all'''
         if trainer.training or not self._gather: return
         self._vote_in_batch()
-        preds, yb = self.accelerator.gather_for_metrics((trainer.preds, trainer.yb))
+        preds, yb = self.acc.gather_for_metrics((trainer.preds, trainer.yb))
         trainer.preds, trainer.yb = preds, tuple(yb)
         if trainer.loss is None: return  # (get_preds computes no loss)
         if trainer.loss_func is not None and trainer.yb: trainer.loss = trainer.loss_func(preds, *trainer.yb)
         else:  # the model's own loss: the mean of the processes' (the last batch's padding counts, a slight bias)
-            trainer.loss = self.accelerator.gather(trainer.loss.detach()[None]).mean()
+            trainer.loss = self.acc.gather(trainer.loss.detach()[None]).mean()
 
     def _vote_in_batch(self) -> None:
         # The point before this batch's collective (the gradient all-reduce, or the gather): a process that raised
@@ -217,6 +258,7 @@ class AccelerateCB(Callback):
         if agreed: raise stop_exception(agreed, self.vote.messages)
 
     def cleanup_batch(self, trainer):
+        '''Votes with the other processes when the batch was cut short before its vote'''
         if self._gather and not (self._fit_stop or self._phase_stop):
             local = self._in_flight()
             code = stop_code(local, BATCH)
@@ -237,6 +279,7 @@ class AccelerateCB(Callback):
         if agreed: raise stop_exception(agreed, self.vote.messages)
 
     def cleanup_epoch(self, trainer):
+        '''Agrees with the other processes on how the epoch phase ended'''
         if self._gather and not (self._fit_stop or self._phase_stop):
             local = self._in_flight()
             code = stop_code(local, EPOCH)
@@ -265,7 +308,17 @@ class AccelerateCB(Callback):
             self.pending = stop_exception(agreed, self.vote.messages)
         return agreed
 
-    def __repr__(self) -> str: return f"AccelerateCB(mixed_precision={self.mixed_precision!r})"
+    def __repr__(self) -> str: return f"{type(self).__name__}(mixed_precision={self.mixed_precision!r})"
+
+
+def _runs_base_method(cls: type, name: str) -> bool:
+    """Whether `cls.<name>` reaches AccelerateCB's own: not overridden, or each override on the way calls the one
+    it overrides (its code refers to `name`, as `super().<name>(trainer)` does)."""
+    for klass in cls.__mro__:
+        if klass is AccelerateCB: return True
+        method = vars(klass).get(name)
+        if method is not None and name not in getattr(getattr(method, '__code__', None), 'co_names', ()): return False
+    return True
 
 
 class AccelerateStopCB(Callback):
@@ -276,8 +329,14 @@ class AccelerateStopCB(Callback):
 
     def __init__(self, owner: AccelerateCB): self.owner = owner
 
-    def before_epoch(self, trainer): self.owner._begin_phase()
-    def before_batch(self, trainer): self.owner._vote_before_forward()
+    def before_epoch(self, trainer):
+        '''Votes before the loader's first batch (several processes)'''
+        self.owner._begin_phase()
+
+    def before_batch(self, trainer):
+        '''Votes before a forward that holds a collective (several processes)'''
+        self.owner._vote_before_forward()
+
     def after_epoch(self, trainer): self.owner.epoch_done = True
     def after_fit(self, trainer): self.owner.fit_done = True
 
@@ -285,6 +344,14 @@ class AccelerateStopCB(Callback):
         e, self.owner.pending = self.owner.pending, None
         if e is not None: raise e
 
-    def cleanup_batch(self, trainer): self._raise_pending()
-    def cleanup_epoch(self, trainer): self._raise_pending()
-    def cleanup_fit(self, trainer): self._raise_pending()
+    def cleanup_batch(self, trainer):
+        '''Raises a stop agreed with the other processes'''
+        self._raise_pending()
+
+    def cleanup_epoch(self, trainer):
+        '''Raises a stop agreed with the other processes'''
+        self._raise_pending()
+
+    def cleanup_fit(self, trainer):
+        '''Raises a stop agreed with the other processes'''
+        self._raise_pending()

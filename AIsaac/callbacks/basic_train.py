@@ -160,8 +160,8 @@ class BasicTrainCB(Callback):
     output's own `loss`. The fit's first batch is checked for form, device and labels (check_inputs, check_targets).
     '''
 
-    # Class defaults, so subclasses with their own __init__ work unchanged.
-    n_inp, checked, targets_checked, _mapping, _reader = 1, False, False, False, None
+    # Class defaults, so subclasses with their own __init__ (or their own before_fit) work unchanged.
+    n_inp, checked, targets_checked, _mapping, _reader, _fit = 1, False, False, False, None, None
 
     def __init__(self, n_inp: int = 1):
         self.n_inp = whole_number("n_inp", n_inp, owner="BasicTrainCB", what="inputs at the front of each batch")
@@ -170,15 +170,21 @@ class BasicTrainCB(Callback):
 
     def before_fit(self, trainer):
         trainer.n_inp = self.n_inp
-        self.checked = self.targets_checked = False
+        self._begin(trainer)
+
+    def _begin(self, trainer) -> None:
+        # The fit's first batch is checked afresh at every fit: from before_fit, or, in a subclass whose before_fit
+        # does not call this one, at the first predict or get_loss of the fit (`trainer.setup` is new at each fit).
+        self._fit, self.checked, self.targets_checked = getattr(trainer, "setup", None), False, False
 
     def predict(self, trainer):
         # What the batch and the output look like is read at the fit's first batch, not at every batch.
-        if not self.checked: return self._first_predict(trainer)
+        if not self.checked or self._fit is not getattr(trainer, "setup", None): return self._first_predict(trainer)
         out = trainer.out = trainer.model(**trainer.xb[0]) if self._mapping else trainer.model(*trainer.xb)
         trainer.preds = out if self._reader is None else self._reader(out)
 
     def _first_predict(self, trainer) -> None:
+        if self._fit is not getattr(trainer, "setup", None): self._begin(trainer)
         check_inputs(trainer, self.n_inp)
         self._mapping = len(trainer.xb) == 1 and isinstance(trainer.xb[0], Mapping)
         if not self._mapping:
@@ -203,6 +209,7 @@ class BasicTrainCB(Callback):
         if trainer.loss_func is None:
             trainer.loss = output_loss(trainer.out)
             return
+        if self._fit is not getattr(trainer, "setup", None): self._begin(trainer)  # predict is the subclass's own
         if not self.targets_checked:
             check_targets(trainer, self.n_inp)
             check_shapes(trainer)
@@ -212,7 +219,17 @@ class BasicTrainCB(Callback):
     def backward(self, trainer): trainer.loss.backward()
     # Every optimizer steps on the one backward pass (several: e.g. SparseAdam for embeddings beside Adam).
     def step(self, trainer):
-        for opt in trainer.opts.values(): opt.step()
+        for opt in _step_optimizers(trainer): opt.step()
 
     def zero_grad(self, trainer):
-        for opt in trainer.opts.values(): opt.zero_grad()
+        for opt in _step_optimizers(trainer): opt.zero_grad()
+
+
+def _step_optimizers(trainer: Any) -> tuple[Any, ...]:
+    """The optimizers the step steps: `trainer.opt` when there is one, else every one in `trainer.opts`.
+
+    `trainer.opt` first, as in the original AIsaac, whose step callbacks (an AccelerateCB subclass's before_fit, say)
+    may replace it with a wrapped optimizer (Accelerate's, which unscales fp16 gradients) and leave `opts` as it was.
+    """
+    opt = getattr(trainer, "opt", None)
+    return (opt,) if opt is not None else tuple(trainer.opts.values())

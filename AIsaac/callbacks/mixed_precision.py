@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import types
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
@@ -24,26 +25,47 @@ class MixedPrecisionCB(Callback):
     `device_type` defaults to the type of the model's device at `before_fit`.
     '''
 
-    _patched: list[torch.optim.Optimizer]  # the optimizers whose step this fit wraps
     order = Order.STEP_WRAPPER  # after DeviceCB has moved model and batch; before others' after_batch reads the preds
+    # Class defaults, so a subclass with its own __init__ works; one with its own before_fit gets the fit's setup
+    # (device, scaler, patched steps) at its first batch instead.
+    dtype: torch.dtype = torch.bfloat16
+    device_type: str | None = None
+    scaler_kwargs: Mapping[str, Any] = MappingProxyType({})
+    scaler: torch.amp.GradScaler | None = None
+    device: str | None = None
+    _autocast: Any = None
+    _patched: Sequence[torch.optim.Optimizer] = ()  # the optimizers whose step this fit wraps
+    _pending, _fit = False, None
 
     def __init__(self, dtype: torch.dtype = torch.bfloat16, device_type: str | None = None, **scaler_kwargs: Any):
         if dtype not in (torch.bfloat16, torch.float16):
             raise ValueError(f"MixedPrecisionCB takes dtype=torch.bfloat16 or torch.float16; got {dtype!r}.")
         self.dtype, self.device_type, self.scaler_kwargs = dtype, device_type, scaler_kwargs
-        self.claims = ('backward',) if dtype is torch.float16 else ()
-        # bfloat16 leaves backward to the step callback (the dispatcher skips a None method)
-        if dtype is torch.bfloat16: self.backward = None  # type: ignore[assignment,method-assign]
-        self.scaler: torch.amp.GradScaler | None = None
-        self._autocast, self._patched, self._pending = None, [], False
+        self.scaler, self._autocast, self._patched, self._pending = None, None, (), False
 
-    def before_fit(self, trainer):
+    # Read from the dtype, so they follow a subclass that sets it in its own __init__.
+    @property
+    def claims(self) -> tuple[str, ...]:  # type: ignore[override]
+        return ('backward',) if self.dtype is torch.float16 else ()
+
+    @property
+    def backward(self) -> Callable[[Any], None] | None:
+        """bfloat16 leaves backward to the step callback (the dispatcher skips a None method)."""
+        return self._scaled_backward if self.dtype is torch.float16 else None
+
+    def before_fit(self, trainer): self._setup(trainer)
+
+    def _setup(self, trainer) -> None:
+        self._fit = getattr(trainer, "setup", None)  # new at each fit
         self.device = self.device_type or model_device(trainer.model).type
         self.scaler = torch.amp.GradScaler(self.device, **self.scaler_kwargs) if self.dtype is torch.float16 else None
         trainer.grad_scaler = self.scaler
-        self._pending = False
+        self._pending, self._patched = False, ()
         if self.scaler is not None:
             for opt in trainer.opts.values(): self._patch_step(opt)
+
+    def _ready(self, trainer) -> None:
+        if self._fit is not getattr(trainer, "setup", None): self._setup(trainer)  # before_fit was replaced
 
     def _patch_step(self, opt: torch.optim.Optimizer) -> None:
         plain_step, scaler, inside = opt.step, self.scaler, False
@@ -62,7 +84,7 @@ class MixedPrecisionCB(Callback):
         # A bound method (torch's lr schedulers rewrap `opt.step.__func__`), set on this optimizer only and
         # removed at cleanup_fit; the optimizer's class is untouched.
         opt.step = types.MethodType(scaled_step, opt)  # type: ignore[method-assign]
-        self._patched.append(opt)
+        self._patched = (*self._patched, opt)
 
     def _update(self) -> None:
         if self._pending and self.scaler is not None:
@@ -70,6 +92,7 @@ class MixedPrecisionCB(Callback):
             self._pending = False
 
     def before_batch(self, trainer):
+        self._ready(trainer)
         self._update()  # a step taken after the last batch (GradAccumCB's at an epoch's end)
         self._autocast = torch.autocast(self.device, dtype=self.dtype)
         self._autocast.__enter__()
@@ -86,7 +109,10 @@ class MixedPrecisionCB(Callback):
         self._update()
     def cleanup_batch(self, trainer): self._exit()
 
-    def backward(self, trainer): self.scaler.scale(trainer.loss).backward()
+    def _scaled_backward(self, trainer):
+        """Backpropagates the scaled loss (float16)"""
+        self._ready(trainer)
+        self.scaler.scale(trainer.loss).backward()
 
     # Saved by CheckpointCB: a resumed float16 fit goes on with the loss scale it had reached.
     def state_dict(self) -> dict[str, Any]:
@@ -102,5 +128,5 @@ class MixedPrecisionCB(Callback):
         self._exit()
         if self.scaler is not None: self._update()
         for opt in self._patched: vars(opt).pop('step', None)
-        self._patched = []
+        self._patched = ()
         trainer.grad_scaler = None

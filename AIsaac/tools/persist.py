@@ -1,4 +1,4 @@
-"""`Trainer.save`, `Trainer.load`, `Trainer.export` and `Trainer.validate` : keep a trained model,
+"""`Trainer.save`, `Trainer.load`, `Trainer.export` and `Trainer.validate`: keep a trained model,
 ship it, and measure it.
 
 `save` writes the weights (and the optimizer's state) as tensors and plain values, so `load` reads them with

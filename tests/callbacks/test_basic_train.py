@@ -2,10 +2,13 @@
 import copy
 from functools import partial
 
+import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
-from AIsaac.all import BasicTrainCB, Trainer
+from AIsaac.all import BasicTrainCB, CallbackError, DataLoaders, Trainer
 
 
 def hand_loop(model, dls, opt_func, lr, epochs):
@@ -70,3 +73,64 @@ def test_a_loss_of_predictions_only_trains_on_batches_without_targets(tiny_model
     # A loss that needs targets is still refused at the first batch, saying what to do.
     with pytest.raises(Exception, match="no targets"):
         Trainer(dls, nn.CrossEntropyLoss(), torch.optim.SGD, tiny_model, callbacks=[BasicTrainCB()]).fit(1)
+# ---- subclassing, as the original AIsaac's tutorials do ----
+def regression_data(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(48, 6, generator=g)
+    y = x @ torch.randn(6, 2, generator=g)
+    return DataLoaders(DataLoader(TensorDataset(x[:32], y[:32]), batch_size=8),
+                       DataLoader(TensorDataset(x[32:], y[32:]), batch_size=8))
+
+
+def hand_regression(model, dls, lr, epochs, loss=lambda p, y: F.mse_loss(p, y, reduction="mean")):
+    opt = torch.optim.SGD(model.parameters(), lr)
+    for _ in range(epochs):
+        for xb, yb in dls.train:
+            loss(model(xb), yb).backward()
+            opt.step()
+            opt.zero_grad()
+
+
+@pytest.mark.parametrize("bound", ["partial", "fastcore"])
+def test_keyword_losses_called_with_reduction_by_a_subclass_get_loss(bound):
+    # The DreamBooth tutorial's loss: fc.bind(F.mse_loss, reduction="mean"), called again with reduction= by its step.
+    if bound == "partial": loss_func = partial(F.mse_loss, reduction="mean")
+    else: loss_func = pytest.importorskip("fastcore.all").bind(F.mse_loss, reduction="mean")
+
+    class KeywordLossCB(BasicTrainCB):
+        def __init__(self, weight): self.weight = weight  # no super().__init__()
+        def get_loss(self, trainer):
+            trainer.loss = self.weight * trainer.loss_func(trainer.preds, trainer.batch[1], reduction="mean")
+
+    dls = regression_data()
+    torch.manual_seed(0)
+    start = nn.Linear(6, 2).state_dict()
+    ours, plain, ref, ref_plain = (nn.Linear(6, 2) for _ in range(4))
+    for m in (ours, plain, ref, ref_plain): m.load_state_dict(start)
+    Trainer(dls, loss_func, torch.optim.SGD, ours, [KeywordLossCB(0.5)]).fit(2, lr=0.1)
+    hand_regression(ref, dls, 0.1, 2, loss=lambda p, y: 0.5 * F.mse_loss(p, y, reduction="mean"))
+    for a, b in zip(ours.parameters(), ref.parameters()): torch.testing.assert_close(a, b)
+    # The same loss called the plain way by BasicTrainCB: loss_func(preds, *targets).
+    Trainer(dls, loss_func, torch.optim.SGD, plain, [BasicTrainCB()]).fit(2, lr=0.1)
+    hand_regression(ref_plain, dls, 0.1, 2)
+    for a, b in zip(plain.parameters(), ref_plain.parameters()): torch.testing.assert_close(a, b)
+    assert not torch.equal(plain.weight, start["weight"])
+
+
+def test_a_subclass_replacing_init_and_before_fit_runs_the_first_batch_checks_at_every_fit(tiny_dls, tiny_model):
+    seen = []
+
+    class OwnSetupCB(BasicTrainCB):
+        def __init__(self, tag): self.tag = tag  # neither super().__init__() ...
+        def before_fit(self, trainer): seen.append(self.tag)  # ... nor super().before_fit()
+
+    ref = copy.deepcopy(tiny_model)
+    trainer = Trainer(tiny_dls, nn.CrossEntropyLoss(), torch.optim.SGD, tiny_model, [OwnSetupCB("mine")])
+    trainer.fit(2, lr=0.05)
+    hand_loop(ref, tiny_dls, torch.optim.SGD, 0.05, 2)
+    for a, b in zip(tiny_model.parameters(), ref.parameters()): assert torch.equal(a, b)
+    assert seen == ["mine"]
+    # A second fit on other data is checked afresh (not taken as the first fit's): a label outside the 3 classes.
+    x, y = torch.randn(8, 6), torch.full((8,), 5)
+    trainer.dls = DataLoaders(DataLoader(TensorDataset(x, y), batch_size=4), None)
+    with pytest.raises(CallbackError, match=r"Labels \[5\] are not among the model's 3 classes"): trainer.fit(1)

@@ -132,3 +132,22 @@ def test_float16_resume_keeps_the_loss_scale(make_trainer, make_model, tmp_path)
     resumed.fit(2, lr=0.1, resume_from=tmp_path)
     assert resumed.MixedPrecisionCB.scaler.get_scale() == full.MixedPrecisionCB.scaler.get_scale() < 2.**24
     for p, q in zip(resumed.model.parameters(), full.model.parameters()): assert torch.equal(p, q)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_a_subclass_with_its_own_init_and_before_fit_matches_the_plain_loop(make_trainer, make_model, make_dls, dtype):
+    seen = []
+
+    class OwnSetupCB(MixedPrecisionCB):
+        def __init__(self, dtype): self.dtype = dtype  # no super().__init__(): the class defaults
+        def before_fit(self, trainer): seen.append(trainer.epoch)  # no super().before_fit(): set up at the first batch
+
+    model, ref = make_model(), make_model()
+    t = make_trainer([OwnSetupCB(dtype)], model=model)
+    assert t.OwnSetupCB.claims == (('backward',) if dtype is torch.float16 else ())
+    assert [m.__self__ for m in t.plan['backward']] == [t.OwnSetupCB if dtype is torch.float16 else t.BasicTrainCB]
+    t.fit(2, lr=0.1)
+    scaler = hand_loop(ref, make_dls(), dtype, n_epochs=2)
+    for p, q in zip(model.parameters(), ref.parameters()): assert_close(p, q)
+    if dtype is torch.float16: assert t.OwnSetupCB.scaler.get_scale() == scaler.get_scale()
+    assert seen == [0] and 'step' not in vars(t.opt) and not torch.is_autocast_enabled("cpu")

@@ -24,3 +24,26 @@ def test_is_a_basic_train_cb_variant():
     from AIsaac.all import BasicTrainCB
     cb = MomentumTrainCB(0.5)
     assert isinstance(cb, BasicTrainCB) and cb.momentum == 0.5
+
+
+def test_a_subclass_overriding_zero_grad_and_before_fit_matches_its_hand_loop(tiny_dls, tiny_model):
+    class HalfMomentumCB(MomentumTrainCB):
+        def __init__(self): pass  # not even MomentumTrainCB's __init__
+        momentum = 0.5
+        def before_fit(self, trainer): self.calls = 0
+        def zero_grad(self, trainer):
+            self.calls += 1
+            super().zero_grad(trainer)
+
+    ours, ref = copy.deepcopy(tiny_model), copy.deepcopy(tiny_model)
+    trainer = Trainer(tiny_dls, nn.CrossEntropyLoss(), torch.optim.SGD, ours, callbacks=[HalfMomentumCB()])
+    trainer.fit(2, lr=0.1)
+    opt = torch.optim.SGD(ref.parameters(), 0.1)
+    for _ in range(2):
+        for xb, yb in tiny_dls.train:
+            nn.functional.cross_entropy(ref(xb), yb).backward()
+            opt.step()
+            with torch.no_grad():
+                for p in ref.parameters(): p.grad *= 0.5
+    for a, b in zip(ours.parameters(), ref.parameters()): torch.testing.assert_close(a, b)
+    assert trainer.HalfMomentumCB.calls == 2 * len(tiny_dls.train)
