@@ -37,7 +37,7 @@ INTERNAL = {
     "AIsaac.callbacks.schedulers": {"fit_length"},  # the length FitSchedulerCB's schedules are spread over
     "AIsaac.callbacks.monitor": {"auto_mode"},  # MonitorCB's mode='auto' rule
     "AIsaac.callbacks.profile": {"HostReadCounter"},  # ProfileCB's count_cpu
-    "AIsaac.callbacks.metrics": {"metric_values"},  # MetricsCB's reading of its metrics (vectors as columns)
+    "AIsaac.callbacks.metrics": {"metric_values", "selected"},  # MetricsCB's reading of its metrics (vectors as columns)
     "AIsaac.models.hooks": {"activation_stats", "records_to_cpu"},  # ActivationStatsCB's per-module statistics
     "AIsaac.data.fashion_mnist": {"hf_modules", "read_idx", "fashion_mnist_folder"},
     "AIsaac.data.loaders": {"split_tensors"},
