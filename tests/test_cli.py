@@ -46,3 +46,25 @@ def test_demo_n_test_on_fashion_mnist(tmp_path, capsys):
     from AIsaac.demo import load_demo_data
     dd, _ = load_demo_data(None, 500, 200)
     assert (len(dd["train"]), len(dd["test"])) == (500, 200)
+
+
+@pytest.mark.parametrize("args, says", [(["--epochs", "-1"], "argument --epochs: the value must be a whole number >= 1"),
+                                        (["--epochs", "2.5"], "argument --epochs: the value must be a whole number"),
+                                        (["--lr", "0"], "argument --lr: the learning rate must be a number > 0"),
+                                        (["--lr", "inf"], "argument --lr: the learning rate must be a number > 0"),
+                                        (["--bs", "0"], "argument --bs: the value must be a whole number >= 1"),
+                                        (["--workers", "-1"], "argument --workers: the value must be a whole number >= 0")])
+def test_bad_arguments_are_refused_before_the_data_loads(monkeypatch, capsys, args, says):
+    import AIsaac.demo
+    monkeypatch.setattr(AIsaac.demo, "load_demo_data", lambda *a: pytest.fail("the data loaded before the check"))
+    with pytest.raises(SystemExit) as e: main(["demo", *args])
+    assert e.value.code == 2 and says in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kw, says", [({"epochs": -1}, "run_demo: epochs must be a whole number >= 1"),
+                                      ({"lr": 0.}, "lr must be a number > 0"),
+                                      ({"n_test": 0}, "run_demo: n_test must be a whole number >= 1")])
+def test_run_demo_checks_its_arguments_before_the_data_loads(monkeypatch, kw, says):
+    import AIsaac.demo
+    monkeypatch.setattr(AIsaac.demo, "load_demo_data", lambda *a: pytest.fail("the data loaded before the check"))
+    with pytest.raises(ValueError, match=says): AIsaac.demo.run_demo(**kw)
