@@ -29,7 +29,7 @@ import re
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any, Iterable
+from typing import IO, Any, Callable, Iterable
 
 import torch
 
@@ -235,15 +235,17 @@ def trainer_state(trainer: Any, epoch: int, batch: int, loader_rng: dict | None,
     return state
 
 
-def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Write `state` to `path` atomically: a crash while writing leaves whatever was at `path` before intact."""
+def save_checkpoint(state: dict[str, Any], path: str | os.PathLike,
+                    write: Callable[[dict[str, Any], IO[bytes]], Any] | None = None) -> Path:
+    """Write `state` to `path` atomically with `write(state, file)` (torch.save by default): a crash while writing
+    leaves whatever was at `path` before intact."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # The temporary file is in the same folder: os.replace is atomic only within one file system.
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
+            (write or torch.save)(state, f)
             f.flush()
             os.fsync(f.fileno())  # the bytes are on disk before the name points at them
         os.replace(tmp, path)

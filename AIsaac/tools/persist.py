@@ -45,8 +45,17 @@ class PersistMixin:
     dls: Any
     opt_state: dict[str, Any] | None
 
-    def save(self, path: str | os.PathLike, with_opt: bool = True) -> Path:
-        """Write the model's weights, and with `with_opt` the optimizer's state (after a fit), to `path`; atomic."""
+    def save(self, path: str | os.PathLike, with_opt: bool = True, format: str = "torch") -> Path:
+        """Write the model's weights, and with `with_opt` the optimizer's state (after a fit), to `path`; atomic.
+
+        `format="safetensors"` writes the weights only (safetensors holds tensors, not an optimizer's state) in the
+        file format other libraries read (`safetensors.torch.load_model(model, path)`); it needs `safetensors`.
+        """
+        if format == "safetensors":
+            return save_checkpoint(safetensors_weights(self.model), path, write=write_safetensors)
+        if format != "torch":
+            raise ValueError(f"save: format is 'torch' (weights and optimizer, for trainer.load) or 'safetensors' "
+                             f"(weights only); got {format!r}.")
         opt = self.opt.state_dict() if with_opt and self.opt is not None else self.opt_state if with_opt else None
         return save_checkpoint({"format": SAVE_FORMAT, "model": self.model.state_dict(), "opt": opt}, path)
 
@@ -127,3 +136,29 @@ class PersistMixin:
             trainer.fit(1, lr=getattr(trainer, "lr", None) or 1e-3, train=False)
             log = dict(trainer.epoch_log or {})
         return {k: v for k, v in log.items() if k not in ("epoch", "valid_time")}
+
+
+def safetensors_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The model's state_dict as safetensors stores it: tied tensors (one tensor under two names, e.g. an embedding
+    shared with the output layer) kept once, other views of shared memory copied, every tensor contiguous."""
+    out: dict[str, torch.Tensor] = {}
+    seen: dict[int, tuple] = {}
+    for name, t in model.state_dict().items():
+        t = t.detach()
+        key = (t.dtype, tuple(t.shape), t.stride(), t.storage_offset())
+        ptr = t.untyped_storage().data_ptr() if t.numel() else None
+        if ptr is not None and ptr in seen:
+            if seen[ptr] == key: continue  # tied: safetensors.torch.load_model fills the other names back in
+            t = t.clone()  # part of another tensor's memory: its own copy
+        elif ptr is not None: seen[ptr] = key
+        out[name] = t.contiguous().cpu()
+    return out
+
+
+def write_safetensors(tensors: dict[str, torch.Tensor], f: Any) -> None:
+    """Write `tensors` to the open binary file `f` in the safetensors format (for `save_checkpoint`)."""
+    try: from safetensors.torch import save
+    except ImportError as e:
+        raise ImportError("trainer.save(path, format='safetensors') needs the safetensors package: pip install "
+                          "safetensors (or pip install 'aisaac[safetensors]').") from e
+    f.write(save(tensors, metadata={"format": SAVE_FORMAT}))
