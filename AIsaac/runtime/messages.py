@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import warnings
+from types import FrameType
 from typing import Any
 
 logger = logging.getLogger("AIsaac")
@@ -52,7 +53,8 @@ def warn(message: str, category: type[Warning] = UserWarning) -> None:
 
     A fixed `stacklevel` is right for one call path only; Python 3.12's `skip_file_prefixes` does the same walk.
     """
-    frame, level = sys._getframe(1), 2  # level 2: warn's caller
+    frame: FrameType | None = sys._getframe(1)
+    level = 2  # warn's caller
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, category, stacklevel=level if frame is not None else 2)
