@@ -10,11 +10,13 @@ from torch import nn
 
 from .runtime.metric_objects import Accuracy
 from .callbacks.presets import CoreCBs
-from .data.fashion_mnist import fashion_mnist_dataset_dict, fashion_mnist_folder
+from .data.fashion_mnist import fashion_mnist_dataset_dict, fashion_mnist_folder, hf_modules
 from .data.loaders import DataLoaders
 from .data.transforms import inplace
 from .models.conv import get_model_conv
 from .display.plots import plot_losses
+from .runtime.args import whole_number
+from .runtime.optimizers import check_lr
 from .runtime.rng import set_seed
 from .trainer import Trainer
 
@@ -48,6 +50,14 @@ def run_demo(data: str | None = None, out: str = "aisaac_out", epochs: int = 3, 
              lr: float = 1e-3, n_train: int | None = None, num_workers: int = 0, seed: int = 42,
              n_test: int | None = None) -> Trainer:
     """Train `get_model_conv()` with CoreCBs, print the epoch table, save loss and activation plots under `out`."""
+    # The arguments and the extra are checked before the data loads (reading Fashion-MNIST takes seconds).
+    whole_number("epochs", epochs, owner="run_demo", what="epochs to train")
+    whole_number("batch_size", batch_size, owner="run_demo")
+    whole_number("n_train", n_train, owner="run_demo", what="training images kept", none="all of them")
+    whole_number("n_test", n_test, owner="run_demo", what="test images kept", none="all of them")
+    whole_number("num_workers", num_workers, minimum=0, owner="run_demo", what="DataLoader worker processes")
+    lr = check_lr(lr)
+    hf_modules("aisaac demo", extra="demo")
     import matplotlib
     if not os.environ.get("MPLBACKEND"): matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -64,11 +64,11 @@ class TrainerVerbs:
         from .tools.persist import validate
         return validate(_host(self), dl)
 
-    def save(self, path: str | os.PathLike, with_opt: bool = True) -> Path:
+    def save(self, path: str | os.PathLike, with_opt: bool = True, format: str = "torch") -> Path:
         """Write the model's weights, and with `with_opt` the optimizers' state, to `path` (atomic; read back safely
-        with `load`)."""
+        with `load`); `format="safetensors"` writes the weights only, in the safetensors format."""
         from .tools.persist import save
-        return save(_host(self), path, with_opt)
+        return save(_host(self), path, with_opt, format)
 
     def load(self, path: str | os.PathLike, with_opt: bool = True, strict: bool = True) -> Trainer:
         """Load weights written by `save`, CheckpointCB or SaveBestCB; with `with_opt`, the optimizer's state too (its

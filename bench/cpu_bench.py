@@ -14,6 +14,7 @@ import contextlib
 import functools
 import io
 import platform
+import sys
 import time
 
 import torch
@@ -89,11 +90,15 @@ RUNNERS = {"hand": run_hand, "aisaac": run_aisaac, "fastai": run_fastai, "lightn
 PEER_MODULES = {"fastai": "fastai.learner", "lightning": "pytorch_lightning", "ignite": "ignite.engine"}
 
 
-def available(name: str) -> bool:
-    if name not in PEER_MODULES: return True
+def unavailable(name: str) -> str | None:
+    """Why framework `name` cannot run (None when it can): not installed, or installed but failing to import."""
+    if name not in PEER_MODULES: return None
     try: __import__(PEER_MODULES[name])
-    except Exception: return False
-    return True
+    except ModuleNotFoundError as e:
+        if e.name == PEER_MODULES[name].split(".")[0]: return "not installed"
+        return f"installed but does not import: {e}"  # e.g. a dependency setup_peers.sh did not pin
+    except Exception as e: return f"installed but does not import: {type(e).__name__}: {e}"
+    return None
 
 
 def main():
@@ -115,11 +120,15 @@ def main():
     torch.set_num_threads(a.threads)
     clock = time.perf_counter if a.clock == "wall" else time.process_time
     (xt, yt), (xv, yv), source = fashion_mnist(a.data, a.n_train, a.n_valid)
-    frameworks = [f for f in a.frameworks.split(",") if available(f)]
-    skipped = [f for f in a.frameworks.split(",") if f not in frameworks]
+    why = {f: unavailable(f) for f in a.frameworks.split(",")}
+    frameworks = [f for f, reason in why.items() if reason is None]
+    broken = {f: reason for f, reason in why.items() if reason not in (None, "not installed")}
+    if broken:  # installed but broken: say so loudly, not as a missing row
+        for f, reason in broken.items(): print(f"cpu_bench: {f} {reason} (see bench/setup_peers.sh)", file=sys.stderr)
+    skipped = [f"{f} ({'not installed' if why[f] == 'not installed' else 'broken'})" for f in why if f not in frameworks]
     print(f"# {platform.node()} {platform.processor() or platform.machine()}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} thread(s); {source}; train {len(xt)}, valid {len(xv)}, bs {a.bs}, "
-          f"{a.epochs} epoch(s), {a.reps} repetition(s), {a.clock} clock" + (f"; not installed: {', '.join(skipped)}" if skipped else ""))
+          f"{a.epochs} epoch(s), {a.reps} repetition(s), {a.clock} clock" + (f"; left out: {', '.join(skipped)}" if skipped else ""))
     print("| model | framework | median s | min s | median ratio to hand | min ratio to hand | final accuracy |\n"
           "|---|---|---|---|---|---|---|")
     for model_name in a.models.split(","):

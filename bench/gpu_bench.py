@@ -125,7 +125,8 @@ def run_aisaac_fast(a, data, device):
 
 def run_lightning(a, data, device):
     try: import pytorch_lightning as pl
-    except ImportError: return None, "skipped: not installed (bash bench/setup_peers.sh)"
+    except ImportError as e:  # not installed, or installed without something it needs: the error says which
+        return None, f"skipped: {type(e).__name__}: {e} (bash bench/setup_peers.sh)"
     import logging
     for name in ("pytorch_lightning", "lightning.pytorch"): logging.getLogger(name).setLevel(logging.ERROR)
     (xt, yt), (xv, yv) = data

@@ -16,6 +16,9 @@ GROUPS = [("Trainer and its loop", ("trainer", "verbs", "callback", "order", "re
           ("Data", ("data.",)), ("Models", ("models.",))]
 # Internals, left out of the reference: the command line, the demo, the notebook plumbing behind the display.
 INTERNAL = ("all", "cli", "demo", "display.html_bar", "display.notebook", "display.tables")
+# mkdocstrings options of one page on top of mkdocs.yml's. The Trainer's page lists every method users call on a
+# trainer, those it inherits from a base class too.
+PAGE_OPTIONS = {"trainer": ("inherited_members: true",)}
 
 
 def modules() -> list[str]:
@@ -40,6 +43,12 @@ def nav_block(mods: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def page_text(module: str) -> str:
+    """The Markdown of `module`'s API page."""
+    options = "".join(f"      {o}\n" for o in PAGE_OPTIONS.get(module, ()))
+    return f"# `AIsaac.{module}`\n\n::: AIsaac.{module}\n" + (f"    options:\n{options}" if options else "")
+
+
 def main() -> None:
     mods = modules()
     api = ROOT / "docs" / "api"
@@ -47,7 +56,7 @@ def main() -> None:
     for m in mods:
         page = api / (m.replace(".", "/") + ".md")
         page.parent.mkdir(parents=True, exist_ok=True)
-        page.write_text(f"# `AIsaac.{m}`\n\n::: AIsaac.{m}\n")
+        page.write_text(page_text(m))
     cfg = ROOT / "mkdocs.yml"
     text = cfg.read_text()
     text = re.sub(r"  - API reference:\n(?:    .*\n)*", nav_block(mods), text)

@@ -16,6 +16,8 @@ class DeviceCB(Callback):
         self.device = torch.device(device)
         self._non_blocking = self.device.type != "cpu"  # decided once, not per tensor per batch
 
+    def __repr__(self) -> str: return f"DeviceCB({str(self.device)!r})"
+
     def before_fit(self, trainer):
         '''Moves model to device'''
         if hasattr(trainer.model, 'to'): trainer.model.to(self.device)

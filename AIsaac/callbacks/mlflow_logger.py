@@ -29,7 +29,7 @@ class MLflowLoggerCB(LoggerCB):
         try:
             import mlflow  # noqa: F401
         except ImportError as e:
-            raise ImportError("MLflowLoggerCB needs MLflow: pip install mlflow (or pip install 'aisaac[trackers]').") from e
+            raise ImportError("MLflowLoggerCB needs MLflow: pip install mlflow (or pip install 'aisaac[mlflow]').") from e
         super().__init__(hparams, log_batches)
         self.experiment, self.run_name, self.tracking_uri, self.tags = experiment, run_name, tracking_uri, tags or {}
         self.connect_timeout = connect_timeout

@@ -34,7 +34,7 @@ class OptunaPruningCB(MonitorCB):
         try:
             import optuna  # noqa: F401
         except ImportError as e:
-            raise ImportError("OptunaPruningCB needs Optuna: pip install optuna (or pip install 'aisaac[trackers]').") from e
+            raise ImportError("OptunaPruningCB needs Optuna: pip install optuna (or pip install 'aisaac[optuna]').") from e
         super().__init__(monitor, mode)
         self.trial, self.steps_reported, self.pruned_epoch = trial, 0, None
 

@@ -23,3 +23,5 @@ class CoreCBs:
                           MetricsCB(**metrics),
                           ProgressCB(),
                           ActivationStatsCB(module_filter)]
+
+    def __repr__(self) -> str: return f"CoreCBs([{', '.join(map(repr, self.callbacks))}])"

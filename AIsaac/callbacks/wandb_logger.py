@@ -24,7 +24,7 @@ class WandbLoggerCB(LoggerCB):
         try:
             import wandb  # noqa: F401
         except ImportError as e:
-            raise ImportError("WandbLoggerCB needs wandb: pip install wandb (or pip install 'aisaac[trackers]').") from e
+            raise ImportError("WandbLoggerCB needs wandb: pip install wandb (or pip install 'aisaac[wandb]').") from e
         super().__init__(hparams, log_batches)
         self.project, self.name, self.mode, self.dir, self.init_kwargs = project, name, mode, dir, init_kwargs
         self.run, self.run_id = None, None

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +19,19 @@ _FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
           "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 
 
-def hf_modules(owner: str) -> tuple[Any, Any]:
-    """(datasets, PIL.Image), or an ImportError naming `owner` and the extra that installs them."""
+def hf_modules(owner: str, extra: str = "hf") -> tuple[Any, Any]:
+    """(datasets, PIL.Image), or an ImportError naming `owner` and `extra`, the extra that installs them."""
     try:
-        import datasets
+        with warnings.catch_warnings():
+            # datasets imports tqdm.auto, which in a kernel without ipywidgets warns (from a line of the machine's
+            # site-packages) that datasets' own bars will be text. AIsaac's calls of datasets draw no bar and its
+            # own bars are HTML without widgets, so the warning would only be noise in the user's first cell.
+            warnings.filterwarnings("ignore", message="IProgress not found")
+            import datasets
         from PIL import Image
     except ImportError as e:
         raise ImportError(f"{owner} builds a Hugging Face DatasetDict of PIL images, which needs the `datasets` and "
-                          f"`Pillow` packages (missing: {e.name}): pip install 'aisaac[hf]'") from e
+                          f"`Pillow` packages (missing: {e.name}): pip install 'aisaac[{extra}]'") from e
     return datasets, Image
 
 

@@ -78,13 +78,20 @@ def set_loader_rng_state(dl: Any, state: dict[str, Any]) -> None:
 
 
 def set_seed(seed: int, deterministic: bool = False) -> None:
-    """Seed Python, NumPy and torch (CPU and every GPU); `deterministic` also asks torch for deterministic kernels."""
+    """Seed Python, NumPy and torch (CPU and every GPU); `deterministic=True` also asks torch for deterministic
+    kernels (deterministic algorithms, deterministic cuDNN without autotuning, cuBLAS's workspace setting).
+
+    It only adds: what a user already set is never weakened. `deterministic=False` (the default) leaves
+    `torch.use_deterministic_algorithms` and the cuDNN flags as they are, and `deterministic=True` keeps an
+    already enabled `use_deterministic_algorithms(True, warn_only=...)` as the user chose it.
+    """
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     torch.cuda.manual_seed_all(seed)
-    torch.backends.cudnn.deterministic = deterministic
-    if deterministic: torch.backends.cudnn.benchmark = False
+    if not deterministic: return
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
     # cuBLAS needs this workspace setting before it can be deterministic (see torch's reproducibility notes).
-    if deterministic: os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(deterministic, warn_only=False)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    if not torch.are_deterministic_algorithms_enabled(): torch.use_deterministic_algorithms(True)

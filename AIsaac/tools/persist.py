@@ -27,9 +27,14 @@ if TYPE_CHECKING:
 EXPORT_INFO = "aisaac.json"  # the extra file in an exported program that states its input and preprocessing
 
 
-def save(trainer: Trainer, path: str | os.PathLike, with_opt: bool = True) -> Path:
+def save(trainer: Trainer, path: str | os.PathLike, with_opt: bool = True, format: str = "torch") -> Path:
     """`Trainer.save`: the weights (of `trainer.model_to_save` when a callback chose it, else the model's) and, with
     `with_opt`, every optimizer's state by name (after a fit; else the states `load` gave the next fit); atomic."""
+    if format == "safetensors":  # the weights only, in the format other libraries read
+        return save_checkpoint(safetensors_weights(saving_model(trainer)), path, write=write_safetensors)
+    if format != "torch":
+        raise ValueError(f"save: format is 'torch' (weights and optimizer, for trainer.load) or 'safetensors' "
+                         f"(weights only); got {format!r}.")
     opts: dict[str, Any] = {}
     if with_opt and trainer.opts: opts = {name: opt.state_dict() for name, opt in trainer.opts.items()}
     elif with_opt and trainer.opt_state is not None:
@@ -139,3 +144,29 @@ def apply_opt_states(opts: dict[str, torch.optim.Optimizer], saved: dict[str, An
                        "with_opt=False to load only the weights")  # each keeps the fit's own lr and hyperparameters
 
 
+
+
+def safetensors_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The model's state_dict as safetensors stores it: tied tensors (one tensor under two names, e.g. an embedding
+    shared with the output layer) kept once, other views of shared memory copied, every tensor contiguous."""
+    out: dict[str, torch.Tensor] = {}
+    seen: dict[int, tuple] = {}
+    for name, t in model.state_dict().items():
+        t = t.detach()
+        key = (t.dtype, tuple(t.shape), t.stride(), t.storage_offset())
+        ptr = t.untyped_storage().data_ptr() if t.numel() else None
+        if ptr is not None and ptr in seen:
+            if seen[ptr] == key: continue  # tied: safetensors.torch.load_model fills the other names back in
+            t = t.clone()  # part of another tensor's memory: its own copy
+        elif ptr is not None: seen[ptr] = key
+        out[name] = t.contiguous().cpu()
+    return out
+
+
+def write_safetensors(tensors: dict[str, torch.Tensor], f: Any) -> None:
+    """Write `tensors` to the open binary file `f` in the safetensors format (for `save_checkpoint`)."""
+    try: from safetensors.torch import save
+    except ImportError as e:
+        raise ImportError("trainer.save(path, format='safetensors') needs the safetensors package: pip install "
+                          "safetensors (or pip install 'aisaac[safetensors]').") from e
+    f.write(save(tensors, metadata={"format": SAVE_FORMAT}))

@@ -19,3 +19,10 @@ def test_adds_the_five_callbacks_and_trains(tiny_dls, tiny_model, capsys):
 def test_module_filter_is_passed_on():
     f = lambda m: isinstance(m, nn.ReLU)
     assert CoreCBs(module_filter=f).callbacks[-1].module_filter is f
+
+
+def test_repr_shows_the_callbacks_in_the_group():
+    group = CoreCBs(device="cpu", Accuracy=Accuracy())
+    assert repr(group) == f"CoreCBs([{', '.join(repr(cb) for cb in group.callbacks)}])"
+    assert "DeviceCB('cpu')" in repr(group)
+    for name in ("BasicTrainCB()", "MetricsCB", "ProgressCB", "ActivationStatsCB"): assert name in repr(group)

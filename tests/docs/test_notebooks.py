@@ -1,5 +1,6 @@
 """Every docs/*.ipynb runs in a real Jupyter kernel without a cell error, and its committed outputs are a real run's."""
 import copy
+import importlib.util
 import re
 from pathlib import Path
 
@@ -13,6 +14,10 @@ pytest.importorskip("ipykernel", reason="the docs tests need the [docs] extra: p
 pytestmark = pytest.mark.docs
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "docs").glob("*.ipynb"))
+# The checks of what a reader sees (stderr, warnings, the machine's paths), shared with test_notebook_outputs.py.
+_spec = importlib.util.spec_from_file_location("notebook_outputs", Path(__file__).with_name("test_notebook_outputs.py"))
+notebook_outputs = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(notebook_outputs)
 TABLE_HEAD = "<tr><th>epoch</th><th>train</th><th>valid</th><th>Accuracy</th></tr>"
 
 
@@ -67,3 +72,5 @@ def test_notebook_runs_in_a_kernel(path, docs_env):
                             resources={"metadata": {"path": str(path.parent)}}).execute()
     if path.name == "01_callbacks.ipynb": assert_tutorial_outputs(fresh)
     if path.name == "02_vision_fashion_mnist.ipynb": assert len(outputs(fresh, "image/png")) >= 6
+    problems = notebook_outputs.output_problems(fresh.cells)
+    assert not problems, f"{path.name}, run now from the current code:\n" + "\n".join(problems)

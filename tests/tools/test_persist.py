@@ -5,7 +5,6 @@ import os
 import pickle
 import subprocess
 import sys
-import textwrap
 
 import pytest
 import torch
@@ -211,3 +210,40 @@ def test_the_next_fit_starts_every_optimizer_from_the_loaded_states(tmp_path):
     b.fit(1, lr=1e-3, valid=False)
     assert b.opts["body"].state_dict()["state"][0]["step"] == a.opts["body"].state_dict()["state"][0]["step"] + 5
     assert b.opt_state is None
+def test_save_as_safetensors_round_trips_the_weights(tmp_path):
+    st = pytest.importorskip("safetensors.torch")
+    a = make()
+    a.fit(1, lr=1e-2)
+    path = a.save(tmp_path / "model.safetensors", format="safetensors")
+    b = make(model_seed=1)
+    missing, unexpected = st.load_model(b.model, path)
+    assert not missing and not unexpected
+    for (k, v), w in zip(a.model.state_dict().items(), b.model.state_dict().values()): assert torch.equal(v, w), k
+    assert set(st.load_file(path)) == set(a.model.state_dict())  # BatchNorm's buffers too
+    assert [p.name for p in tmp_path.iterdir()] == ["model.safetensors"]  # no temporary file left
+
+
+def test_safetensors_keeps_tied_weights_once():
+    st = pytest.importorskip("safetensors.torch")
+    from AIsaac.tools.persist import safetensors_weights
+
+    class Tied(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb, self.out = nn.Embedding(7, 4), nn.Linear(4, 7, bias=False)
+            self.out.weight = self.emb.weight
+
+    model = Tied()
+    tensors = safetensors_weights(model)
+    assert list(tensors) == ["emb.weight"]
+    other = Tied()
+    other.load_state_dict(st.load(st.save(tensors)), strict=False)
+    assert torch.equal(other.out.weight, model.emb.weight) and other.out.weight is other.emb.weight
+
+
+def test_safetensors_missing_names_the_package_and_leaves_no_file(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "safetensors.torch", None)  # what the import meets when it is not installed
+    with pytest.raises(ImportError, match="pip install safetensors"):
+        make().save(tmp_path / "m.safetensors", format="safetensors")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match="'torch'.*'safetensors'"): make().save(tmp_path / "m", format="onnx")
