@@ -215,6 +215,7 @@ def main():
         train, valid = [row.shape(x, y) for x, y in train0], [row.shape(x, y) for x, y in valid0]
         times: dict[str, list[float]] = {"hand": [], "aisaac": []}
         weights: dict[str, list[torch.Tensor]] = {}
+        for f in (run_hand, run_aisaac): f(row, row.model(), train[:20], valid[:2], 1, 1e-3)  # warm-up, untimed
         for rep in range(a.reps):
             order = ("hand", "aisaac") if rep % 2 == 0 else ("aisaac", "hand")
             for f in order:

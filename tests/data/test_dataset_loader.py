@@ -101,3 +101,32 @@ def test_from_dataset_dict_says_what_it_chose(monkeypatch, caplog):
     assert dls.train.num_workers == 0 and dls.train.main_threads is None
     x, y = next(iter(dls.train))
     assert x.shape == (4, 1)
+
+
+def resume_trainer(dls=None, seed=0):
+    from torch import nn
+    from AIsaac.all import BasicTrainCB, DataLoaders, MetricsCB, Trainer, set_seed
+    from tests.helpers.resume_run import NoisyData
+    set_seed(seed)
+    if dls is None:
+        dls = DataLoaders(DatasetLoader(NoisyData(24), batch_size=4, shuffle=True, num_workers=1),
+                          DatasetLoader(NoisyData(8), batch_size=4, num_workers=1))
+    model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Dropout(0.3), nn.Linear(8, 3))
+    return Trainer(dls, nn.CrossEntropyLoss(), torch.optim.Adam, model, [BasicTrainCB(), MetricsCB()])
+
+
+@pytest.mark.parametrize("same_loaders", [False, True])
+def test_exact_resume_in_a_later_pass_of_persistent_workers(tmp_path, same_loaders):
+    """Interrupted in the second epoch (the workers' second pass), resumed with new workers or with the same ones."""
+    from AIsaac.all import Callback, CheckpointCB
+    class StopAt(Callback):
+        def after_batch(self, trainer):
+            if trainer.training and (trainer.epoch, trainer.batch_num) == (1, 4): raise KeyboardInterrupt
+    reference = resume_trainer()
+    reference.fit(2, lr=1e-2)
+    trainer = resume_trainer()
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit(2, lr=1e-2, callbacks=[CheckpointCB(tmp_path, every_n_batches=3), StopAt()])
+    resumed = resume_trainer(trainer.dls if same_loaders else None, seed=5)
+    resumed.fit(2, lr=1e-2, resume_from=tmp_path)
+    for a, b in zip(resumed.model.state_dict().values(), reference.model.state_dict().values()): assert torch.equal(a, b)
