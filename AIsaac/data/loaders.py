@@ -9,6 +9,8 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset, default_collate
 
 from ..runtime.args import whole_number
+from ..runtime.messages import inform
+from .dataset_loader import DatasetLoader, loading_plan, usable_cores
 from .tensor_loader import TensorLoader, as_tensor
 
 
@@ -45,12 +47,12 @@ class DictCollate:
 
     def __call__(self, items: list[dict]) -> Any:
         if self.collate_fn is not None: return self.collate_fn([{k: it[k] for k in self.keys} for it in items])
-        try: batch = default_collate(items)
+        # Only the batch's columns: the others (captions, ids, ...) would each cost a collate, and a ragged one fail the batch.
+        try: return tuple(default_collate([it[k] for it in items]) for k in self.keys)
         except (RuntimeError, TypeError) as e:
             ragged = _ragged_column(items, self.keys)
             if ragged is None: raise
             raise _ragged_error(*ragged) from e
-        return tuple(batch[k] for k in self.keys)
 
     def __repr__(self) -> str:
         extra = f", collate_fn={self.collate_fn!r}" if self.collate_fn is not None else ""
@@ -136,6 +138,30 @@ def _columns(split: Any, inputs: Sequence[str] | None, targets: Sequence[str] | 
     if unknown: raise ValueError(f"from_dataset_dict: no column {unknown} in the dataset (its columns: {features}).")
     if len(set(keys)) < len(keys): raise ValueError(f"from_dataset_dict: a column is named twice in {keys}.")
     return keys
+
+
+def _loading_choices(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """`num_workers` and `main_threads` for `DatasetLoader`s on this machine (`loading_plan`), said when they differ
+    from what was asked."""
+    asked = kwargs.get("num_workers", 0)
+    if not isinstance(asked, int) or asked <= 0: return {}
+    cores = usable_cores()
+    workers, threads = loading_plan(asked, cores)
+    said = []
+    if workers != asked:
+        said.append(f"num_workers={asked} asked, but this process can use {cores} CPU core{'s' * (cores > 1)}, so "
+                    + (f"the data loads in {workers} worker process{'es' * (workers > 1)} (one core stays with the "
+                       f"model)" if workers else "the data loads in this process (a worker would take turns with "
+                       f"the model)"))
+    if threads is not None and threads < torch.get_num_threads():
+        said.append(f"while the workers decode, torch runs on {threads} thread{'s' * (threads > 1)} here instead of "
+                    f"{torch.get_num_threads()} (the cores they leave)")
+    if not workers:  # DataLoader refuses these without workers
+        for k in ("persistent_workers", "prefetch_factor"): kwargs.pop(k, None)
+    if said:
+        inform(None, f"DataLoaders.from_dataset_dict: {'; '.join(said)}. To choose yourself, build "
+                     f"DataLoaders(DataLoader(...), DataLoader(...)).")
+    return {"num_workers": workers, "main_threads": threads}
 
 
 class DataLoaders:
@@ -250,7 +276,10 @@ class DataLoaders:
         `transformers.DataCollatorWithPadding(tokenizer)`) receives the items cut down to those columns and makes
         the batch itself (a padding collator's mapping goes to the model as keyword arguments); columns of
         variable-length sequences need one. Extra keyword arguments (num_workers, pin_memory, ...) go to both
-        `torch.utils.data.DataLoader`s. `in_memory=True` instead reads each split once, whole, through its transform
+        `DatasetLoader`s (torch `DataLoader`s whose workers persist across epochs); `num_workers` is capped at one
+        fewer than the usable CPU cores (so none on one core), and while the workers decode the model runs on the
+        cores they leave (`loading_plan`; a message says so when this differs from what was asked). Each batch is
+        fetched from the dataset in one call (the transform runs once per batch). `in_memory=True` instead reads each split once, whole, through its transform
         or format (e.g. `dd.with_format('torch')`), and returns `TensorLoader`s (then only `drop_last` is accepted).
         """
         splits = list(dataset_dict.keys())
@@ -278,5 +307,6 @@ class DataLoaders:
         for k in ("shuffle", "batch_size"):
             if k in kwargs: raise ValueError(f"from_dataset_dict sets {k} itself; pass batch_size positionally and "
                                              f"build DataLoaders(train, valid) yourself for other choices.")
-        return cls(DataLoader(train, batch_size=batch_size, shuffle=True, **kwargs),
-                   DataLoader(valid, batch_size=batch_size * 2, shuffle=False, **kwargs))
+        kwargs.update(_loading_choices(kwargs))
+        return cls(DatasetLoader(train, batch_size=batch_size, shuffle=True, **kwargs),
+                   DatasetLoader(valid, batch_size=batch_size * 2, shuffle=False, **kwargs))

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from AIsaac.all import DataLoaders, DictCollate, inplace
+from AIsaac.data import loaders
 
 
 def split(n=6):
@@ -40,7 +41,8 @@ def test_validation_split_is_preferred_over_test():
     assert len(dls.valid.dataset) == 6
 
 
-def test_worker_processes_and_dataloader_kwargs():
+def test_worker_processes_and_dataloader_kwargs(monkeypatch):
+    monkeypatch.setattr(loaders, "usable_cores", lambda: 8)  # the two workers asked fit (fewer cores: test_dataset_loader)
     dls = DataLoaders.from_dataset_dict(dataset_dict().with_transform(to_tensors), 5, num_workers=2, drop_last=True)
     ys = torch.cat([y for _, y in dls.train])
     assert sorted(ys.tolist()) == list(range(20)) and dls.train.num_workers == 2

@@ -1,0 +1,236 @@
+"""The framework's tax per batch on the harshest case: a tiny MLP on batches already in memory (a step of a few
+tenths of a millisecond, so every microsecond AIsaac adds shows), one batch shape or callback per row, AIsaac and a
+hand-written loop doing the same work in turn in one process; CPU clock (this process's CPU time), one thread,
+medians over repetitions.
+
+  python bench/shapes_bench.py              # every row, 7 repetitions
+  python bench/shapes_bench.py --quick      # 2 repetitions of a short fit (a smoke test)
+  python bench/shapes_bench.py --rows log,ema
+
+Rows: `xy` (x, y) tuples; `mapping` dicts passed as `model(**batch)`, the model returning its own loss
+(`loss_func=None`); `two_inputs` (x1, x2, y) with `BasicTrainCB(n_inp=2)`; `log` a value `trainer.log`ged every
+batch; `ema` EMACB(decay=0.999); `mixup` MixUpCB(alpha=0.4, num_classes=10). A row whose callback AIsaac does not
+have yet is skipped, and says so. Each row checks that both loops did the same work: the same final weights, to the bit.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import platform
+import time
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from common import median
+
+import AIsaac.all as A
+
+N_IN, N_HID, N_CLASSES = 20, 32, 10
+
+
+class MLP(nn.Module):
+    """The tiny model; `forward(x1, x2)` concatenates two inputs; `with_loss` returns `{'loss', 'logits'}`."""
+
+    def __init__(self, n_in: int = N_IN, with_loss: bool = False):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(n_in, N_HID), nn.ReLU(), nn.Linear(N_HID, N_CLASSES))
+        self.with_loss = with_loss
+
+    def forward(self, x: torch.Tensor, x2: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> Any:
+        logits = self.net(x if x2 is None else torch.cat([x, x2], 1))
+        if not self.with_loss: return logits
+        return {"loss": F.cross_entropy(logits, labels), "logits": logits}
+
+
+def data(n_batches: int, bs: int, n_valid: int, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    protos = torch.randn(N_CLASSES, N_IN, generator=g)
+    def batch():
+        y = torch.randint(0, N_CLASSES, (bs,), generator=g)
+        return protos[y] + torch.randn(bs, N_IN, generator=g), y
+    return [batch() for _ in range(n_batches)], [batch() for _ in range(n_valid)]
+
+
+# ---------------- the rows: how each loop sees a batch, and what the step adds ----------------
+
+class Row:
+    """One row: batches in its shape, the model, AIsaac's extra callbacks and Trainer arguments, the hand loop's
+    version of the same, and the AIsaac name it needs (skipped when absent)."""
+    needs: str | None = None
+    n_inp = 1
+    loss_func: Callable | None = nn.CrossEntropyLoss()
+
+    def shape(self, x, y): return x, y
+    def model(self) -> nn.Module: return MLP()
+    def callbacks(self) -> list: return []
+    # the hand loop: inputs and targets of a batch, and the loss
+    def hand_forward(self, model, b): return model(b[0]), b[1]
+    def hand_loss(self, model, preds, y): return F.cross_entropy(preds, y)
+    def hand_before_step(self, state, b): return b
+    def hand_after_step(self, state, model, loss, n): pass
+    def hand_after_batch(self, state, preds, n): pass
+    def hand_end_phase(self, state) -> None: pass
+    def hand_start(self, model) -> dict: return {}
+
+
+class XY(Row): pass
+
+
+class Mapping_(Row):
+    loss_func = None
+    def shape(self, x, y): return {"x": x, "labels": y}
+    def model(self): return MLP(with_loss=True)
+    def hand_forward(self, model, b):
+        out = model(**b)
+        self._loss = out["loss"]
+        return out["logits"], b["labels"]
+    def hand_loss(self, model, preds, y): return self._loss
+
+
+class TwoInputs(Row):
+    n_inp = 2
+    def shape(self, x, y): return x[:, :N_IN // 2], x[:, N_IN // 2:], y
+    def hand_forward(self, model, b): return model(b[0], b[1]), b[2]
+
+
+class LogCB(A.Callback):
+    """Logs one value a batch: the batch's largest logit (a tensor already on hand, so logging is all it costs)."""
+    def after_batch(self, trainer): trainer.log("top_logit", trainer.preds.detach().max())
+
+
+class Log(Row):
+    def callbacks(self): return [LogCB()]
+    def hand_start(self, model): return {"logged": [], "sizes": [], "means": []}
+    def hand_after_batch(self, state, preds, n):
+        state["logged"].append(preds.detach().max())
+        state["sizes"].append(n)
+    def hand_end_phase(self, state):  # one reduction per phase, as MetricsCB reads trainer.log's values
+        logged, sizes = torch.stack(state["logged"]), torch.tensor(state["sizes"], dtype=torch.float32)
+        state["means"].append(((logged * sizes).sum() / sizes.sum()).item())
+        state["logged"], state["sizes"] = [], []
+
+
+class EMA(Row):
+    needs = "EMACB"
+    def callbacks(self): return [A.EMACB(decay=0.999)]
+    def hand_start(self, model):
+        avg = [p.detach().clone() for p in model.parameters()]
+        return {"avg": avg, "src": [p for p in model.parameters()]}
+    @torch.no_grad()
+    def hand_after_step(self, state, model, loss, n): torch._foreach_lerp_(state["avg"], state["src"], 1 - 0.999)
+
+
+class MixUp(Row):
+    needs = "MixUpCB"
+    def callbacks(self): return [A.MixUpCB(alpha=0.4, num_classes=N_CLASSES)]
+    def hand_start(self, model): return {"alpha": torch.tensor(0.4)}
+    def hand_before_step(self, state, b):
+        x, y = b
+        a = state["alpha"]
+        lam = torch.distributions.Beta(a, a, validate_args=False).sample()
+        perm = torch.randperm(len(x))
+        x = lam * x + (1 - lam) * x[perm]
+        y1 = F.one_hot(y, N_CLASSES).float()
+        return x, lam * y1 + (1 - lam) * y1[perm]
+
+
+ROWS: dict[str, Row] = {"xy": XY(), "mapping": Mapping_(), "two_inputs": TwoInputs(), "log": Log(), "ema": EMA(),
+                        "mixup": MixUp()}
+
+
+# ---------------- the two loops ----------------
+
+def run_hand(row: Row, model: nn.Module, train: list, valid: list, epochs: int, lr: float) -> dict:
+    """The step by hand: losses kept as references and reduced once per phase, accuracy counted on the device."""
+    opt = torch.optim.Adam(model.parameters(), lr)
+    state = row.hand_start(model)
+    for _ in range(epochs):
+        model.train()
+        losses, sizes = [], []
+        for b in train:
+            b = row.hand_before_step(state, b)
+            preds, y = row.hand_forward(model, b)
+            loss = row.hand_loss(model, preds, y)
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+            row.hand_after_step(state, model, loss, len(y))
+            losses.append(loss.detach()), sizes.append(len(y))
+            row.hand_after_batch(state, preds, len(y))
+        train_loss = (torch.stack(losses) * torch.tensor(sizes)).sum().item() / sum(sizes)
+        row.hand_end_phase(state)
+        model.eval()
+        losses, sizes, correct = [], [], None
+        with torch.no_grad():
+            for b in valid:
+                preds, y = row.hand_forward(model, b)
+                losses.append(row.hand_loss(model, preds, y)), sizes.append(len(y))
+                hits = (preds.argmax(-1) == y).sum()
+                correct = hits if correct is None else correct + hits
+                row.hand_after_batch(state, preds, len(y))
+        valid_loss = (torch.stack(losses) * torch.tensor(sizes)).sum().item() / sum(sizes)
+        accuracy = correct.item() / sum(sizes)
+        row.hand_end_phase(state)
+    return {"train": train_loss, "valid": valid_loss, "accuracy": accuracy}
+
+
+def run_aisaac(row: Row, model: nn.Module, train: list, valid: list, epochs: int, lr: float) -> dict:
+    cbs = [A.BasicTrainCB(n_inp=row.n_inp), A.MetricsCB(Accuracy=A.Accuracy()), A.DeviceCB("cpu"),
+           A.ProgressCB(bars=False), *row.callbacks()]
+    trainer = A.Trainer(A.DataLoaders(train, valid), row.loss_func, torch.optim.Adam, model, cbs)
+    with contextlib.redirect_stdout(io.StringIO()): trainer.fit(epochs, lr)
+    m = trainer.MetricsCB
+    return {**m.losses_epoch[-1], "accuracy": float(m.metrics_epoch[-1]["Accuracy"])}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="200 batches, 1 epoch, 2 repetitions")
+    ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--batches", type=int, default=600, help="training batches per epoch")
+    ap.add_argument("--bs", type=int, default=64)
+    ap.add_argument("--rows", default=",".join(ROWS))
+    a = ap.parse_args()
+    if a.quick: a.batches, a.epochs, a.reps = 200, 1, 2
+    torch.set_num_threads(1)
+    train0, valid0 = data(a.batches, a.bs, max(1, a.batches // 10))
+    print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} "
+          f"thread, CPU clock (time.process_time); MLP {N_IN}-{N_HID}-{N_CLASSES}, {a.batches} training + "
+          f"{len(valid0)} validation batches of {a.bs} in memory, {a.epochs} epoch(s), Adam; {a.reps} repetitions, "
+          f"AIsaac and the hand loop in turn (alternating which goes first); AIsaac's callbacks: BasicTrainCB, "
+          f"MetricsCB(Accuracy), DeviceCB, ProgressCB(bars=False) and the row's")
+    print("| row | hand median s | AIsaac median s | median ratio | min ratio | AIsaac us per batch over hand | "
+          "same final weights |\n|---|---|---|---|---|---|---|")
+    n_steps = a.epochs * (len(train0) + len(valid0))
+    for name in a.rows.split(","):
+        row = ROWS[name]
+        if row.needs and not hasattr(A, row.needs):
+            print(f"| {name} | skipped: AIsaac.all has no {row.needs} yet | | | | | |", flush=True)
+            continue
+        train, valid = [row.shape(x, y) for x, y in train0], [row.shape(x, y) for x, y in valid0]
+        times: dict[str, list[float]] = {"hand": [], "aisaac": []}
+        weights: dict[str, list[torch.Tensor]] = {}
+        for f in (run_hand, run_aisaac): f(row, row.model(), train[:20], valid[:2], 1, 1e-3)  # warm-up, untimed
+        for rep in range(a.reps):
+            order = ("hand", "aisaac") if rep % 2 == 0 else ("aisaac", "hand")
+            for f in order:
+                torch.manual_seed(rep)
+                model = row.model()
+                run = run_hand if f == "hand" else run_aisaac
+                t0 = time.process_time()
+                run(row, model, train, valid, a.epochs, 1e-3)
+                times[f].append(time.process_time() - t0)
+                weights[f] = [p.detach().clone() for p in model.parameters()]
+        same = all(torch.equal(p, q) for p, q in zip(weights["hand"], weights["aisaac"]))
+        h, s = median(times["hand"]), median(times["aisaac"])
+        print(f"| {name} | {h:.3f} | {s:.3f} | {s / h:.3f} | {min(times['aisaac']) / min(times['hand']):.3f} | "
+              f"{(s - h) / n_steps * 1e6:.1f} | {same} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
