@@ -40,6 +40,8 @@ INTERNAL = {
     "AIsaac.callbacks.metrics": {"metric_values", "selected"},  # MetricsCB's reading of its metrics (vectors as columns)
     "AIsaac.models.hooks": {"activation_stats", "records_to_cpu"},  # ActivationStatsCB's per-module statistics
     "AIsaac.data.fashion_mnist": {"hf_modules", "read_idx", "fashion_mnist_folder"},
+    "AIsaac.data.dataset_loader": {"usable_cores", "loading_plan",  # how from_dataset_dict plans its workers
+                                   "DatasetLoader"},  # what from_dataset_dict builds (reached through DataLoaders)
     "AIsaac.data.loaders": {"split_tensors"},
     "AIsaac.data.tensor_loader": {"as_tensor"},
     # the splitters' building blocks, used by Trainer.freeze_to and fit (the splitters themselves are exported)

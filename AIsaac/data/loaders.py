@@ -152,7 +152,7 @@ def _loading_choices(kwargs: dict[str, Any]) -> dict[str, Any]:
         said.append(f"num_workers={asked} asked, but this process can use {cores} CPU core{'s' * (cores > 1)}, so "
                     + (f"the data loads in {workers} worker process{'es' * (workers > 1)} (one core stays with the "
                        f"model)" if workers else "the data loads in this process (a worker would take turns with "
-                       f"the model)"))
+                       "the model)"))
     if threads is not None and threads < torch.get_num_threads():
         said.append(f"while the workers decode, torch runs on {threads} thread{'s' * (threads > 1)} here instead of "
                     f"{torch.get_num_threads()} (the cores they leave)")
