@@ -103,7 +103,7 @@ def test_no_callback_doing_the_step_is_refused_naming_the_phases_and_basic_train
     t = Trainer(DataLoaders(*loaders()), nn.CrossEntropyLoss(), torch.optim.SGD, model, [MetricsCB(), events])
     with pytest.raises(CallbackSetupError, match=r"No callback does the step phases predict, get_loss, backward, step, "
                                                  r"zero_grad, so this fit would train nothing\. Add BasicTrainCB\(\) "
-                                                 r"\(the plain PyTorch step; AccelerateCB and MixedPrecisionCB need it "
+                                                 r"\(the plain PyTorch step; MixedPrecisionCB needs it "
                                                  r"too\), or a callback with those methods\."):
         t.fit(1)
     with pytest.raises(CallbackSetupError, match=r"step phases predict, get_loss, so this fit would compute nothing"):

@@ -34,7 +34,8 @@ class EarlyStoppingCB(MonitorCB):
     def before_epoch(self, trainer):
         if self._stop:
             inform(trainer, f"EarlyStoppingCB: no improvement of '{self.monitor}' for {self.patience} epochs; stopped after "
-                  f"epoch {self.stopped_epoch} (best {self.best:.6g} at epoch {self.best_epoch}).")
+                  f"epoch {self.stopped_epoch} " + (f"(best {self.best:.6g} at epoch {self.best_epoch})." if self.best is not None
+                                                     else "(no finite value was seen)."))
             raise CancelFitException()
 
     def state_dict(self) -> dict[str, Any]:

@@ -123,7 +123,7 @@ class DatasetLoader(DataLoader):
         sampler = super()._index_sampler
         return _PassBatches(sampler, self) if self._reuses_workers and self._auto_collation else sampler
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
         if self._reuses_workers and self._iterator is not None:
             # The draw a new iterator makes for its workers' base seed (DataLoader._BaseDataLoaderIter.__init__)
             seed = int(torch.empty((), dtype=torch.int64).random_(generator=self.generator).item())

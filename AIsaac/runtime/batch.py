@@ -37,7 +37,7 @@ def join_batch(batch: Any, xb: tuple, yb: tuple) -> Any:
     return items
 
 
-_DICT_VALUES = type({}.values())
+_DICT_VALUES: Any = type({}.values())
 
 
 def first_tensor(x: Any) -> torch.Tensor | None:

@@ -90,4 +90,4 @@ def test_a_resumed_fit_writes_to_the_same_folder(tiny_trainer, tmp_path, monkeyp
     again.fit(3, lr=0.1, resume_from=tmp_path / "ckpt")
     assert again.TensorBoardCB.log_dir == first.TensorBoardCB.log_dir
     assert [p.name for p in (tmp_path / "runs").iterdir()] == [first.TensorBoardCB.log_dir.split("/")[-1]]
-    assert [s for s, _ in scalars(first.TensorBoardCB.log_dir)["loss/valid"]] == [0, 1, 2]
+    assert sorted(s for s, _ in scalars(first.TensorBoardCB.log_dir)["loss/valid"]) == [0, 1, 2]  # two event files: any order
