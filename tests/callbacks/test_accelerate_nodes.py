@@ -43,7 +43,7 @@ def test_file_writers_write_once_and_save_best_agrees_on_every_process(launches)
     assert rows[0].startswith("epoch,train,valid,accuracy") and len(rows) == 4  # one writer: a header, 3 rows
     assert [float(r.split(",")[2]) for r in rows[1:]] == pytest.approx([e["valid"] for e in runs[0][0]["losses"]])
     assert len(list((folder / "tb").glob("events.out.tfevents.*"))) == 1
-    best = torch.load(folder / "best.pt", weights_only=True)
+    best = torch.load(folder / "best.pt", weights_only=True)["model"]  # the file trainer.load reads
     valid = [e["valid"] for e in runs[0][0]["losses"]]
     for rep, weights in runs:  # both processes restored the same best epoch's weights, the file's
         assert rep["best_epoch"] == valid.index(min(valid))
