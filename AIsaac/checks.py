@@ -6,6 +6,7 @@ from typing import Any
 from .events import EXCLUSIVE_PHASES
 from .exceptions import CallbackSetupError
 from .runtime.args import whole_number
+from .runtime.batch import loader_length
 
 
 def check_trainer_args(dls: Any, loss_func: Any, opt_func: Any, splitter: Any) -> None:
@@ -42,14 +43,7 @@ def check_step_phases(trainer: Any, train: bool, valid: bool) -> None:
 
 def check_train_loader(dls: Any) -> None:
     """Raise when the training loader has a length of 0 (a loader without a length is a stream: it is accepted)."""
-    try: n = len(dls.train)
-    except TypeError: return
-    if n == 0:
+    if loader_length(dls.train) == 0:
         raise ValueError("The training loader is empty (0 batches), so the fit would only validate. Check the "
                          "dataset's length, and batch_size with drop_last=True; or pass train=False to validate.")
 
-
-def loader_length(dl: Any) -> int | None:
-    """`len(dl)`, or None for a loader without a length (an IterableDataset, a streamed dataset)."""
-    try: return len(dl)
-    except TypeError: return None

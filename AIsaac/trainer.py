@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Ty
 import torch
 from torch import nn
 
-from .checks import check_step_phases, check_train_loader, check_trainer_args, loader_length, optional_count
+from .checks import check_step_phases, check_train_loader, check_trainer_args, optional_count
 from .dispatch import Plan, PlanWrapper, run_cleanup, with_cbs
 from .events import EVENTS
 from .exceptions import CancelBatchException, CancelEpochException, CancelFitException
 from .records import BatchLosses, Logged, check_log_name
 from .runtime.args import whole_number
-from .runtime.batch import batch_size, split_batch
+from .runtime.batch import batch_size, loader_length, split_batch
 from .runtime.optimizers import LR, Optimizers, check_lr, fit_optimizers
 from .runtime.preemption import Preempted, catching_preemption
 from .runtime.resume import fit_setup, prepare_resume, replay_batches, restore_checkpoint

@@ -11,7 +11,7 @@ from torch.optim.swa_utils import update_bn
 
 from ..callback import Callback, Order
 from ..runtime.args import whole_number
-from ..runtime.batch import split_batch
+from ..runtime.batch import loader_length, split_batch
 from ..runtime.model_state import unwrap_model
 from ..runtime.placement import model_device, to_device
 from ..runtime.steps import StepWatch
@@ -103,11 +103,10 @@ class EMACB(Callback):
     def before_fit(self, trainer):
         source = unwrap_model(trainer.model)
         if self.update_bn and self.bn_batches is None and trainer.run_train:
-            try: len(trainer.dls.train)
-            except TypeError:
+            if loader_length(trainer.dls.train) is None:
                 raise ValueError(f"{type(self).__name__}(update_bn=True) goes through the whole training loader at the "
                                  f"end of the fit, but it has no length (a stream); pass bn_batches=N to use N "
-                                 f"batches.") from None
+                                 f"batches.")
         if self.model is None or self._source is not source:
             self.model, self._source = _copy_without_hooks(source), source
             self.n_averaged = 0 if self.decay is None or self.start_epoch or self.start_step else 1

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..callback import Callback, Order, check_log_key, final_epoch_log, is_record_key
 from ..exceptions import CallbackSetupError
+from ..runtime.batch import loader_length
 from ..runtime.messages import inform
 
 # Names that are lower-is-better; any other monitored name (accuracy, R2, F1...) is higher-is-better.
@@ -25,9 +26,7 @@ def _check_valid_batches(cb: Any, trainer: Any) -> None:
     epoch would have the number, so the monitor would never act (a loader without a length is accepted)."""
     monitor = cb.monitor
     if not trainer.run_valid or monitor.startswith("train") or is_record_key(monitor): return
-    try: n = len(trainer.dls.valid)
-    except TypeError: return
-    if n: return
+    if loader_length(trainer.dls.valid) != 0: return  # batches, or a stream: accepted
     name = type(cb).__name__
     raise CallbackSetupError(f"{name} monitors '{monitor}', a validation number, but the validation loader is empty "
                              f"(0 batches), so no epoch would have it and {name} would never act. Give the validation "

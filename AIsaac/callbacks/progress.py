@@ -6,9 +6,9 @@ import time
 from typing import Any
 
 from ..callback import Callback
-from ..checks import loader_length
 from ..order import Order
 from ..records import final_epoch_log, is_record_key
+from ..runtime.batch import loader_length
 from ..display.html_bar import HTMLBar, show_html
 from ..display.notebook import in_notebook
 from ..display.tables import html_table, text_row

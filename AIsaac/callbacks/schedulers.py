@@ -10,6 +10,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR, OneCycleLR
 
 from ..callback import Callback
+from ..runtime.batch import loader_length
 from ..runtime.steps import StepWatch
 
 
@@ -69,12 +70,12 @@ def fit_length(trainer: Any, owner: str) -> tuple[int, bool]:
     """`(total, per_step)`: how long a schedule spread over the fit is. `trainer.max_steps` optimizer steps when the fit
     has a step budget (`per_step` True), else `n_epochs * len(dls.train)` training batches; an error naming what to
     pass for a training loader without a length (a stream)."""
-    if getattr(trainer, "max_steps", None) is not None: return trainer.max_steps, True
-    try: n = len(trainer.dls.train)
-    except TypeError:
+    if trainer.max_steps is not None: return trainer.max_steps, True
+    n = loader_length(trainer.dls.train)
+    if n is None:
         raise TypeError(f"{owner} spreads its schedule over the whole fit, but the training loader has no length (a "
                         f"stream, e.g. an IterableDataset), so the fit's length is unknown. Give the fit a step budget: "
-                        f"trainer.fit(..., max_steps=N) (the schedule then lasts N optimizer steps).") from None
+                        f"trainer.fit(..., max_steps=N) (the schedule then lasts N optimizer steps).")
     return trainer.n_epochs * n, False
 
 

@@ -58,3 +58,9 @@ def batch_size(xb: tuple, yb: tuple) -> int:
         t = part[0] if type(part) is tuple and part and isinstance(part[0], torch.Tensor) else first_tensor(part)
         if t is not None: return t.shape[0] if t.ndim else 1
     return 1
+
+
+def loader_length(dl: Any) -> int | None:
+    """`len(dl)`, or None for a loader without a length (an IterableDataset, a streamed dataset)."""
+    try: return len(dl)
+    except TypeError: return None

@@ -18,6 +18,7 @@ from typing import Any, Iterable
 import torch
 
 from ..exceptions import CheckpointError
+from .batch import loader_length
 from .checkpoint_file import checkpoint_files, latest_checkpoint, load_checkpoint_file, non_finite
 from .model_state import load_model_state, load_opt_state, stateful_callbacks, unwrap_model
 from .rng import loads_ahead, set_loader_rng_state, set_rng_state
@@ -45,9 +46,7 @@ def fit_setup(trainer: Any, n_epochs: int | None, opt: Any, fit_only: Iterable[A
     check_callback_states)."""
     skip = {id(cb) for cb in fit_only}
     train: Any = getattr(trainer.dls, "train", None)
-    try: n_batches = len(train)
-    except TypeError: n_batches = None
-    return {"n_epochs": n_epochs, "batch_size": getattr(train, "batch_size", None), "train_batches": n_batches,
+    return {"n_epochs": n_epochs, "batch_size": getattr(train, "batch_size", None), "train_batches": loader_length(train),
             "opt": f"{type(opt).__module__}.{type(opt).__qualname__}",
             "hparams": [{k: _plain(v) for k, v in g.items() if k != "params"} for g in getattr(opt, "param_groups", ())],
             "callbacks": sorted(n for n, cb in trainer.named_callbacks.items() if id(cb) not in skip)}
@@ -210,8 +209,7 @@ def replay_batches(dl: Any, resume: dict[str, Any]) -> Iterable[tuple[int, Any]]
     skipped, and then the RNGs as they were at the checkpoint."""
     done = resume["batch"]
     set_loader_rng_state(dl, resume["loader_rng"])
-    try: n = len(dl)
-    except TypeError: n = None
+    n = loader_length(dl)
     if n is not None and done > n: raise _too_short(done, n)
     if done == n:  # the train phase was over: nothing to replay
         set_rng_state(resume["rng"])

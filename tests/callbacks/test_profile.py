@@ -1,22 +1,12 @@
 """ProfileCB (AIsaac/callbacks/profile.py): host reads counted only on accelerators unless asked, the patch undone,
 and errors in a profiled fit still naming the callback; Trainer.profile is tested in tests/tools/test_profiling.py."""
 import torch
-from torch import nn
 
-from AIsaac.all import (BasicTrainCB, CallbackError, DataLoaders, DeviceCB, MetricsCB, ProfileCB, TensorLoader,
-                        Trainer)
+from AIsaac.all import (CallbackError, ProfileCB)
 
 
-def trainer(*extra):
-    g = torch.Generator().manual_seed(0)
-    x, y = torch.randn(40, 4, generator=g), torch.randint(0, 3, (40,), generator=g)
-    dls = DataLoaders(TensorLoader(x, y, batch_size=8), TensorLoader(x[:16], y[:16], batch_size=8))  # 5 and 2 batches
-    return Trainer(dls, nn.CrossEntropyLoss(), torch.optim.SGD, nn.Linear(4, 3),
-                   [BasicTrainCB(), DeviceCB("cpu"), MetricsCB(), *extra])
-
-
-class ReadsLoss:
-    def after_batch(self, trainer): trainer.loss.item()
+from tests.helpers.small_fit import ReadsLoss
+from tests.helpers.small_fit import profiled_trainer as trainer
 
 
 def test_cpu_reads_are_not_counted_by_default_and_the_patch_is_undone():

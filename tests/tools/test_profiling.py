@@ -5,22 +5,13 @@ import io
 
 import pytest
 import torch
-from torch import nn
 
-from AIsaac.all import BasicTrainCB, DataLoaders, DeviceCB, MetricsCB, ProfileCB, TensorLoader, Trainer
+from AIsaac.all import ProfileCB
 from AIsaac.tools.profiling import profile
 
 
-def trainer(*extra):
-    g = torch.Generator().manual_seed(0)
-    x, y = torch.randn(40, 4, generator=g), torch.randint(0, 3, (40,), generator=g)
-    dls = DataLoaders(TensorLoader(x, y, batch_size=8), TensorLoader(x[:16], y[:16], batch_size=8))  # 5 and 2 batches
-    return Trainer(dls, nn.CrossEntropyLoss(), torch.optim.SGD, nn.Linear(4, 3),
-                   [BasicTrainCB(), DeviceCB("cpu"), MetricsCB(), *extra])
-
-
-class ReadsLoss:
-    def after_batch(self, trainer): trainer.loss.item()
+from tests.helpers.small_fit import ReadsLoss
+from tests.helpers.small_fit import profiled_trainer as trainer
 
 
 def test_profile_has_a_row_per_callback_and_event_with_the_right_counts():
