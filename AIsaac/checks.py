@@ -29,6 +29,16 @@ def optional_count(name: str, value: Any, owner: str, what: str, minimum: int = 
     return None if value is None else whole_number(name, value, minimum=minimum, owner=owner, what=what)
 
 
+def fit_lengths(n_epochs: Any, max_steps: Any, valid_every: Any, train: bool) -> tuple[int | None, int | None, int | None]:
+    """`fit`'s n_epochs, max_steps and valid_every, checked; n_epochs is 3 when neither it nor max_steps is given
+    (None, unbounded, with only max_steps)."""
+    max_steps = optional_count("max_steps", max_steps, "Trainer.fit", "optimizer steps to train")
+    valid_every = optional_count("valid_every", valid_every, "Trainer.fit", "optimizer steps between validations")
+    if n_epochs is None: return (3 if max_steps is None or not train else None), max_steps, valid_every
+    return whole_number("n_epochs", n_epochs, minimum=0, owner="Trainer.fit", what="epochs to train"), max_steps, \
+        valid_every
+
+
 def check_step_phases(trainer: Any, train: bool, valid: bool) -> None:
     """Raise before any event when the fit could not train or would silently do nothing."""
     phases = EXCLUSIVE_PHASES if train else ("predict", "get_loss") if valid else ()

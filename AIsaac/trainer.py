@@ -1,42 +1,37 @@
-"""`Trainer`: the training loop, in which every piece of work is a callback event.
-
-The file reads in call order: `fit` -> `_fit` -> `_train_epoch` -> `run_phase` -> `one_phase` -> `one_batch`; then the
-callback set and running events, `log`, and the verbs users call on a trainer, each a short method whose work is done
-in `runtime/` or `tools/` (imported inside the method: the kernel imports nothing above it).
-"""
+"""`Trainer`: the training loop, in which every piece of work is a callback event. It reads in call order: `fit` ->
+`_fit` -> `_train_epoch` -> `run_phase` -> `one_phase` -> `one_batch`; the callback set, the verbs users call around a
+fit and the one-process defaults are its bases (callback_set.py, verbs.py, runtime/distributed.py)."""
 from __future__ import annotations
 
 import itertools
 import math
 import os
 import signal
-import warnings
-from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 import torch
 from torch import nn
 
-from .checks import check_step_phases, check_train_loader, check_trainer_args, optional_count
-from .dispatch import Plan, PlanWrapper, run_cleanup, with_cbs
+from .callback_set import CallbackSet
+from .checks import check_step_phases, check_train_loader, check_trainer_args, fit_lengths
+from .dispatch import Plan, with_cbs
 from .events import EVENTS
 from .exceptions import CancelBatchException, CancelEpochException, CancelFitException
 from .records import BatchLosses, Logged, check_log_name
-from .runtime.args import whole_number
 from .runtime.batch import batch_size, loader_length, split_batch
+from .runtime.distributed import OneProcess
 from .runtime.optimizers import LR, Optimizers, check_lr, fit_optimizers
-from .runtime.preemption import Preempted, catching_preemption
+from .runtime.model_state import apply_opt_states
+from .runtime.preemption import catching_preemption
 from .runtime.resume import fit_setup, prepare_resume, replay_batches, restore_checkpoint
 from .runtime.rng import loader_rng_state
+from .runtime.steps import counting_steps
 from .verbs import TrainerVerbs
 
 if TYPE_CHECKING:
     from .models.splitters import Splitter
 
-_CB = TypeVar("_CB")
-
-
-class Trainer(TrainerVerbs):
+class Trainer(CallbackSet, TrainerVerbs, OneProcess):
     """Runs `fit` as events on its callbacks; the callbacks do all the work, the training step included.
 
     ```python
@@ -50,7 +45,8 @@ class Trainer(TrainerVerbs):
     `trainer.callback(MetricsCB)`); the state below is what callbacks read and write (the trainer sets it unless
     another writer is named). The methods users call around a fit (`get_preds`, `predict`, `validate`, `save`,
     `load`, `export`, `lr_find`, `profile`, `summarize_callbacks`, `summarize_model`, `show_image_batch`, `freeze`,
-    `freeze_to`, `unfreeze`) are inherited from `TrainerVerbs` (AIsaac/verbs.py).
+    `freeze_to`, `unfreeze`) are inherited from `TrainerVerbs` (AIsaac/verbs.py); those of the callback set
+    (`add_callbacks`, `remove_callbacks`, `cbs`, `callback`, `run_callbacks`, `wrap_plan`, ...) from `CallbackSet`.
 
     Attributes:
         model (nn.Module): the model, as given. dls: the loaders (`dls.train`, `dls.valid`), as given.
@@ -95,9 +91,6 @@ class Trainer(TrainerVerbs):
     """
 
     events: tuple[str, ...] = EVENTS
-    is_main_process: bool = True
-    num_processes: int = 1
-    process_index: int = 0
     epoch_log: dict[str, Any] | None = None
     batch_losses: BatchLosses | None = None
     opt_state: dict[str, Any] | None = None
@@ -163,10 +156,7 @@ class Trainer(TrainerVerbs):
         from, where it was saved. The fit must be set up as the saved one was; a difference is an error, raised
         before anything changes, unless named in `allow_changes` (see docs/resume.md).
         """
-        max_steps = optional_count("max_steps", max_steps, "Trainer.fit", "optimizer steps to train")
-        valid_every = optional_count("valid_every", valid_every, "Trainer.fit", "optimizer steps between validations")
-        if n_epochs is None: n_epochs = 3 if max_steps is None or not train else None
-        else: n_epochs = whole_number("n_epochs", n_epochs, minimum=0, owner="Trainer.fit", what="epochs to train")
+        n_epochs, max_steps, valid_every = fit_lengths(n_epochs, max_steps, valid_every, train)
         lr = check_lr(lr)
         run_valid = bool(valid) and getattr(self.dls, "valid", None) is not None
         added = self.add_callbacks(callbacks) if callbacks else []
@@ -182,26 +172,15 @@ class Trainer(TrainerVerbs):
             self.max_steps, self.valid_every, self.step, self.model_to_save = max_steps, valid_every, 0, None
             self.epochs = range(n_epochs) if n_epochs is not None else itertools.count()
             self._optimizers, self.opts, self.opt = optimizers, dict(optimizers.opts), optimizers.single
-            if self.opt_state is not None:  # from load: every optimizer starts from its saved state
-                from .tools.persist import apply_opt_states
-                apply_opt_states(self.opts, self.opt_state)
+            # From load: every optimizer starts from its saved state.
+            if self.opt_state is not None: apply_opt_states(self.opts, self.opt_state)
             self.opt_state, self.resuming = None, checkpoint is not None
-            # torch optimizers count their real steps; any other optimizer counts a step per training batch.
-            hook = getattr(optimizers.first, "register_step_post_hook", None)
-            counter, self._count_batches = (hook(self._count_step), False) if hook else (None, True)
-            try:
-                with catching_preemption(self, self.preempt_signals): self._fit(checkpoint)
-            finally:
-                if counter is not None: counter.remove()
-            if self.preempted is not None:
-                stop = Preempted(self.preempted, self.step)
-                warnings.warn(str(stop), RuntimeWarning, stacklevel=2)  # said where a job's log shows it
-                raise stop
+            with counting_steps(self, optimizers.first) as self._count_batches, \
+                    catching_preemption(self, self.preempt_signals):
+                self._fit(checkpoint)
         finally:
             self.resume_at, self.resuming = None, False
             if added: self.remove_callbacks(added)
-
-    def _count_step(self, opt: Any, args: Any, kwargs: Any) -> None: self.step += 1
 
     @with_cbs('fit', CancelFitException)
     def _fit(self, checkpoint: dict | None = None) -> None:
@@ -281,65 +260,6 @@ class Trainer(TrainerVerbs):
             self.run_callbacks(('before_backward', 'backward', 'step', 'zero_grad'))
             if self._count_batches: self.step += 1
 
-    # ---- running events (see AIsaac.dispatch) ----
-    def run_callbacks(self, names: str | Iterable[str]) -> None:
-        """Run each event in `names` on the planned callbacks, in order."""
-        self._callbacks.run(self, names)
-
-    def run_cleanup(self, name: str, pending: BaseException | None = None) -> None:
-        """Run cleanup event `name` on every planned callback, even when some raise (see `dispatch.run_cleanup`)."""
-        run_cleanup(self, self._methods[name], name, pending)
-
-    # ---- the callback set: changed rarely, planned once per change ----
-    def add_callbacks(self, callbacks: Any | Iterable[Any], force: bool = False) -> list[Any]:
-        """Add callbacks (groups expanded recursively); returns the callbacks actually added.
-
-        A callback whose class name is taken is an error unless `force`, which adds it as `Name_2`, `Name_3`, ...
-        """
-        plan, new = self._callbacks.added(callbacks, force, self)
-        self._set_plan(plan)
-        return new
-
-    def remove_callbacks(self, callbacks: Any | Iterable[Any]) -> None:
-        """Remove callbacks (and, for a group, its members)."""
-        self._set_plan(self._callbacks.removed(callbacks))
-
-    def wrap_plan(self, wrapper: PlanWrapper | None) -> None:
-        """Run every planned method through `wrapper(event, callback_name, method)` (a timer, say) from now on, also
-        after the plan is rebuilt when callbacks change; `None` runs the methods themselves again."""
-        self._set_plan(self._callbacks.wrapped(wrapper))
-
-    def _set_plan(self, plan: Plan) -> None:
-        self._callbacks, self._methods = plan, plan.methods
-
-    @property
-    def cbs(self) -> list[Any]:
-        """The callbacks, in the order added (a copy: change them with add_callbacks / remove_callbacks)."""
-        return list(self._callbacks.cbs)
-
-    @property
-    def named_callbacks(self) -> Mapping[str, Any]:
-        """The callbacks by the name they are reachable by (`trainer.<name>`), read-only."""
-        return MappingProxyType(self._callbacks.named)
-
-    @property
-    def plan(self) -> Mapping[str, tuple[Callable, ...]]:
-        """For each event, the methods that run there, in order (claims applied), read-only."""
-        return MappingProxyType(self._methods)
-
-    def __getattr__(self, name: str) -> Any:
-        # Only reached for names that are not attributes: a callback by its class name, else a clear error.
-        plan = self.__dict__.get("_callbacks")
-        if plan is not None and name in plan.named: return plan.named[name]
-        raise AttributeError(f"'{type(self).__name__}' has no attribute or callback '{name}'")
-
-    def callback(self, cls: type[_CB]) -> _CB:
-        """The callback of class `cls` on this trainer, typed as that class (`trainer.callback(MetricsCB)`)."""
-        found = [cb for cb in self._callbacks.cbs if isinstance(cb, cls)]
-        if not found: raise LookupError(f"No {cls.__name__} on this trainer; its callbacks are: "
-                                        f"{', '.join(self._callbacks.named) or 'none'}.")
-        return found[0]
-
     # ---- logging any value ----
     def log(self, name: str, value: torch.Tensor | float) -> None:
         """Record the scalar `value` under `name` in this phase, from any callback or step.
@@ -354,15 +274,3 @@ class Trainer(TrainerVerbs):
                              f"Log its mean (value.mean()) or each entry under its own name.")
         if name not in self.logged: check_log_name(self, name)  # once per name and phase
         self.logged.add(name, value, batch_size(self.xb, self.yb))
-
-    # ---- the distributed state: one process unless a distributed callback (AccelerateCB) sets these ----
-    @staticmethod
-    def reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
-        """`tensor` summed over the processes (a collective under AccelerateCB); with one process, `tensor` itself."""
-        return tensor
-
-    @staticmethod
-    def gather_object(obj: Any) -> list[Any] | None:
-        """Every process's `obj`, by process index (a voting collective under AccelerateCB); with one process, `[obj]`."""
-        return [obj]
-

@@ -9,7 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # One group per folder of the package: the layout is the architecture.
-GROUPS = [("Trainer and its loop", ("trainer", "verbs", "callback", "order", "records", "callback_functions", "dispatch",
+GROUPS = [("Trainer and its loop", ("trainer", "verbs", "callback", "order", "records", "callback_set", "callback_functions", "dispatch",
                                     "checks", "events", "exceptions")),
           ("Callbacks", ("callbacks.",)), ("Runtime (device, RNG, checkpoints, distributed)", ("runtime.",)),
           ("Tools (predict, lr search, profiling, summaries, side runs)", ("tools.",)), ("Display", ("display.",)),

@@ -23,6 +23,7 @@ FLOORS: dict[str, int] = {
     "display/": 1,                                                            # showing things
     "data/": 2,                                                               # loaders and datasets
     "order": 3, "callback": 3, "records": 3, "callback_functions": 3, "dispatch": 3, "checks": 3,  # the kernel
+    "callback_set": 3,
     "callbacks/": 4,                                                          # one callback per module
     "tools/": 5,                                                              # the trainer's verbs, around a fit
     "trainer": 6, "verbs": 6,                                                 # the loop, and the verbs it declares

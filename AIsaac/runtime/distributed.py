@@ -1,6 +1,7 @@
 """The trainer's distributed state, and how processes agree to stop together.
 
-Trainer state for callbacks (one-process defaults declared on `Trainer`; AccelerateCB sets them per fit):
+Trainer state for callbacks (one-process defaults in `OneProcess`, which `Trainer` inherits; AccelerateCB sets them per
+fit):
   is_main_process: True on the one process that prints and writes files (logs, plots, checkpoints); True when
     not distributed. Other processes stay quiet.
   num_processes: how many processes train together (1 when not distributed).
@@ -21,6 +22,8 @@ collective left waiting. One exception is local by nature: an error in a `cleanu
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.distributed as dist
 
@@ -31,6 +34,24 @@ OK, BATCH, EPOCH, FIT, ERROR = range(5)
 _CANCEL_CODES: dict[type[BaseException], int] = {CancelBatchException: BATCH, CancelEpochException: EPOCH,
                                                  CancelFitException: FIT}
 _CANCELS = {BATCH: CancelBatchException, EPOCH: CancelEpochException, FIT: CancelFitException}
+
+
+class OneProcess:
+    """The distributed state's one-process defaults, as `Trainer` inherits them (AccelerateCB sets them per fit)."""
+
+    is_main_process: bool = True
+    num_processes: int = 1
+    process_index: int = 0
+
+    @staticmethod
+    def reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+        """`tensor` summed over the processes (a collective under AccelerateCB); with one process, `tensor` itself."""
+        return tensor
+
+    @staticmethod
+    def gather_object(obj: Any) -> list[Any] | None:
+        """Every process's `obj`, by process index (a voting collective under AccelerateCB); with one process, `[obj]`."""
+        return [obj]
 
 
 def is_sharded(model: torch.nn.Module) -> bool:

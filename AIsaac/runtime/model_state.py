@@ -116,3 +116,17 @@ def trainer_state(trainer: Any, epoch: int, batch: int, loader_rng: dict | None,
     if trainer.setup is not None: state["setup"] = trainer.setup
     state["checksum"] = checksum(state)
     return state
+
+
+def apply_opt_states(opts: dict[str, torch.optim.Optimizer], saved: dict[str, Any], source: Any = "the file") -> None:
+    """Load `saved` (optimizer states by name; or one state) into the optimizers `opts` by name, each keeping its own
+    hyperparameters; one state and one optimizer pair up whatever their names."""
+    if "param_groups" in saved: saved = {"opt": saved}  # one optimizer's state_dict
+    if len(saved) == 1 and len(opts) == 1: saved = {next(iter(opts)): next(iter(saved.values()))}
+    if set(saved) != set(opts):
+        raise CheckpointError(f"{source} holds the states of optimizers {sorted(saved)}, but the trainer has "
+                              f"{sorted(opts)}; load with the opt_func it was saved with, or pass with_opt=False to "
+                              f"load only the weights.")
+    for name, opt in opts.items():
+        load_opt_state(opt, saved[name], keep=True, advice="load with the opt_func and model it was saved with, or pass "
+                       "with_opt=False to load only the weights")  # each keeps the fit's own lr and hyperparameters

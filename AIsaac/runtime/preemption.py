@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
+import warnings
 from typing import Any, Iterator
 
 REQUEUE_EXIT_CODE = 75
@@ -27,7 +28,8 @@ class Preempted(SystemExit):
 @contextlib.contextmanager
 def catching_preemption(trainer: Any, signals: tuple[int, ...]) -> Iterator[None]:
     """While the block runs, each of `signals` sets `trainer.preempted` to the signal's number instead of killing
-    the process (the trainer stops after the current batch). Only the main thread can install handlers; elsewhere
+    the process (the trainer stops after the current batch); once the block ended, raises `Preempted` when one came,
+    with a warning saying so. Only the main thread can install handlers; elsewhere
     (a notebook's worker thread) the signals keep their usual effect."""
     trainer.preempted = None
     if not signals or threading.current_thread() is not threading.main_thread():
@@ -41,3 +43,7 @@ def catching_preemption(trainer: Any, signals: tuple[int, ...]) -> Iterator[None
     try: yield
     finally:
         for s, h in previous.items(): signal.signal(s, h)
+    if trainer.preempted is not None:
+        stop = Preempted(trainer.preempted, trainer.step)
+        warnings.warn(str(stop), RuntimeWarning, stacklevel=4)  # said where a job's log shows it
+        raise stop

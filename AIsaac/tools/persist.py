@@ -16,7 +16,7 @@ import torch
 
 from ..exceptions import CheckpointError
 from ..runtime.checkpoint_file import SAVE_FORMAT, save_checkpoint
-from ..runtime.model_state import load_opt_state, saving_model
+from ..runtime.model_state import apply_opt_states, saving_model
 from ..runtime.resume import check_model_state
 from ..runtime.placement import model_device, to_device
 from .sandbox import restoring
@@ -128,20 +128,6 @@ def saved_opt_states(state: dict[str, Any]) -> dict[str, Any]:
     several optimizers hold the one state under "opt")."""
     if isinstance(state.get("opts"), dict): return {k: v for k, v in state["opts"].items() if v is not None}
     return {"opt": state["opt"]} if state.get("opt") is not None else {}
-
-
-def apply_opt_states(opts: dict[str, torch.optim.Optimizer], saved: dict[str, Any], source: Any = "the file") -> None:
-    """Load `saved` (optimizer states by name; or one state) into the optimizers `opts` by name, each keeping its own
-    hyperparameters; one state and one optimizer pair up whatever their names."""
-    if "param_groups" in saved: saved = {"opt": saved}  # one optimizer's state_dict
-    if len(saved) == 1 and len(opts) == 1: saved = {next(iter(opts)): next(iter(saved.values()))}
-    if set(saved) != set(opts):
-        raise CheckpointError(f"{source} holds the states of optimizers {sorted(saved)}, but the trainer has "
-                              f"{sorted(opts)}; load with the opt_func it was saved with, or pass with_opt=False to "
-                              f"load only the weights.")
-    for name, opt in opts.items():
-        load_opt_state(opt, saved[name], keep=True, advice="load with the opt_func and model it was saved with, or pass "
-                       "with_opt=False to load only the weights")  # each keeps the fit's own lr and hyperparameters
 
 
 
