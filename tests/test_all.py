@@ -28,8 +28,10 @@ OLD_STAR_EXPORT = """Callback AccelerateCB ActivationStatsCB BasicTrainCB BatchA
 
 # Public names in the user-facing subpackages that are deliberately not exported, each with why.
 INTERNAL = {
-    "AIsaac.callbacks.accelerate": {"AccelerateStopCB",  # added by AccelerateCB itself
-                                    "launched_processes"},  # AccelerateCB's launch check
+    "AIsaac.callbacks.accelerate_stop": {"AccelerateStopCB",  # added by AccelerateCB itself
+                                         "runs_base_method"},  # whether a subclass's override reaches AccelerateCB's
+    "AIsaac.callbacks.accelerate_launch": {"launched_processes", "make_accelerator", "check_launch",  # AccelerateCB's
+                                           "vote_group"},  # launch
     "AIsaac.callbacks.hooks_callback": {"all_modules"},  # the default module picker of HooksCallback and ActivationStatsCB
     "AIsaac.callbacks.basic_train": {"describe", "check_inputs", "check_targets", "check_shapes",  # first-batch checks
                                      "output_reader", "output_loss",  # and its reading of the model's output

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import copy
-import os
 import sys
 from types import MappingProxyType
 from typing import Any, Mapping
@@ -10,19 +9,14 @@ from typing import Any, Mapping
 import torch
 import torch.distributed as dist
 
-from ..callback import Callback, Order, event_methods
-from ..runtime.placement import def_device
+from ..callback import Order, event_methods
 from ..runtime.distributed import BATCH, EPOCH, ERROR, FIT, OK, StopVote, is_sharded, stop_code, stop_exception
+from .accelerate_launch import check_launch, launched_processes, make_accelerator, vote_group
+from .accelerate_stop import AccelerateStopCB, runs_base_method
 from .basic_train import BasicTrainCB
-from .device import DeviceCB
 
 MIXED_PRECISIONS = ("no", "fp16", "bf16")
 PLAIN_PHASES = ("predict", "get_loss", "step", "zero_grad")  # BasicTrainCB's, which AccelerateCB inherits
-
-
-def launched_processes() -> int:
-    """How many processes the launcher (`accelerate launch`, `torchrun`) started: its WORLD_SIZE, else 1."""
-    return int(os.environ.get("WORLD_SIZE", 1))
 
 
 class AccelerateCB(BasicTrainCB):
@@ -101,12 +95,12 @@ class AccelerateCB(BasicTrainCB):
         if self._does('predict', trainer): super().before_fit(trainer)  # the step's own start (n_inp, first checks)
         acc = self.acc = self.acc or self._make_accelerator()
         self._gather = acc.num_processes > 1
-        if self._gather and self.vote is None: self.vote = StopVote(self._vote_group())
+        if self._gather and self.vote is None: self.vote = StopVote(vote_group())
         # Stop agreement state: a stop agreed for the fit (code), or for this epoch phase; whether this batch voted.
         self._fit_stop, self._phase_stop, self._voted = OK, False, False
         self.epoch_done = self.fit_done = False
         self._outer = sys.exc_info()[1]  # an exception the fit was called while handling is not one of the fit's
-        self._check_launch(trainer, acc)
+        check_launch(trainer, acc)
         # Before prepare's collectives (DDP broadcasts the weights): a process that failed earlier in before_fit, or
         # in _check_launch, casts its stop at its cleanup_fit instead, which meets this vote.
         self._launch_voted = True
@@ -130,41 +124,6 @@ class AccelerateCB(BasicTrainCB):
         # there: then a vote precedes the forward too.
         self._vote_forward = self._gather and (is_sharded(model) or (
             bool(getattr(model, 'broadcast_buffers', False)) and any(True for _ in model.buffers())))
-
-    def _make_accelerator(self):
-        try: from accelerate import Accelerator, PartialState
-        except ImportError as e:
-            raise ImportError("AccelerateCB needs Hugging Face Accelerate: pip install 'aisaac[distributed]' "
-                              "(or pip install accelerate).") from e
-        kwargs = dict(self.accelerator_kwargs)
-        if launched_processes() > 1 and def_device.type == 'cpu':
-            # Accelerate runs each process of a multi-process launch alone when it finds no GPU, unless told cpu=True.
-            kwargs.setdefault('cpu', True)
-        # The process's device, known before the Accelerator fixes its settings for the whole process.
-        dev = PartialState(cpu=kwargs.get('cpu', False)).device
-        if self.mixed_precision == 'fp16' and dev.type == 'cpu':
-            raise RuntimeError("mixed_precision='fp16' needs a GPU but this process runs on the CPU; use 'bf16' "
-                               "(or 'no') here, or launch on GPUs.")
-        return Accelerator(mixed_precision=self.mixed_precision, **kwargs)
-
-    def _check_launch(self, trainer, acc) -> None:
-        dev, launched = acc.device, launched_processes()
-        if launched > 1 and launched != acc.num_processes:  # (MPI and SLURM launches may not set WORLD_SIZE)
-            raise RuntimeError(f"The launcher started {launched} processes but Accelerate runs {acc.num_processes} on "
-                               f"{dev} ({acc.distributed_type}); each would train alone. Launch with `accelerate "
-                               f"launch` (its config says how processes find each other), or check WORLD_SIZE.")
-        for cb in trainer.cbs:
-            if not isinstance(cb, DeviceCB): continue
-            want = cb.device
-            if want.type != dev.type or (want.index is not None and dev.index is not None and want.index != dev.index):
-                raise RuntimeError(f"DeviceCB puts the model and batches on {want} but this process of the launch runs "
-                                   f"on {dev} (AccelerateCB places them); remove DeviceCB, or make it DeviceCB("
-                                   f"'{dev.type}'), or launch so that the processes get {want.type} devices.")
-
-    def _vote_group(self):
-        # Votes travel as CPU tensors: on the default group when it is gloo, else on a gloo group made once.
-        if dist.get_backend() == 'gloo': return None
-        return dist.new_group(backend='gloo')
 
     def _reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
         # After a stop agreed for the whole fit, the processes may be at different events: no collective then; and
@@ -190,11 +149,15 @@ class AccelerateCB(BasicTrainCB):
         return not any(cb is not self and phase not in getattr(cb, 'observes', ()) and event_methods(cb, phase)
                        for cb in trainer.cbs)
 
+    def _make_accelerator(self):
+        return make_accelerator(self.mixed_precision, self.accelerator_kwargs)
+
     def cleanup_fit(self, trainer):
         '''Agrees on how the fit ended with the other processes; restores model, optimizers and loaders'''
         if self._originals is None:  # before_fit stopped before preparing anything, or a subclass's replaced it
             # The other processes wait in the launch vote only where this class's before_fit runs.
-            if not self._launch_voted and _runs_base_method(type(self), 'before_fit'): self._cast_launch_vote()
+            if not self._launch_voted and runs_base_method(type(self), AccelerateCB, 'before_fit'):
+                self._cast_launch_vote()
             self._launch_voted = False
             return
         if self._gather and not self._fit_stop:
@@ -220,7 +183,7 @@ class AccelerateCB(BasicTrainCB):
             try: self.acc = self._make_accelerator()
             except Exception: return  # the other processes cannot have made one either
         if self.acc.num_processes < 2: return
-        if self.vote is None: self.vote = StopVote(self._vote_group())
+        if self.vote is None: self.vote = StopVote(vote_group())
         self.vote(code, f"{type(e).__name__}: {e}" if code == ERROR and e is not None else "")
 
     # ---- the batch ----
@@ -309,49 +272,3 @@ class AccelerateCB(BasicTrainCB):
         return agreed
 
     def __repr__(self) -> str: return f"{type(self).__name__}(mixed_precision={self.mixed_precision!r})"
-
-
-def _runs_base_method(cls: type, name: str) -> bool:
-    """Whether `cls.<name>` reaches AccelerateCB's own: not overridden, or each override on the way calls the one
-    it overrides (its code refers to `name`, as `super().<name>(trainer)` does)."""
-    for klass in cls.__mro__:
-        if klass is AccelerateCB: return True
-        method = vars(klass).get(name)
-        if method is not None and name not in getattr(getattr(method, '__code__', None), 'co_names', ()): return False
-    return True
-
-
-class AccelerateStopCB(Callback):
-    '''Part of AccelerateCB: marks phases and fits that ended normally, and raises a stop agreed with the other
-    processes at the end of the cleanup event, once every other callback has cleaned up'''
-
-    order = Order.FINAL  # last
-
-    def __init__(self, owner: AccelerateCB): self.owner = owner
-
-    def before_epoch(self, trainer):
-        '''Votes before the loader's first batch (several processes)'''
-        self.owner._begin_phase()
-
-    def before_batch(self, trainer):
-        '''Votes before a forward that holds a collective (several processes)'''
-        self.owner._vote_before_forward()
-
-    def after_epoch(self, trainer): self.owner.epoch_done = True
-    def after_fit(self, trainer): self.owner.fit_done = True
-
-    def _raise_pending(self) -> None:
-        e, self.owner.pending = self.owner.pending, None
-        if e is not None: raise e
-
-    def cleanup_batch(self, trainer):
-        '''Raises a stop agreed with the other processes'''
-        self._raise_pending()
-
-    def cleanup_epoch(self, trainer):
-        '''Raises a stop agreed with the other processes'''
-        self._raise_pending()
-
-    def cleanup_fit(self, trainer):
-        '''Raises a stop agreed with the other processes'''
-        self._raise_pending()
