@@ -9,8 +9,8 @@ from pathlib import Path
 
 from ..callback import Callback, Order
 from ..runtime.args import whole_number
-from ..runtime.checkpoint_file import (checkpoint_files, checkpoint_name, non_finite, remove_stale_temp_files,
-                                       save_checkpoint)
+from ..runtime.checkpoint_file import (check_writable, checkpoint_files, checkpoint_name, non_finite,
+                                       remove_stale_temp_files, save_checkpoint)
 from ..runtime.model_state import trainer_state
 from ..runtime.rng import get_rng_state, loads_ahead
 
@@ -56,7 +56,9 @@ class CheckpointCB(Callback):
 
     def before_fit(self, trainer):
         self._main = trainer.is_main_process
-        if self._main and self.path.is_dir(): remove_stale_temp_files(self.path)
+        if self._main:  # a folder that cannot be written fails now, not after the first epoch
+            check_writable(self.path, "CheckpointCB")
+            remove_stale_temp_files(self.path, trainer.run_id)  # this run's own, whose writer is gone
         # _pos: where the fit could continue from now; _between_steps: no training step is half done.
         self._pos, self._saved_pos, self._between_steps, self._finished = None, None, True, False
 

@@ -30,6 +30,7 @@ from typing import IO, Any, Callable
 import torch
 
 from ..exceptions import CheckpointError
+from .messages import inform
 
 FORMAT = "AIsaac checkpoint 1"
 SAVE_FORMAT = "AIsaac model 1"  # the files trainer.save and SaveBestCB write (weights, optimizer state)
@@ -49,12 +50,29 @@ def checkpoint_files(folder: str | os.PathLike, run_id: str | None = None) -> li
 
 
 def latest_checkpoint(folder: str | os.PathLike) -> Path:
-    """The newest checkpoint in `folder`."""
+    """The newest checkpoint in `folder`; when it holds several runs' checkpoints, the newest of the run written to
+    last, and a message says which run that is."""
     files = checkpoint_files(folder)
     if not files:
         raise FileNotFoundError(f"No checkpoint in {folder}: CheckpointCB writes files named checkpoint-e<epoch>-"
                                 f"b<batch>[-<run>].pt there; pass one of them or the folder that holds them.")
+    say_run_chosen(folder, files[-1])
     return files[-1]
+
+
+def run_of(path: Path) -> str | None:
+    """The run id in a checkpoint's file name (None for a name without one)."""
+    m = _NAME.fullmatch(path.name)
+    return m[3] if m else None
+
+
+def say_run_chosen(folder: str | os.PathLike, chosen: Path) -> None:
+    """When `folder` holds checkpoints of several runs, say which run `chosen` belongs to and how to pick another."""
+    runs = sorted({run_of(p) or "(none)" for p in checkpoint_files(folder)})
+    if len(runs) > 1:
+        inform(None, f"{folder} holds checkpoints of {len(runs)} runs ({', '.join(runs)}); resuming run "
+                     f"{run_of(chosen) or '(none)'} from its newest, {chosen.name}. To resume another run, pass its "
+                     f"checkpoint file as resume_from.")
 
 
 def _digest(obj: Any, h: Any) -> None:
@@ -93,7 +111,8 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike,
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # The temporary file is in the same folder: os.replace is atomic only within one file system.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # Its name carries the file's (so the run's) name and the writing process: another run's cleanup never takes it.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             (write or torch.save)(state, f)
@@ -129,10 +148,43 @@ def no_room_error(e: BaseException, path: Path) -> OSError | None:
                                 f"(CheckpointCB(..., keep=1)) or write them elsewhere.", str(path))
 
 
-def remove_stale_temp_files(folder: str | os.PathLike) -> None:
-    """Delete temporary files left by a save that was killed midway."""
+_TEMP = re.compile(r"\.(checkpoint-e\d+-b\d+(?:-[0-9a-f]+)?\.pt)\.(?:(\d+)-)?[^.]*\.tmp")
+
+
+def _alive(pid: int) -> bool:
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True  # another user's process
+    return True
+
+
+def remove_stale_temp_files(folder: str | os.PathLike, run_id: str | None = None) -> list[Path]:
+    """Delete the temporary files a save of run `run_id` (None: of checkpoints named without a run) left when it was
+    killed midway: those whose writing process is gone. Other runs' files, and saves in progress, are left alone, so
+    runs can share a folder. Returns the files deleted."""
+    removed = []
     for p in Path(folder).glob(".checkpoint-e*-b*.pt.*.tmp"):
-        with contextlib.suppress(FileNotFoundError): p.unlink()
+        m = _TEMP.fullmatch(p.name)
+        if m is None or (_NAME.fullmatch(m[1]) or [None] * 4)[3] != run_id: continue
+        if m[2] is not None and int(m[2]) != os.getpid() and _alive(int(m[2])): continue  # a save in progress
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+            removed.append(p)
+    return removed
+
+
+def check_writable(folder: str | os.PathLike, who: str) -> None:
+    """Raise now, naming `folder` and what to do, when checkpoints cannot be written there (the folder is made if
+    missing): better at the fit's start than after its first epoch."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".aisaac-write-check.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise type(e)(e.errno, f"{who} cannot write checkpoints into {folder}: {e.strerror or e}. Give it a folder "
+                               f"this process can create and write to.", str(folder)) from e
 
 
 def load_checkpoint_file(path: Path) -> dict[str, Any]:

@@ -19,7 +19,8 @@ import torch
 
 from ..exceptions import CheckpointError
 from .batch import loader_length
-from .checkpoint_file import checkpoint_files, latest_checkpoint, load_checkpoint_file, non_finite
+from .checkpoint_file import (checkpoint_files, latest_checkpoint, load_checkpoint_file, non_finite,
+                              say_run_chosen)
 from .model_state import load_model_state, load_opt_state, stateful_callbacks, unwrap_model
 from .rng import loads_ahead, set_loader_rng_state, set_rng_state
 
@@ -123,9 +124,11 @@ def read_checkpoint(path: str | os.PathLike, trainer: Any = None, setup: dict[st
     `fit_setup`) that the fit is set up as the saved one was, except for the kinds in `allow_changes`."""
     path = Path(path)
     if path.is_dir():
-        for file in reversed(checkpoint_files(path)):
+        for file in reversed(checkpoint_files(path)):  # a folder may hold several runs': say_run_chosen says which
             state = load_checkpoint_file(file)
-            if not (bad := non_finite(state)): break
+            if not (bad := non_finite(state)):
+                say_run_chosen(path, file)
+                break
             warnings.warn(f"Skipped {file}: its weights hold NaN or infinity ({_listed(bad, 3)}); resuming from the "
                           f"newest finite checkpoint before it.", RuntimeWarning, stacklevel=3)
         else:

@@ -189,13 +189,68 @@ def test_cancelled_fit_is_saved_too(tmp_path):
     assert [plain(p.name) for p in tmp_path.iterdir()] == ["checkpoint-e0-b2.pt"]
 
 
-def test_stale_temporary_files_are_removed(tmp_path):
-    stale = tmp_path / ".checkpoint-e0-b2.pt.abc123.tmp"
+def test_a_resumed_run_removes_the_temporary_file_its_killed_save_left(tmp_path):
+    t = make_trainer()
+    with pytest.raises(KeyboardInterrupt):  # killed mid-epoch; the checkpoint on the way out is written
+        t.fit(2, lr=1e-2, callbacks=[CheckpointCB(tmp_path, every_n_batches=2), StopAfterBatch((0, 3))])
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)  # the pid of a process that has ended, as a killed run's is
+    stale = tmp_path / f".checkpoint-e1-b2-{t.run_id}.pt.{dead}-abc123.tmp"
     stale.write_bytes(b"half a checkpoint")
-    make_trainer().fit(1, lr=1e-2, callbacks=[CheckpointCB(tmp_path)])
+    make_trainer().fit(2, lr=1e-2, callbacks=[CheckpointCB(tmp_path)], resume_from=tmp_path)
     assert not stale.exists()
 
 
 @pytest.mark.parametrize("kw", [dict(every_n_batches=0), dict(every_n_batches=1.5), dict(keep=0)])
 def test_bad_arguments(tmp_path, kw):
     with pytest.raises(ValueError, match="whole number"): CheckpointCB(tmp_path, **kw)
+
+
+# ---- runs sharing a folder; a folder that cannot be written ----
+def test_two_runs_in_one_folder_never_touch_each_others_files(tmp_path, monkeypatch, caplog):
+    """Run B starts (and finishes) in the middle of run A's checkpoint write into the same folder: A's save goes on,
+    each run keeps its own newest files, and a resume from the folder says which run it continues."""
+    import AIsaac.runtime.checkpoint_file as cf
+    real_save, started = torch.save, []
+
+    def save_then_start_run_b(obj, f, *args, **kwargs):
+        if not started:  # A's first save is in flight (its temporary file open): B's whole fit runs now
+            started.append(1)
+            make_trainer(seed=1, callbacks=[CheckpointCB(tmp_path, keep=1)]).fit(1)
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(cf.torch, "save", save_then_start_run_b)
+    a = make_trainer(seed=0, callbacks=[CheckpointCB(tmp_path, every_n_batches=3, keep=2)])
+    a.fit(2)  # before the fix: B's before_fit deleted A's temporary file and A died in os.replace
+    monkeypatch.setattr(cf.torch, "save", real_save)
+    files = sorted(p.name for p in tmp_path.iterdir())
+    run_a, run_b = a.run_id, {cf.run_of(p) for p in tmp_path.iterdir()} - {a.run_id}
+    assert len(run_b) == 1 and not any(n.endswith(".tmp") for n in files)
+    assert [plain(n) for n in files if a.run_id in n] == ["checkpoint-e1-b6.pt", "checkpoint-e2-b0.pt"]  # keep=2
+    assert [plain(n) for n in files if a.run_id not in n] == ["checkpoint-e1-b0.pt"]  # B's keep=1, untouched by A
+    with caplog.at_level("INFO", logger="AIsaac"):
+        assert latest_checkpoint(tmp_path).name == f"checkpoint-e2-b0-{run_a}.pt"
+    said = caplog.text
+    assert f"holds checkpoints of 2 runs" in said and f"resuming run {run_a}" in said and "pass its checkpoint" in said
+
+
+def test_a_stale_temporary_file_is_removed_only_for_its_own_run_and_dead_writer(tmp_path):
+    from AIsaac.runtime.checkpoint_file import remove_stale_temp_files
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)  # a process that has ended
+    mine_dead = tmp_path / f".checkpoint-e0-b4-aaaaaaaa.pt.{dead_pid}-x1.tmp"
+    mine_alive = tmp_path / f".checkpoint-e0-b8-aaaaaaaa.pt.{os.getppid()}-x2.tmp"  # a writer still running
+    other_run = tmp_path / f".checkpoint-e0-b4-bbbbbbbb.pt.{dead_pid}-x3.tmp"
+    for p in (mine_dead, mine_alive, other_run): p.write_bytes(b"half")
+    assert remove_stale_temp_files(tmp_path, "aaaaaaaa") == [mine_dead]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([mine_alive.name, other_run.name])
+
+
+def test_a_folder_that_cannot_be_written_fails_before_any_training():
+    t = make_trainer(callbacks=[CheckpointCB("/proc/x/ck")])
+    before = weights(t)
+    with pytest.raises(FileNotFoundError, match=r"CheckpointCB cannot write checkpoints into /proc/x/ck.*Give it a "
+                                                r"folder this process can create and write to") as info:
+        t.fit(1)
+    assert "before_fit" in str(info.value)
+    assert_same_weights(before, weights(t))  # refused at the start: no batch trained
