@@ -164,7 +164,7 @@ class Trainer(CallbackSet, TrainerVerbs, OneProcess):
             check_step_phases(self, train, run_valid)
             if train: check_train_loader(self.dls)
             optimizers = fit_optimizers(self._optimizers, self.opt_func, self.model, self.splitter, lr, reset_opt)
-            setup = fit_setup(self, n_epochs, optimizers.first, added)
+            setup = fit_setup(self, n_epochs, optimizers.first, added, max_steps)
             # Read and checked before any event runs: a wrong file or setup fails here, with nothing changed.
             checkpoint, self.run_id = prepare_resume(self, resume_from, setup, allow_changes)
             self.setup = {**setup, "run_id": self.run_id}

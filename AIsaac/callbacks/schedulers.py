@@ -90,6 +90,8 @@ class FitSchedulerCB(BatchSchedulerCB):
 
     total: int | None = None
     per_step: bool = False
+    # Its state is a schedule of this fit's length: a resume that changes the length is refused (resume.check_schedules).
+    sized_by_fit = True
 
     def build(self, opt: Optimizer, total: int) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must define build(opt, total), returning the optimizer's scheduler.")

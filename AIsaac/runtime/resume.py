@@ -24,7 +24,7 @@ from .checkpoint_file import (checkpoint_files, latest_checkpoint, load_checkpoi
 from .model_state import load_model_state, load_opt_state, stateful_callbacks, unwrap_model
 from .rng import loads_ahead, set_loader_rng_state, set_rng_state
 
-CHANGES = ("n_epochs", "batch_size", "lr", "opt", "callbacks")
+CHANGES = ("n_epochs", "batch_size", "lr", "opt", "callbacks", "frozen")
 
 
 def _plain(v: Any) -> Any:
@@ -39,10 +39,11 @@ def _allowed(allow: Any) -> set[str]:
     return {allow} if isinstance(allow, str) else set(allow)
 
 
-def fit_setup(trainer: Any, n_epochs: int | None, opt: Any, fit_only: Iterable[Any] = ()) -> dict[str, Any]:
-    """What a fit is started with, compared when resuming: n_epochs (None: unbounded), the train loader's batch size
-    and length, the optimizer's class and its param groups' hyperparameters (as built, before any schedule), and the
-    names of the trainer's callbacks (those added for this fit only, `fit_only`, are left out: a checkpoint or a stop
+def fit_setup(trainer: Any, n_epochs: int | None, opt: Any, fit_only: Iterable[Any] = (),
+              max_steps: int | None = None) -> dict[str, Any]:
+    """What a fit is started with, compared when resuming: n_epochs (None: unbounded) and max_steps, the train
+    loader's batch size and length, the optimizer's class and its param groups' hyperparameters (as built, before any
+    schedule), the parameters that do not train (frozen), and the names of the trainer's callbacks (those added for this fit only, `fit_only`, are left out: a checkpoint or a stop
     added to one fit need not be there when it resumes; callbacks with state are compared anyway, see
     check_callback_states)."""
     skip = {id(cb) for cb in fit_only}
@@ -50,7 +51,9 @@ def fit_setup(trainer: Any, n_epochs: int | None, opt: Any, fit_only: Iterable[A
     return {"n_epochs": n_epochs, "batch_size": getattr(train, "batch_size", None), "train_batches": loader_length(train),
             "opt": f"{type(opt).__module__}.{type(opt).__qualname__}",
             "hparams": [{k: _plain(v) for k, v in g.items() if k != "params"} for g in getattr(opt, "param_groups", ())],
-            "callbacks": sorted(n for n, cb in trainer.named_callbacks.items() if id(cb) not in skip)}
+            "callbacks": sorted(n for n, cb in trainer.named_callbacks.items() if id(cb) not in skip),
+            "max_steps": max_steps,
+            "frozen": [n for n, p in unwrap_model(trainer.model).named_parameters() if not p.requires_grad]}
 
 
 def check_setup(saved: dict[str, Any], setup: dict[str, Any], allow: Any = (), source: Any = "the checkpoint") -> None:
@@ -64,6 +67,13 @@ def check_setup(saved: dict[str, Any], setup: dict[str, Any], allow: Any = (), s
         if old != new and kind not in allow: diffs.append((kind, f"{what}: saved {old!r}, now {new!r}"))
 
     differ("n_epochs", "n_epochs", saved["n_epochs"], setup["n_epochs"])
+    if "max_steps" in saved: differ("n_epochs", "max_steps", saved["max_steps"], setup["max_steps"])
+    if "frozen" in saved and saved["frozen"] != setup["frozen"]:  # (files from before it was saved: not compared)
+        was, now = set(saved["frozen"]), set(setup["frozen"])
+        if "frozen" not in allow:
+            diffs.append(("frozen", f"frozen parameters (requires_grad=False): saved {len(was)}, now {len(now)}" +
+                          (f"; frozen then, training now: {_listed(sorted(was - now), 4)}" if was - now else "") +
+                          (f"; frozen now, trained then: {_listed(sorted(now - was), 4)}" if now - was else "")))
     differ("batch_size", "batch size", saved["batch_size"], setup["batch_size"])
     differ("batch_size", "batches per epoch", saved["train_batches"], setup["train_batches"])
     differ("opt", "optimizer", saved["opt"], setup["opt"])
@@ -104,8 +114,26 @@ def check_model_state(saved: dict[str, torch.Tensor], model: torch.nn.Module, so
                               ". Resume with the same architecture and sizes as the run that saved it.")
 
 
+def check_schedules(saved: dict[str, Any], setup: dict[str, Any], trainer: Any, source: Any = "the checkpoint") -> None:
+    """Raise CheckpointError when the fit's length changed (an allowed change of n_epochs or max_steps) under a
+    schedule sized by it (a callback with `sized_by_fit`, e.g. OneCycleSchedulerCB): its saved state is a schedule
+    of the old length, which would run out (or stop short) in the resumed fit."""
+    changed = [f"{k}: saved {saved[k]!r}, now {setup[k]!r}" for k in ("n_epochs", "max_steps", "train_batches")
+               if k in saved and saved[k] != setup[k]]
+    sized = [n for n, cb in trainer.named_callbacks.items() if getattr(cb, "sized_by_fit", False)]
+    if changed and sized:
+        raise CheckpointError(f"The fit's length changed ({'; '.join(changed)}), but {_listed(sized)} spread "
+                              f"{'its' if len(sized) == 1 else 'their'} schedule over the saved length, so the resumed "
+                              f"fit would run past its end. Resume with the saved length, or start a new fit (without "
+                              f"resume_from) for the new one. Nothing was changed.")
+
+
+def _keys(state: Any) -> str: return ", ".join(map(repr, sorted(state, key=repr))) if isinstance(state, dict) else "-"
+
+
 def check_callback_states(saved: dict[str, Any], trainer: Any, source: Any = "the checkpoint") -> None:
-    """Raise CheckpointError when the checkpoint and the trainer disagree on which callbacks have state."""
+    """Raise CheckpointError when the checkpoint and the trainer disagree on which callbacks have state, or on the
+    keys of one's state."""
     own = stateful_callbacks(trainer)
     lacking, new = [n for n in saved if n not in own], [n for n in own if n not in saved]
     if lacking:
@@ -115,6 +143,14 @@ def check_callback_states(saved: dict[str, Any], trainer: Any, source: Any = "th
     if new:
         raise CheckpointError(f"This trainer has callbacks with state that {source} does not hold: {_listed(new)}; "
                               f"resume with the callbacks the run was saved with, then add new ones in a later fit.")
+    for name, cb in own.items():
+        try: now = cb.state_dict()
+        except Exception: continue  # a state that exists only during a fit: checked as it loads (restore_checkpoint)
+        if isinstance(saved[name], dict) and isinstance(now, dict) and set(saved[name]) != set(now):
+            raise CheckpointError(f"{source} holds {name}'s state with keys {_keys(saved[name])}, but this {name} "
+                                  f"keeps {_keys(now)}: its state_dict changed since the run was saved. Resume with "
+                                  f"the callback's version that saved it (or have load_state_dict read the old "
+                                  f"keys). Nothing was changed.")
 
 
 def read_checkpoint(path: str | os.PathLike, trainer: Any = None, setup: dict[str, Any] | None = None,
@@ -139,6 +175,7 @@ def read_checkpoint(path: str | os.PathLike, trainer: Any = None, setup: dict[st
         check_model_state(state["model"], trainer.model, path)
         if setup is not None and "setup" in state:
             check_setup(state["setup"], setup, allow_changes, path)
+            check_schedules(state["setup"], setup, trainer, path)
             if "callbacks" not in _allowed(allow_changes): check_callback_states(state["callbacks"], trainer, path)
         else: check_callback_states(state["callbacks"], trainer, path)
     state["allow_changes"] = allow_changes
@@ -189,7 +226,12 @@ def restore_checkpoint(trainer: Any, state: dict[str, Any]) -> None:
     load_model_state(trainer.model, state["model"])
     callbacks = stateful_callbacks(trainer)
     for name, cb_state in state["callbacks"].items():
-        if name in callbacks: callbacks[name].load_state_dict(cb_state)
+        if name not in callbacks: continue
+        try: callbacks[name].load_state_dict(cb_state)
+        except (KeyError, TypeError, AttributeError, IndexError) as e:
+            raise CheckpointError(f"{name}.load_state_dict could not load the state the checkpoint holds for it (keys "
+                                  f"{_keys(cb_state)}): {type(e).__name__}: {e}. Resume with the callback's version "
+                                  f"that saved it.") from e
     set_rng_state(rng)
     pos = state["position"]
     n_epochs = trainer.n_epochs  # None: only the step budget bounds the fit

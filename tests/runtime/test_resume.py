@@ -108,3 +108,47 @@ def test_fit_setup_records_what_a_resume_compares():
     with pytest.raises(CheckpointError, match="param group 0 lr: saved 0.1, now 0.01.*allow_changes=\\('lr',\\)"):
         check_setup(setup, lower)
     check_setup(setup, lower, allow="lr")
+
+
+# ---- what changes training: which parameters train, a schedule's length, a callback's state ----
+def test_a_frozen_run_resumed_unfrozen_is_refused_unless_allowed(tmp_path):
+    t = make_trainer(callbacks=[ScaleCB()])
+    t.model[0].requires_grad_(False)  # the first layer frozen, as freeze() does with a splitter
+    t.fit(1, lr=0.1, callbacks=[CheckpointCB(tmp_path)])
+    unfrozen = make_trainer(callbacks=[ScaleCB()])
+    before = [p.detach().clone() for p in unfrozen.model.parameters()]
+    with pytest.raises(CheckpointError, match=r"frozen parameters \(requires_grad=False\): saved 2, now 0; frozen "
+                                              r"then, training now: 0\.bias, 0\.weight.*allow_changes=\('frozen',\)"):
+        unfrozen.fit(1, lr=0.1, resume_from=tmp_path)
+    assert all(torch.equal(a, b) for a, b in zip(before, unfrozen.model.parameters()))  # nothing changed
+    unfrozen.fit(1, lr=0.1, resume_from=tmp_path, allow_changes=("frozen",))  # meant: accepted
+
+
+def test_a_schedule_sized_by_the_fit_refuses_a_resume_of_another_length(tmp_path):
+    from AIsaac.all import OneCycleSchedulerCB
+    make_trainer(callbacks=[OneCycleSchedulerCB()]).fit(2, lr=0.1, callbacks=[CheckpointCB(tmp_path)])
+    longer = make_trainer(callbacks=[OneCycleSchedulerCB()])
+    with pytest.raises(CheckpointError, match=r"length changed \(n_epochs: saved 2, now 3\), but OneCycleSchedulerCB "
+                                              r"spread its schedule over the saved length.*Nothing was changed"):
+        longer.fit(3, lr=0.1, resume_from=tmp_path, allow_changes=("n_epochs",))
+    plain = make_trainer(callbacks=[ScaleCB()])
+    plain.fit(2, lr=0.1, callbacks=[CheckpointCB(tmp_path / "plain")])
+    make_trainer(callbacks=[ScaleCB()]).fit(3, lr=0.1, resume_from=tmp_path / "plain", allow_changes=("n_epochs",))
+
+
+def test_a_callback_whose_state_keys_changed_is_named_with_the_keys(saved):
+    class ScaleCB2(ScaleCB):  # the same callback, a later version that renamed its state
+        def state_dict(self): return {"factor": self.scale}
+        def load_state_dict(self, state): self.scale = state["factor"]
+    ScaleCB2.__name__ = "ScaleCB"
+    with pytest.raises(CheckpointError, match=r"holds ScaleCB's state with keys 'scale', but this ScaleCB keeps "
+                                              r"'factor'.*Nothing was changed"):
+        make_trainer(callbacks=[ScaleCB2()]).fit(1, lr=0.1, resume_from=saved)
+
+    class DuringFit(ScaleCB):  # whose state exists only once a fit runs: found as it loads
+        def state_dict(self): return {"factor": self.factor}
+        def load_state_dict(self, state): self.factor = state["factor"]
+    DuringFit.__name__ = "ScaleCB"
+    with pytest.raises(CheckpointError, match=r"ScaleCB.load_state_dict could not load the state the checkpoint holds "
+                                              r"for it \(keys 'scale'\): KeyError: 'factor'"):
+        make_trainer(callbacks=[DuringFit()]).fit(1, lr=0.1, resume_from=saved)
