@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence, cast
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Sequence, cast, overload
 
 import torch
 
@@ -15,6 +15,7 @@ from .runtime.optimizers import freeze_to
 if TYPE_CHECKING:
     from .callbacks.profile import ProfileCB
     from .tools.lr_find import LRFindResult
+    from .tools.predict import Predictions
     from .trainer import Trainer
 
 
@@ -45,10 +46,18 @@ class TrainerVerbs:
         self.freeze_to(0)
 
     # ---- the verbs around a fit (their work is in AIsaac.tools) ----
+    @overload
+    def get_preds(self, dl: Any = None, with_targets: Literal[True] = True, tta: Sequence[Callable] | None = None,
+                  act: Callable | None = None, decode: bool = False) -> Predictions: ...
+    @overload
+    def get_preds(self, dl: Any = None, with_targets: bool = True, tta: Sequence[Callable] | None = None,
+                  act: Callable | None = None, decode: bool = False) -> Any: ...
+
     def get_preds(self, dl: Any = None, with_targets: bool = True, tta: Sequence[Callable] | None = None,
                   act: Callable | None = None, decode: bool = False) -> Any:
         """Predictions for every batch of `dl` (default `dls.valid`), concatenated on the CPU, with the targets: a
-        `(preds, targets)` pair, or the predictions alone with `with_targets=False`."""
+        `Predictions(preds, targets)` pair (`preds, targets = trainer.get_preds()`), or the predictions alone with
+        `with_targets=False`."""
         from .tools.predict import get_preds
         return get_preds(_host(self), dl, with_targets, tta, act, decode)
 

@@ -16,3 +16,9 @@ def spelt_right(trainer: Trainer) -> None:
     metrics: MetricsCB = trainer.MetricsCB  # a callback AIsaac ships, typed as its class
     progress: ProgressCB = trainer.callback(ProgressCB)  # any callback class, a user's too
     print(metrics, progress, trainer.epoch)
+
+
+def predictions(trainer: Trainer) -> None:
+    preds, targets = trainer.get_preds()
+    found: Predictions = trainer.get_preds()
+    print(preds.shape, targets.shape, found.preds.argmax(1), found.targag)  # typo

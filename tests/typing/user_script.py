@@ -36,8 +36,9 @@ def user_code(dls: DataLoaders) -> Trainer:
     # The same fit again from its last checkpoint: it ended there, so nothing is left to train.
     trainer.fit(3, lr=lr, callbacks=[OneCycleSchedulerCB()], resume_from=latest_checkpoint("ckpt"))
 
-    preds = trainer.get_preds(act=partial(torch.softmax, dim=-1))
+    preds: Predictions = trainer.get_preds(act=partial(torch.softmax, dim=-1))
     p, y = trainer.get_preds()
+    row_sums: torch.Tensor = preds.preds.sum(1) + 0 * y  # typed: the fields are tensors
     probs: torch.Tensor = trainer.predict(xb[:1])
     prof: ProfileCB = trainer.profile(1, show=False)
     rows: list[tuple[str, str, str]] = trainer.summarize_callbacks(show=False)
@@ -52,7 +53,7 @@ def user_code(dls: DataLoaders) -> Trainer:
     state = get_rng_state()
     set_rng_state(state)
     with restoring(trainer): trainer.fit(1)
-    print(preds, y, probs, prof.table(), rows, main, n, total, plan, named, fig, to_cpu(to_device(p, def_device)),
+    print(preds, row_sums, probs, prof.table(), rows, main, n, total, plan, named, fig, to_cpu(to_device(p, def_device)),
           model_device(model), EVENTS, Order.METRICS, final_epoch_log(trainer), view_source_code)
     return trainer
 
