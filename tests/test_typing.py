@@ -42,8 +42,9 @@ def test_mypy_reports_each_misspelt_trainer_name_and_nothing_else():
                          cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=900)
     report = out.stdout + out.stderr
     errors = [int(n) for n in re.findall(r"typo_script\.py:(\d+): error:", report)]
-    assert errors == typo_lines() and len(errors) == 4, report
+    assert errors == typo_lines() and len(errors) == 5, report
     for name in ("fitt", "MetricCB", "epoc"): assert f'"Trainer" has no attribute "{name}"' in report, report
+    assert 'Module "AIsaac" has no attribute "Trainerr"' in report, report  # `from AIsaac import ...` is typed
     assert '"Predictions" has no attribute "targag"' in report, report  # get_preds' result is typed
 
 
@@ -57,11 +58,12 @@ def pyright(*files: Path) -> str:
 def test_pyright_reports_each_misspelt_trainer_name_and_is_clean_on_the_user_script():
     report = pyright(TYPOS, SCRIPT)
     errors = [int(n) for n in re.findall(r"typo_script\.py:(\d+):\d+ - error:", report)]
-    assert errors == typo_lines() and len(errors) == 4, report
+    assert errors == typo_lines() and len(errors) == 5, report
     for name in ("fitt", "MetricCB", "epoc"): assert f'Cannot access attribute "{name}" for class "Trainer"' in report
+    assert '"Trainerr" is unknown import symbol' in report, report
     assert 'Cannot access attribute "targag" for class "Predictions"' in report, report
     assert "user_script.py:" not in report, report  # no error, warning or note on the user's script
-    assert "4 errors, 0 warnings, 0 informations" in report, report
+    assert "5 errors, 0 warnings, 0 informations" in report, report
 
 
 def test_the_callbacks_aisaac_ships_are_typed_trainer_attributes():

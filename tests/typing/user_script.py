@@ -12,6 +12,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+import AIsaac
+from AIsaac import CoreCBs as PackageCoreCBs, Trainer as PackageTrainer
 from AIsaac.all import *
 
 
@@ -64,6 +66,9 @@ TRAINER_METHODS: tuple[Callable[..., Any], ...] = (
     Trainer.summarize_model, Trainer.show_image_batch, Trainer.add_callbacks, Trainer.remove_callbacks,
     Trainer.run_callbacks, Trainer.wrap_plan, Trainer.reduce_sum)
 DISTRIBUTED: tuple[bool, int] = (Trainer.is_main_process, Trainer.num_processes)
+# The same names from the package itself (read from AIsaac.all when first asked for).
+PACKAGE: tuple[type[Trainer], type[CoreCBs], type[MetricsCB], str] = (
+    PackageTrainer, PackageCoreCBs, AIsaac.MetricsCB, AIsaac.__version__)
 
 
 def data() -> DataLoaders:
