@@ -4,13 +4,13 @@ them on a trainer; each is a short method whose work is done in AIsaac.tools or 
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Sequence, cast, overload
 
 import torch
 
 from .runtime.optimizers import freeze_to
+from .runtime.messages import warn
 
 if TYPE_CHECKING:
     from .callbacks.profile import ProfileCB
@@ -36,9 +36,8 @@ class TrainerVerbs:
     def freeze(self, train_norm: bool = True) -> None:
         """Train only the last parameter group (the head, with `body_head_splitter`)."""
         if _host(self).splitter is None:
-            warnings.warn("freeze() with no splitter: the model is one parameter group, so all of it still trains. "
-                          "Give the Trainer a splitter, e.g. Trainer(..., splitter=body_head_splitter).", UserWarning,
-                          stacklevel=2)
+            warn("freeze() with no splitter: the model is one parameter group, so all of it still trains. "
+                 "Give the Trainer a splitter, e.g. Trainer(..., splitter=body_head_splitter).", UserWarning)
         self.freeze_to(-1, train_norm)
 
     def unfreeze(self) -> None:
