@@ -38,12 +38,13 @@ from .callbacks.schedulers import (BaseSchedulerCB, BatchSchedulerCB, EpochSched
 from .callbacks.tensorboard import TensorBoardCB
 from .callbacks.terminate_on_nan import TerminateOnNaNCB
 from .callbacks.wandb_logger import WandbLoggerCB
+from .data.columns import DictCollate
 from .data.dataset_dict import sample_dataset_dict
 from .data.digits import digits_dataset_dict
 from .data.fashion_mnist import fashion_mnist_dataset_dict
 from .data.files import get_images
 from .data.labels import class_names, label_titles
-from .data.loaders import DataLoaders, DictCollate, collate_dataset_dict, get_dataloaders
+from .data.loaders import DataLoaders, collate_dataset_dict, get_dataloaders
 from .data.tensor_loader import TensorLoader
 from .data.transforms import inplace
 from .dispatch import run_callbacks, with_cbs

@@ -170,7 +170,8 @@ def tutorial_data(acceptance: str, n_train: int | None):
 def old_loaders(dd):
     """What `DataLoaders.from_dataset_dict(dd, 64, num_workers=4)` built before this work: plain DataLoaders."""
     from torch.utils.data import DataLoader
-    from AIsaac.data.loaders import DataLoaders, DictCollate
+    from AIsaac.data.columns import DictCollate
+    from AIsaac.data.loaders import DataLoaders
     kw = dict(collate_fn=DictCollate(["image", "label"]), num_workers=4)
     return DataLoaders(DataLoader(dd["train"], batch_size=64, shuffle=True, **kw),
                        DataLoader(dd["test"], batch_size=128, shuffle=False, **kw))

@@ -44,7 +44,8 @@ INTERNAL = {
     "AIsaac.data.fashion_mnist": {"hf_modules", "read_idx", "fashion_mnist_folder"},
     "AIsaac.data.dataset_loader": {"usable_cores", "loading_plan",  # how from_dataset_dict plans its workers
                                    "DatasetLoader"},  # what from_dataset_dict builds (reached through DataLoaders)
-    "AIsaac.data.loaders": {"split_tensors"},
+    "AIsaac.data.columns": {"split_tensors",  # from_dataset_dict(in_memory=True)'s reading of a split
+                            "batch_columns"},  # from_dataset_dict's inputs/targets check
     "AIsaac.data.tensor_loader": {"as_tensor"},
     # the splitters' building blocks, used by Trainer.freeze_to and fit (the splitters themselves are exported)
     "AIsaac.models.splitters": {"norm_params", "find_head", "param_groups", "layer_index"},

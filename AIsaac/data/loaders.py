@@ -1,62 +1,18 @@
 """`DataLoaders`: the train and valid loaders a trainer draws from; `get_dataloaders` and `collate_dataset_dict`, the
-plain PyTorch loaders and collate function it builds them with."""
+plain PyTorch loaders and collate function it builds them with (the column reading is in AIsaac.data.columns)."""
 from __future__ import annotations
 
 from typing import Any, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, TensorDataset, default_collate
+from torch.utils.data import DataLoader, TensorDataset
 
 from ..runtime.args import whole_number
 from ..runtime.messages import inform
+from .columns import DictCollate, batch_columns, split_tensors
 from .dataset_loader import DatasetLoader, loading_plan, usable_cores
 from .tensor_loader import TensorLoader, as_tensor
-
-
-def _length(value: Any) -> int | None:
-    if isinstance(value, torch.Tensor): return len(value) if value.ndim else None
-    return len(value) if isinstance(value, (list, tuple)) else None
-
-
-def _ragged_column(items: list[dict], keys: Sequence[str]) -> tuple[str, set] | None:
-    """The first of `keys` whose values differ in length across `items` (sequences that cannot be stacked), or None."""
-    for k in keys:
-        lengths = {_length(it[k]) for it in items}
-        if len(lengths) > 1: return k, lengths
-    return None
-
-
-def _ragged_error(key: str, lengths: set) -> ValueError:
-    shown = sorted(n for n in lengths if n is not None)[:4]
-    return ValueError(f"Column '{key}' holds sequences of different lengths ({', '.join(map(str, shown))}, ...), which "
-                      f"cannot be stacked into one batch tensor. Pass a padding collate function: "
-                      f"DataLoaders.from_dataset_dict(dd, bs, ..., collate_fn=transformers.DataCollatorWithPadding("
-                      f"tokenizer)) for token ids, or your own that pads them to the longest in the batch.")
-
-
-class DictCollate:
-    """Collate dict items into a tuple of batched values, in the order of `keys` (picklable for worker processes).
-
-    With `collate_fn`, the items (cut down to `keys`) go to it instead and its result is the batch (a padding collator's
-    mapping, say, which BasicTrainCB passes to the model as keyword arguments).
-    """
-
-    def __init__(self, keys: Sequence[str], collate_fn: Any = None):
-        self.keys, self.collate_fn = tuple(keys), collate_fn
-
-    def __call__(self, items: list[dict]) -> Any:
-        if self.collate_fn is not None: return self.collate_fn([{k: it[k] for k in self.keys} for it in items])
-        # Only the batch's columns: the others (captions, ids, ...) would each cost a collate, and a ragged one fail the batch.
-        try: return tuple(default_collate([it[k] for it in items]) for k in self.keys)
-        except (RuntimeError, TypeError) as e:
-            ragged = _ragged_column(items, self.keys)
-            if ragged is None: raise
-            raise _ragged_error(*ragged) from e
-
-    def __repr__(self) -> str:
-        extra = f", collate_fn={self.collate_fn!r}" if self.collate_fn is not None else ""
-        return f"DictCollate({list(self.keys)}{extra})"
 
 
 def collate_dataset_dict(dataset: Any) -> DictCollate:
@@ -83,21 +39,6 @@ def get_dataloaders(train_dataset: Any, valid_dataset: Any, batch_size: int,
             DataLoader(valid_dataset, batch_size=batch_size * 2, shuffle=False, **dataloader_kwargs))
 
 
-def split_tensors(split: Any, keys: Sequence[str] | None = None) -> tuple[torch.Tensor, ...]:
-    """A dataset split read whole (`split[:]`, so its transform or format applies) as one tensor per feature in `keys`
-    (default: all, in their declared order)."""
-    columns = split[:]
-    keys = list(split.features) if keys is None else keys
-    out = []
-    for k in keys:
-        try: out.append(as_tensor(columns[k]))
-        except (RuntimeError, ValueError, TypeError) as e:
-            ragged = _ragged_column([{k: v} for v in columns[k]], [k])
-            if ragged is None: raise
-            raise _ragged_error(*ragged) from e
-    return tuple(out)
-
-
 VALID_SPLITS = ("validation", "valid", "test")
 
 
@@ -107,6 +48,8 @@ def _with_transform_of(dataset: Any, source: Any) -> Any:
     if not fmt or fmt.get("type") != "custom" or getattr(dataset, "format", {}).get("type") is not None: return dataset
     transform = fmt.get("format_kwargs", {}).get("transform")
     return dataset.with_transform(transform) if transform is not None else dataset
+
+
 def _like(tensors: tuple[torch.Tensor, ...], valid: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
     """`tensors` as tensors, checked against the validation data's: the same number of rows in each, and inputs of
     its item shape and kind (raw pixels where the model takes normalised floats would give silent nonsense)."""
@@ -123,21 +66,6 @@ def _like(tensors: tuple[torch.Tensor, ...], valid: tuple[torch.Tensor, ...]) ->
                              f"{str(v.dtype).replace('torch.', '')}: the new data has not been preprocessed like the "
                              f"training data. Apply the same preprocessing (and transform) first.")
     return tensors
-
-
-def _columns(split: Any, inputs: Sequence[str] | None, targets: Sequence[str] | None) -> list[str]:
-    """The batch's columns, `[*inputs, *targets]` (all features in declared order when neither is given), checked."""
-    features = list(split.features)
-    if inputs is None and targets is None: return features
-    for name, given in (("inputs", inputs), ("targets", targets)):
-        if isinstance(given, str):
-            raise TypeError(f"from_dataset_dict: {name} is a list of column names; got the string {given!r} "
-                            f"(write {name}=[{given!r}]).")
-    keys = [*(inputs or ()), *(targets or ())]
-    unknown = [k for k in keys if k not in features]
-    if unknown: raise ValueError(f"from_dataset_dict: no column {unknown} in the dataset (its columns: {features}).")
-    if len(set(keys)) < len(keys): raise ValueError(f"from_dataset_dict: a column is named twice in {keys}.")
-    return keys
 
 
 def _loading_choices(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -293,7 +221,7 @@ class DataLoaders:
         batch_size = whole_number("batch_size", batch_size, owner="DataLoaders.from_dataset_dict",
                                   what="rows per batch")
         train, valid = dataset_dict["train"], dataset_dict[valid_name]
-        keys = _columns(train, inputs, targets)
+        keys = batch_columns(train, inputs, targets)
         if in_memory:
             extra = set(dataloader_kwargs) - {"drop_last"}
             if extra or collate_fn is not None:

@@ -88,3 +88,26 @@ def test_built_on_hooks_callback_and_readable_the_original_way(tiny_dls):
         torch.testing.assert_close(h.stats[0], s[:, 0])
         torch.testing.assert_close(get_hist(h), s[:, 2:].T.log1p())
         torch.testing.assert_close(get_min(h), s[:, 2] / s[:, 2:].sum(1).clamp(min=1))
+
+
+def test_a_loader_without_a_length_records_the_same_as_one_with_it():
+    """Rows are allocated once per fit from the loader's length; a stream (no length) keeps its records another way,
+    and both give the same statistics."""
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(24, 4, generator=g), torch.randint(0, 3, (24,), generator=g)
+
+    class Stream(torch.utils.data.IterableDataset):
+        def __iter__(self): return iter(zip(x.split(8), y.split(8)))
+
+    def fit(train):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3))
+        t = Trainer(DataLoaders(train, TensorLoader(x, y, batch_size=8)), nn.CrossEntropyLoss(), torch.optim.SGD,
+                    model, [BasicTrainCB(), ActivationStatsCB(lambda m: isinstance(m, nn.Linear), bins=5)])
+        t.fit(2, lr=0.1)
+        return t.ActivationStatsCB.stats
+
+    sized = fit(TensorLoader(x, y, batch_size=8))
+    streamed = fit(torch.utils.data.DataLoader(Stream(), batch_size=None))
+    assert [s.shape for s in sized] == [(6, 7), (6, 7)]
+    assert all(torch.equal(a, b) for a, b in zip(sized, streamed))

@@ -5,7 +5,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from AIsaac.all import DataLoaders, inplace
 from AIsaac.data.labels import class_names, label_titles
-from AIsaac.data.loaders import DictCollate
+from AIsaac.data.columns import DictCollate
 
 COARSE, FINE = ["animal", "vehicle"], ["cat", "dog", "car"]
 

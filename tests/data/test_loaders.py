@@ -1,10 +1,9 @@
 """DataLoaders.from_dataset_dict over Hugging Face DatasetDicts."""
 import datasets
-import numpy as np
 import pytest
 import torch
 
-from AIsaac.all import DataLoaders, DictCollate, inplace
+from AIsaac.all import DataLoaders, inplace
 from AIsaac.data import loaders
 
 
@@ -60,12 +59,6 @@ def test_bad_batch_size_and_conflicting_kwargs():
         DataLoaders.from_dataset_dict(dataset_dict(), 0)
     with pytest.raises(ValueError, match="sets shuffle itself"):
         DataLoaders.from_dataset_dict(dataset_dict(), 4, shuffle=False)
-
-
-def test_dict_collate_is_picklable():
-    import pickle
-    c = pickle.loads(pickle.dumps(DictCollate(["b", "a"])))
-    assert c([{"a": 1, "b": np.float32(2)}]) == (torch.tensor([2.0]), torch.tensor([1]))
 
 
 def test_inplace_returns_its_argument():
