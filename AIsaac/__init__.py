@@ -10,10 +10,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from . import all as _all
-    from .all import *  # noqa: F403
-    __all__ = ["__version__"]
-    __all__ += _all.__all__
+    from .all import *  # noqa: F403  (re-exported: a star import is, for type checkers)
 else:
     def __getattr__(name: str) -> Any:
         # Only reached for a name not yet in this module: a name of AIsaac.all (kept here once read), or `__all__`.
