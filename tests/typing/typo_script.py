@@ -2,7 +2,7 @@
 `# typo`, and nothing else (never run; not in pyproject.toml's mypy files, which must stay clean)."""
 from __future__ import annotations
 
-from AIsaac import Trainerr  # typo
+from AIsaac import Trainerr  # noqa: F401  # typo
 from AIsaac.all import *
 
 
