@@ -71,6 +71,7 @@ from .runtime.rng import get_rng_state, set_rng_state, set_seed
 from .tools.lr_find import LRFindResult, lr_find
 from .models.hooks import Hook, Hooks, append_stats, get_hist, get_min
 from .tools.masks import mask2idxs
+from .tools.predict import Predictions
 from .tools.names import retrieve_global_name
 from .tools.sandbox import restoring
 from .trainer import Trainer
@@ -85,7 +86,7 @@ __all__ = [
     # callbacks
     "AccelerateCB", "ActivationStatsCB", "BasicTrainCB", "BatchAugmentationCB", "CheckpointCB", "CompileCB",
     "CoreCBs", "CSVLoggerCB", "CudaGraphCB", "DeviceCB", "EarlyStoppingCB", "GradAccumCB", "GradClipCB", "HooksCallback",
-    "LRFinderCB", "LRFindResult", "lr_find", "MetricsCB", "MixedPrecisionCB", "MomentumTrainCB", "MonitorCB", "OneBatchCB",
+    "LRFinderCB", "LRFindResult", "lr_find", "Predictions", "MetricsCB", "MixedPrecisionCB", "MomentumTrainCB", "MonitorCB", "OneBatchCB",
     "ProfileCB", "ProgressCB", "SaveBestCB", "BaseSchedulerCB", "BatchSchedulerCB", "EpochSchedulerCB",
     "OneCycleSchedulerCB", "TensorBoardCB", "TerminateOnNaNCB", "LoggerCB", "MLflowLoggerCB", "WandbLoggerCB",
     "OptunaPruningCB", "epoch_scalars", "fit_hparams", "optimizer_records",

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import inspect
 import numbers
-import warnings
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping
 
@@ -15,6 +14,7 @@ from .events import EVENTS, EXCLUSIVE_PHASES, FOREIGN_EVENT_NAMES, nearest_event
 from .exceptions import CallbackSetupError
 from .order import Order
 from .records import check_log_key, epoch_log_keys, final_epoch_log, is_record_key
+from .runtime.messages import warn
 
 __all__ = ["Callback", "Order", "final_epoch_log", "is_record_key", "check_log_key", "epoch_log_keys", "callback_name",
            "callback_order", "as_callback_list", "check_callback", "flatten_callbacks", "event_methods",
@@ -144,11 +144,11 @@ def warn_misspelt_events(cb: Any, events: tuple[str, ...] = EVENTS) -> None:
         if hasattr(cb, "__dict__") else {n for n in dir(type(cb)) if not n.startswith("_")}
     for name in sorted(names - set(events)):
         if name in FOREIGN_EVENT_NAMES and callable(getattr(cb, name, None)):
-            warnings.warn(f"{callback_name(cb)}.{name} is not an AIsaac event (it is another library's name), so it "
-                          f"will never be called; use {FOREIGN_EVENT_NAMES[name]}.", UserWarning, stacklevel=4)
+            warn(f"{callback_name(cb)}.{name} is not an AIsaac event (it is another library's name), so it "
+                 f"will never be called; use {FOREIGN_EVENT_NAMES[name]}.", UserWarning)
             continue
         guess = nearest_event(name, events)
         if guess and callable(getattr(cb, name, None)):
-            warnings.warn(f"{callback_name(cb)}.{name} looks like the event '{guess}' but is not an event, "
-                          f"so it will never be called; rename it to '{guess}'.", UserWarning, stacklevel=4)
+            warn(f"{callback_name(cb)}.{name} looks like the event '{guess}' but is not an event, "
+                 f"so it will never be called; rename it to '{guess}'.", UserWarning)
 

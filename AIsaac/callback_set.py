@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 from types import MappingProxyType
-from typing import Any, Callable, Iterable, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, TypeVar
 
 from .dispatch import Plan, PlanWrapper, run_cleanup
+
+if TYPE_CHECKING:
+    from . import all as _all
 
 _CB = TypeVar("_CB")
 
@@ -16,6 +19,26 @@ class CallbackSet:
 
     _callbacks: Plan
     _methods: Mapping[str, tuple[Callable, ...]]
+
+    if TYPE_CHECKING:
+        # What a type checker sees of `trainer.<Name>`: each callback AIsaac ships, typed as its class (a callback
+        # of yours: `trainer.callback(MyCB)`). `__getattr__` is hidden from it, so a misspelt name is an error.
+        # tests/test_typing.py keeps this list equal to the callbacks AIsaac.all exports.
+        AccelerateCB: _all.AccelerateCB; ActivationStatsCB: _all.ActivationStatsCB
+        BaseSchedulerCB: _all.BaseSchedulerCB; BasicTrainCB: _all.BasicTrainCB
+        BatchAugmentationCB: _all.BatchAugmentationCB; BatchSchedulerCB: _all.BatchSchedulerCB
+        BatchTransformCB: _all.BatchTransformCB; CheckpointCB: _all.CheckpointCB; CompileCB: _all.CompileCB
+        CoreCBs: _all.CoreCBs; CSVLoggerCB: _all.CSVLoggerCB; CudaGraphCB: _all.CudaGraphCB; CutMixCB: _all.CutMixCB
+        DeviceCB: _all.DeviceCB; EarlyStoppingCB: _all.EarlyStoppingCB; EMACB: _all.EMACB
+        EpochSchedulerCB: _all.EpochSchedulerCB; FitSchedulerCB: _all.FitSchedulerCB; GradAccumCB: _all.GradAccumCB
+        GradClipCB: _all.GradClipCB; HooksCallback: _all.HooksCallback; LoggerCB: _all.LoggerCB
+        LRFinderCB: _all.LRFinderCB; MetricsCB: _all.MetricsCB; MixedPrecisionCB: _all.MixedPrecisionCB
+        MixUpCB: _all.MixUpCB; MLflowLoggerCB: _all.MLflowLoggerCB; MomentumTrainCB: _all.MomentumTrainCB
+        MonitorCB: _all.MonitorCB; OneBatchCB: _all.OneBatchCB; OneCycleSchedulerCB: _all.OneCycleSchedulerCB
+        OptunaPruningCB: _all.OptunaPruningCB; ProfileCB: _all.ProfileCB; ProgressCB: _all.ProgressCB
+        ReduceLROnPlateauCB: _all.ReduceLROnPlateauCB; SaveBestCB: _all.SaveBestCB; SWACB: _all.SWACB
+        TensorBoardCB: _all.TensorBoardCB; TerminateOnNaNCB: _all.TerminateOnNaNCB; WandbLoggerCB: _all.WandbLoggerCB
+        WarmupCosineSchedulerCB: _all.WarmupCosineSchedulerCB
 
     # ---- running events ----
     def run_callbacks(self, names: str | Iterable[str]) -> None:
@@ -64,11 +87,12 @@ class CallbackSet:
         return MappingProxyType(self._methods)
 
     # ---- reaching one callback ----
-    def __getattr__(self, name: str) -> Any:
-        # Only reached for names that are not attributes: a callback by its class name, else a clear error.
-        plan = self.__dict__.get("_callbacks")
-        if plan is not None and name in plan.named: return plan.named[name]
-        raise AttributeError(f"'{type(self).__name__}' has no attribute or callback '{name}'")
+    if not TYPE_CHECKING:  # seen by a type checker, it would make every name, a misspelt one too, `Any`
+        def __getattr__(self, name: str) -> Any:
+            # Only reached for names that are not attributes: a callback by its class name, else a clear error.
+            plan = self.__dict__.get("_callbacks")
+            if plan is not None and name in plan.named: return plan.named[name]
+            raise AttributeError(f"'{type(self).__name__}' has no attribute or callback '{name}'")
 
     def callback(self, cls: type[_CB]) -> _CB:
         """The callback of class `cls` on this trainer, typed as that class (`trainer.callback(MetricsCB)`)."""

@@ -4,12 +4,12 @@ wrapping a callback's error with where it happened."""
 from __future__ import annotations
 
 import functools
-import warnings
 from typing import Any, Callable, Iterable, Mapping, NoReturn
 
 from .callback import callback_name, callback_order, event_methods, flatten_callbacks, warn_misspelt_events
 from .events import EVENTS, EXCLUSIVE_PHASES, nearest_event
 from .exceptions import CANCEL_EXCEPTIONS, CallbackError, CallbackSetupError, add_note, callback_error
+from .runtime.messages import warn
 
 # (event, callback name, planned method) -> the callable to run instead; see Trainer.wrap_plan.
 PlanWrapper = Callable[[str, str, Callable], Callable]
@@ -93,11 +93,10 @@ def build_plan(callbacks: list[Any], events: tuple[str, ...] = EVENTS) -> dict[s
                     doers, doing = [(cb, m) for cb, m in doers if id(cb) not in gone], others
                 if len(doing) > 1:
                     # A warning, not an error: a tracer written before `observes` existed (the seed tutorial's) still runs.
-                    warnings.warn(
+                    warn(
                         f"{' and '.join(map(callback_name, doing))} all do the step phase '{ev}', so it runs "
                         f"{len(doing)} times per batch. Give the one that replaces the usual step claims = ('{ev}',), "
-                        f"or, for one that only watches it (a recorder), observes = ('{ev}',).", UserWarning,
-                        stacklevel=4)
+                        f"or, for one that only watches it (a recorder), observes = ('{ev}',).", UserWarning)
         plan[ev] = tuple(m for _, m in doers)
     return plan
 

@@ -36,58 +36,91 @@ class Trainer(CallbackSet, TrainerVerbs, OneProcess):
 
     ```python
     trainer = Trainer(dls, nn.CrossEntropyLoss(), torch.optim.Adam, model,
-                      callbacks=[DeviceCB(), BasicTrainCB(), MetricsCB(acc=Accuracy()), ProgressCB()])
-    trainer.fit(3, lr=1e-3)                               # epochs
-    trainer.fit(max_steps=300, valid_every=100)           # a step budget, validated every 100 steps
+                      callbacks=[CoreCBs(acc=Accuracy())])
+    trainer.fit(3, lr=1e-3)                      # three epochs
+    trainer.fit(max_steps=300, valid_every=100)  # 300 steps, validating every 100
+    preds, targets = trainer.get_preds()         # on dls.valid
     ```
 
-    Each callback is reachable as an attribute named by its class (`trainer.MetricsCB`, or typed:
-    `trainer.callback(MetricsCB)`); the state below is what callbacks read and write (the trainer sets it unless
-    another writer is named). The methods users call around a fit (`get_preds`, `predict`, `validate`, `save`,
-    `load`, `export`, `lr_find`, `profile`, `summarize_callbacks`, `summarize_model`, `show_image_batch`, `freeze`,
-    `freeze_to`, `unfreeze`) are inherited from `TrainerVerbs` (AIsaac/verbs.py); those of the callback set
-    (`add_callbacks`, `remove_callbacks`, `cbs`, `callback`, `run_callbacks`, `wrap_plan`, ...) from `CallbackSet`.
+    Each callback is reachable by its class name: `trainer.MetricsCB` (typed for the callbacks AIsaac ships), or
+    `trainer.callback(MyCB)` (typed for any class, yours too). The methods below come first from the Trainer (`fit`,
+    `log`), then from its bases: the distributed defaults (`OneProcess`: `reduce_sum`, `gather_object`), the verbs
+    used around a fit (`TrainerVerbs`: `get_preds`, `predict`, `validate`, `save`, `load`, `export`, `lr_find`,
+    `profile`, `summarize_callbacks`, `summarize_model`, `show_image_batch`, `freeze`, `freeze_to`, `unfreeze`) and
+    the callback set (`CallbackSet`: `add_callbacks`, `remove_callbacks`, `cbs`, `callback`, `run_callbacks`,
+    `wrap_plan`, ...).
+
+    Args:
+        dls (DataLoaders): the loaders, `dls.train` and `dls.valid` (a `valid` of None: no validation).
+        loss_func (Callable | None): called as `loss_func(preds, *yb)`; None: the model output's own `loss`.
+        opt_func (Callable): `opt_func(params, lr)` builds the optimizer (or a dict of them) at each fit.
+        model (nn.Module): the model to train.
+        callbacks (Iterable | None): the callbacks of every fit (`fit(callbacks=...)` adds some for one fit).
+        splitter (Splitter | None): `splitter(model)` cuts the parameters into groups
+            (see AIsaac.models.splitters); None: one group.
 
     Attributes:
-        model (nn.Module): the model, as given. dls: the loaders (`dls.train`, `dls.valid`), as given.
-        loss_func (Callable | None): `loss_func(preds, *yb)`; `loss_func(preds)` for batches without targets; None: the
-            model output's own `loss`. opt_func, splitter: as given.
-        opts (dict[str, Optimizer]): the fit's optimizers by name, from `opt_func(params, lr)`: `{'opt': optimizer}`,
-            or the dict opt_func returned. opt: the optimizer when there is one, None when there are several.
-        lr, n_epochs (int | None), max_steps (int | None), valid_every (int | None): the fit's arguments; epochs: the
-            range of epoch numbers (unbounded when only `max_steps` bounds the fit).
-        step (int): optimizer steps so far in this fit (the first optimizer's real steps: an accumulation or a skipped
-            float16 step does not count); a resumed fit continues the count.
-        run_train, run_valid (bool): whether this fit trains and validates. epoch (int): the current epoch.
-        epoch_done (bool): the current epoch's training batches are all done (False while a validation point or the
-            step budget paused it).
-        training (bool): True in a training phase, False in validation (under `torch.no_grad()`, model in eval mode).
-        last_phase (bool): the current phase is the last of its record, so `epoch_log` is final at its
-            `cleanup_epoch` (validation, or training in a fit without validation). A record is an epoch, or, with
-            `valid_every` or `max_steps`, each validation.
-        phase_complete (bool): False until the current phase went through all its batches; an interrupted or
-            cancelled phase stays False and is never recorded.
-        dl: the loader of the current phase. batch_num (int), batch: the current batch and its index in its epoch.
-        xb, yb (tuple): the batch's inputs and targets (see `runtime.batch.split_batch`), split once `before_batch`
-            has run; `n_inp` (int) leading items of a tuple batch are inputs (`BasicTrainCB(n_inp=...)` sets it).
-        out, preds, loss: written by the step callbacks (`predict`, `get_loss`): the model's output, the predictions
-            (its `logits` where it has some) and the loss.
-        logged (Logged): this phase's `log(name, value)` values, reduced once per phase (by MetricsCB).
-        epoch_log (dict | None): None as each phase begins; MetricsCB fills it at the `cleanup_epoch` of a record's
-            last phase: `epoch`, `step` (step-based fits), the losses, the metrics and the records of the run (`lr`,
+        model (nn.Module): From `Trainer(...)`: the model, as given.
+        dls (DataLoaders): From `Trainer(...)`: the loaders, as given.
+        loss_func (Callable | None): From `Trainer(...)`: `loss_func(preds, *yb)`, or `loss_func(preds)` for batches
+            without targets; None: the model output's own `loss`.
+        opt_func (Callable): From `Trainer(...)`: builds each fit's optimizers.
+        splitter (Splitter | None): From `Trainer(...)`: the parameter groups' splitter.
+        events (tuple[str, ...]): The event names a callback can implement (`AIsaac.events.EVENTS`).
+        opts (dict[str, Optimizer]): Set by `fit`: the fit's optimizers by name, `{'opt': optimizer}` or the dict
+            `opt_func` returned.
+        opt (Optimizer | None): Set by `fit`: the optimizer when there is one; None when there are several.
+        lr (float | slice | Sequence[float]): Set by `fit`: its `lr`.
+        n_epochs (int | None): Set by `fit`: its `n_epochs` (None when only `max_steps` bounds the fit).
+        max_steps (int | None): Set by `fit`: its `max_steps`.
+        valid_every (int | None): Set by `fit`: its `valid_every`.
+        epochs (range | itertools.count): Set by `fit`: the epoch numbers it runs (unbounded without `n_epochs`).
+        run_train (bool): Set by `fit`: whether this fit trains.
+        run_valid (bool): Set by `fit`: whether this fit validates.
+        step (int): Set by the trainer: optimizer steps so far in this fit (the first optimizer's real steps: an
+            accumulation or a skipped float16 step does not count); a resumed fit continues the count.
+        epoch (int): Set by the trainer: the current epoch.
+        epoch_done (bool): Set by the trainer: the current epoch's training batches are all done (False while a
+            validation point or the step budget paused it).
+        training (bool): Set by the trainer: True in a training phase, False in validation (under
+            `torch.no_grad()`, model in eval mode).
+        last_phase (bool): Set by the trainer: the current phase is the last of its record, so `epoch_log` is final
+            at its `cleanup_epoch`. A record is an epoch or, with `valid_every` or `max_steps`, each validation.
+        phase_complete (bool): Set by the trainer: True once the current phase went through all its batches; an
+            interrupted or cancelled phase stays False and is never recorded.
+        dl (DataLoader): Set by the trainer: the loader of the current phase.
+        batch_num (int): Set by the trainer: the current batch's index in its epoch.
+        batch (Any): Set by the trainer: the current batch, as the loader gave it (DeviceCB moves it).
+        n_inp (int): Set by `BasicTrainCB(n_inp=...)` (default 1): how many leading items of a tuple batch are
+            inputs.
+        xb (tuple): Set by the trainer once `before_batch` has run: the batch's inputs (see
+            `runtime.batch.split_batch`).
+        yb (tuple): Set by the trainer, with `xb`: the batch's targets; `()` when it has none.
+        out (Any): Set by the step callbacks (`predict`): the model's output.
+        preds (Any): Set by the step callbacks (`predict`): the predictions, the output's `logits` where it has some.
+        loss (Tensor | None): Set by the step callbacks (`get_loss`): the batch's loss.
+        logged (Logged): Filled by `trainer.log(name, value)`, from any callback: this phase's values, reduced once
+            per phase by MetricsCB.
+        epoch_log (dict | None): Set by MetricsCB: None as each phase begins; at the `cleanup_epoch` of a record's
+            last phase, `epoch`, `step` (step-based fits), the losses, the metrics and the run's records (`lr`,
             `mom`, `train_time`, ...; see `records.is_record_key`). Read it with `records.final_epoch_log`.
-        batch_losses (BatchLosses | None): every batch's loss, filled once per phase by MetricsCB; loggers read it.
-        loader_rng, resume_at, resuming, run_id, setup: the resume state (see AIsaac.runtime.resume): the RNG state
-            the epoch's shuffle began with; the position a resumed fit has yet to reach; whether this fit resumed;
-            the run's id (kept by a resumed fit); what the fit was started with, compared when resuming.
-        opt_state (dict | None): an optimizer state the next fit's optimizer starts from (set by `load`).
-        model_to_save (nn.Module | None): the module whose weights `save`, `export` and SaveBestCB write; None (reset at
-            each fit): `model`. EMACB(use_for_saving=True) sets it to its averaged copy (`model_state.saving_model`).
-        preempt_signals (tuple[int, ...]): signals that stop a fit after the current batch, a checkpoint written on the
-            way out where CheckpointCB is, `fit` then raising `Preempted` (exit code 75; SIGTERM, SIGUSR1 by default).
-            preempted: the signal received, or None.
-        is_main_process, num_processes, process_index, reduce_sum, gather_object: the distributed state (one process
-            unless AccelerateCB sets them; see AIsaac.runtime.distributed).
+        batch_losses (BatchLosses | None): Set by MetricsCB, once per phase: every batch's loss; loggers read it.
+        model_to_save (nn.Module | None): Set by `EMACB(use_for_saving=True)` to its averaged copy; None (reset at
+            each fit): `save`, `export` and SaveBestCB write `model`.
+        opt_state (dict | None): Set by `load`: an optimizer state the next fit's optimizer starts from.
+        preempt_signals (tuple[int, ...]): Yours to set (SIGTERM, SIGUSR1 by default): signals that stop a fit
+            after the current batch, a checkpoint written where CheckpointCB is, `fit` then raising `Preempted`
+            (exit code 75).
+        preempted (int | None): Set by the trainer: the preempting signal received, or None.
+        loader_rng (dict | None): Set by the trainer: the RNG state the epoch's shuffle began with (for resuming;
+            see AIsaac.runtime.resume).
+        resume_at (dict | None): Set by `fit(resume_from=...)`: the position a resumed fit has yet to reach.
+        resuming (bool): Set by `fit`: whether this fit resumed from a checkpoint.
+        run_id (str | None): Set by `fit`: the run's id, kept by a resumed fit.
+        setup (dict | None): Set by `fit`: what the fit was started with, compared when resuming.
+        is_main_process (bool): Set by AccelerateCB (True with one process): whether this process logs and saves.
+        num_processes (int): Set by AccelerateCB (1 with one process): the processes of the fit.
+        process_index (int): Set by AccelerateCB (0 with one process): this process's index.
     """
 
     events: tuple[str, ...] = EVENTS
@@ -143,18 +176,31 @@ class Trainer(CallbackSet, TrainerVerbs, OneProcess):
             train: bool = True, valid: bool | None = True, resume_from: str | os.PathLike | None = None,
             reset_opt: bool = True, allow_changes: Iterable[str] = (), max_steps: int | None = None,
             valid_every: int | None = None) -> None:
-        """Train for `n_epochs` (3 when neither it nor `max_steps` is given) at learning rate `lr`; `callbacks` (one, or
-        any iterable) are added for this fit only.
+        """Train for `n_epochs` epochs, or `max_steps` optimizer steps, at learning rate `lr`.
 
-        `max_steps`: stop after that many optimizer steps, mid-epoch if need be (validating at the end); with it,
-        `n_epochs` bounds nothing unless also given. `valid_every`: validate every that many optimizer steps (and at
-        the end) instead of after each epoch; each validation is a record (a table row, an `epoch_log`).
-        `lr`: a number for every parameter group, `slice(lo, hi)` spread from the first group to the last, or one
-        per group (see AIsaac.runtime.optimizers.spread_lrs). `reset_opt=False` keeps the optimizer and its state
-        while the model's parameters are the same. `valid=False` (or loaders whose `valid` is None) skips validation.
-        `resume_from`: a checkpoint written by CheckpointCB (a file, or a folder: its newest finite one) to continue
-        from, where it was saved. The fit must be set up as the saved one was; a difference is an error, raised
-        before anything changes, unless named in `allow_changes` (see docs/resume.md).
+        ```python
+        trainer.fit(3, lr=1e-3)
+        trainer.fit(max_steps=300, valid_every=100)
+        trainer.fit(3, callbacks=[OneCycleSchedulerCB()])  # for this fit
+        trainer.fit(3, resume_from="ckpt")  # from ckpt/'s newest
+        ```
+
+        Args:
+            n_epochs: epochs to train; 3 when neither it nor `max_steps` is given.
+            lr: a number for every parameter group, `slice(lo, hi)` spread from the first group to the last, or one
+                per group (see AIsaac.runtime.optimizers.spread_lrs).
+            callbacks: callbacks (one, or any iterable) added for this fit only.
+            train: False runs validation only.
+            valid: False (or loaders whose `valid` is None) skips validation.
+            resume_from: a checkpoint written by CheckpointCB (a file, or a folder: its newest finite one) to
+                continue from, where it was saved. The fit must be set up as the saved one was; a difference is an
+                error, raised before anything changes (see docs/resume.md).
+            reset_opt: False keeps the optimizer and its state while the model's parameters are the same.
+            allow_changes: the setup differences `resume_from` accepts.
+            max_steps: stop after that many optimizer steps, mid-epoch if need be (validating at the end); with it,
+                `n_epochs` bounds nothing unless also given.
+            valid_every: validate every that many optimizer steps (and at the end) instead of after each epoch; each
+                validation is then a record (a table row, an `epoch_log`).
         """
         n_epochs, max_steps, valid_every = fit_lengths(n_epochs, max_steps, valid_every, train)
         lr = check_lr(lr)

@@ -4,17 +4,18 @@ them on a trainer; each is a short method whose work is done in AIsaac.tools or 
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence, cast
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Sequence, cast, overload
 
 import torch
 
 from .runtime.optimizers import freeze_to
+from .runtime.messages import warn
 
 if TYPE_CHECKING:
     from .callbacks.profile import ProfileCB
     from .tools.lr_find import LRFindResult
+    from .tools.predict import Predictions
     from .trainer import Trainer
 
 
@@ -26,29 +27,19 @@ def _host(verbs: TrainerVerbs) -> Trainer:
 class TrainerVerbs:
     """The verbs of `Trainer` (see there); typed against the Trainer they run on."""
 
-    # ---- freezing ----
-    def freeze_to(self, n: int, train_norm: bool = True) -> None:
-        """Train only the splitter's groups from the `n`-th on (`n < 0` counts from the end); with `train_norm`,
-        normalisation layers train everywhere (see AIsaac.runtime.optimizers.freeze_to)."""
-        freeze_to(_host(self).model, _host(self).splitter, _host(self).opts.values(), n, train_norm)
-
-    def freeze(self, train_norm: bool = True) -> None:
-        """Train only the last parameter group (the head, with `body_head_splitter`)."""
-        if _host(self).splitter is None:
-            warnings.warn("freeze() with no splitter: the model is one parameter group, so all of it still trains. "
-                          "Give the Trainer a splitter, e.g. Trainer(..., splitter=body_head_splitter).", UserWarning,
-                          stacklevel=2)
-        self.freeze_to(-1, train_norm)
-
-    def unfreeze(self) -> None:
-        """Train every parameter group."""
-        self.freeze_to(0)
-
     # ---- the verbs around a fit (their work is in AIsaac.tools) ----
+    @overload
+    def get_preds(self, dl: Any = None, with_targets: Literal[True] = True, tta: Sequence[Callable] | None = None,
+                  act: Callable | None = None, decode: bool = False) -> Predictions: ...
+    @overload
+    def get_preds(self, dl: Any = None, with_targets: bool = True, tta: Sequence[Callable] | None = None,
+                  act: Callable | None = None, decode: bool = False) -> Any: ...
+
     def get_preds(self, dl: Any = None, with_targets: bool = True, tta: Sequence[Callable] | None = None,
                   act: Callable | None = None, decode: bool = False) -> Any:
         """Predictions for every batch of `dl` (default `dls.valid`), concatenated on the CPU, with the targets: a
-        `(preds, targets)` pair, or the predictions alone with `with_targets=False`."""
+        `Predictions(preds, targets)` pair (`preds, targets = trainer.get_preds()`), or the predictions alone with
+        `with_targets=False`."""
         from .tools.predict import get_preds
         return get_preds(_host(self), dl, with_targets, tta, act, decode)
 
@@ -114,3 +105,20 @@ class TrainerVerbs:
         `before_batch`); returns the figure."""
         from .tools.show_batch import show_image_batch
         return show_image_batch(_host(self), max_n, callbacks, ncols, figsize, cmap)
+
+    # ---- freezing ----
+    def freeze_to(self, n: int, train_norm: bool = True) -> None:
+        """Train only the splitter's groups from the `n`-th on (`n < 0` counts from the end); with `train_norm`,
+        normalisation layers train everywhere (see AIsaac.runtime.optimizers.freeze_to)."""
+        freeze_to(_host(self).model, _host(self).splitter, _host(self).opts.values(), n, train_norm)
+
+    def freeze(self, train_norm: bool = True) -> None:
+        """Train only the last parameter group (the head, with `body_head_splitter`)."""
+        if _host(self).splitter is None:
+            warn("freeze() with no splitter: the model is one parameter group, so all of it still trains. "
+                 "Give the Trainer a splitter, e.g. Trainer(..., splitter=body_head_splitter).", UserWarning)
+        self.freeze_to(-1, train_norm)
+
+    def unfreeze(self) -> None:
+        """Train every parameter group."""
+        self.freeze_to(0)

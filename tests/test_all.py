@@ -9,6 +9,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 import AIsaac
 import AIsaac.all
 from AIsaac.callback import Callback
@@ -137,3 +139,18 @@ def test_trainer_alone_declares_every_user_method():
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_the_package_gives_the_names_of_AIsaac_all():
+    """`from AIsaac import Trainer`, `AIsaac.MetricsCB`, `from AIsaac import *` and `dir(AIsaac)`: AIsaac.all's names."""
+    from AIsaac import DataLoaders, MetricsCB, Trainer, set_seed
+    assert (Trainer, MetricsCB, DataLoaders, set_seed) == (AIsaac.all.Trainer, AIsaac.all.MetricsCB,
+                                                          AIsaac.all.DataLoaders, AIsaac.all.set_seed)
+    assert AIsaac.__all__ == ["__version__", *AIsaac.all.__all__]
+    assert set(AIsaac.all.__all__) <= set(dir(AIsaac))
+    star: dict = {}
+    exec("from AIsaac import *", star)
+    assert {k: v for k, v in star.items() if k != "__builtins__"} == {
+        "__version__": AIsaac.__version__, **{n: getattr(AIsaac.all, n) for n in AIsaac.all.__all__}}
+    with pytest.raises(AttributeError, match="module 'AIsaac' has no attribute 'Trainr'"): AIsaac.Trainr
+    assert not hasattr(AIsaac, "__wrapped__")  # dunder probes (inspect, doctest) are not names to look up

@@ -33,3 +33,10 @@ def test_import_all_adds_little_beyond_torch():
     before = {m.split(".")[0] for m in imported_by("import torch")}
     after = {m.split(".")[0] for m in imported_by("import torch; import AIsaac.all")}
     assert sorted(after - before - {"AIsaac"} - set(sys.stdlib_module_names)) == []
+
+
+def test_import_aisaac_loads_nothing_until_a_name_is_asked_for():
+    """`import AIsaac` (as `aisaac --version` does) reads no module of the package's, torch included; the first name
+    asked for (`from AIsaac import Trainer`) loads AIsaac.all, and with it no more than `import AIsaac.all` does."""
+    assert not {"torch", "AIsaac.all", "AIsaac.trainer"} & set(imported_by("import AIsaac"))
+    assert set(imported_by("from AIsaac import Trainer")) == set(imported_by("import AIsaac.all"))

@@ -1,6 +1,10 @@
 """A user's script (tests/typing/user_script.py), as CI checks it: the type checker's verdict on it and on the
-package, and the script run for real, its results read against the data it trained on."""
+package, and the script run for real, its results read against the data it trained on; misspelt Trainer names
+(tests/typing/typo_script.py) are errors for mypy and pyright, the callbacks AIsaac ships typed as their class."""
+import ast
 import csv
+import inspect
+import re
 import importlib.util
 import json
 import os
@@ -13,6 +17,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tests" / "typing" / "user_script.py"
+TYPOS = ROOT / "tests" / "typing" / "typo_script.py"
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(ROOT)])),
        "MPLBACKEND": "Agg"}
 
@@ -25,6 +30,57 @@ def test_mypy_is_clean_on_the_package_and_a_user_script():
     report = out.stdout + out.stderr
     assert out.returncode == 0, f"mypy found problems:\n{report}"
     assert "Success: no issues found" in report, report
+
+
+def typo_lines() -> list[int]:
+    return [i for i, line in enumerate(TYPOS.read_text().splitlines(), 1) if line.endswith("# typo")]
+
+
+def test_mypy_reports_each_misspelt_trainer_name_and_nothing_else():
+    pytest.importorskip("mypy")
+    out = subprocess.run([sys.executable, "-m", "mypy", "--config-file", str(ROOT / "pyproject.toml"), str(TYPOS)],
+                         cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=900)
+    report = out.stdout + out.stderr
+    errors = [int(n) for n in re.findall(r"typo_script\.py:(\d+): error:", report)]
+    assert errors == typo_lines() and len(errors) == 5, report
+    for name in ("fitt", "MetricCB", "epoc"): assert f'"Trainer" has no attribute "{name}"' in report, report
+    assert 'Module "AIsaac" has no attribute "Trainerr"' in report, report  # `from AIsaac import ...` is typed
+    assert '"Predictions" has no attribute "targag"' in report, report  # get_preds' result is typed
+
+
+def pyright(*files: Path) -> str:
+    pytest.importorskip("pyright")
+    out = subprocess.run([sys.executable, "-m", "pyright", "--pythonpath", sys.executable, *map(str, files)],
+                         cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=900)
+    return out.stdout + out.stderr
+
+
+def test_pyright_reports_each_misspelt_trainer_name_and_is_clean_on_the_user_script():
+    report = pyright(TYPOS, SCRIPT)
+    errors = [int(n) for n in re.findall(r"typo_script\.py:(\d+):\d+ - error:", report)]
+    assert errors == typo_lines() and len(errors) == 5, report
+    for name in ("fitt", "MetricCB", "epoc"): assert f'Cannot access attribute "{name}" for class "Trainer"' in report
+    assert '"Trainerr" is unknown import symbol' in report, report
+    assert 'Cannot access attribute "targag" for class "Predictions"' in report, report
+    assert "user_script.py:" not in report, report  # no error, warning or note on the user's script
+    assert "5 errors, 0 warnings, 0 informations" in report, report
+
+
+def test_the_callbacks_aisaac_ships_are_typed_trainer_attributes():
+    """CallbackSet declares, for type checkers, one attribute per callback class AIsaac.all exports."""
+    import AIsaac.all
+    from AIsaac.callback import Callback
+    from AIsaac.callback_set import CallbackSet
+    shipped = sorted(n for n in AIsaac.all.__all__ if inspect.isclass(getattr(AIsaac.all, n))
+                     and getattr(AIsaac.all, n).__module__.startswith("AIsaac.callbacks."))
+    assert all(issubclass(getattr(AIsaac.all, n), Callback) or hasattr(getattr(AIsaac.all, n)(), "callbacks")
+               for n in shipped)  # each is a callback, or a group of them (CoreCBs)
+    cls = next(n for n in ast.parse(inspect.getsource(CallbackSet)).body if isinstance(n, ast.ClassDef))
+    block = next(n for n in cls.body if isinstance(n, ast.If) and ast.unparse(n.test) == "TYPE_CHECKING")
+    declared = {a.target.id: ast.unparse(a.annotation) for a in block.body if isinstance(a, ast.AnnAssign)}
+    assert sorted(declared) == shipped, "declare each new callback in CallbackSet's `if TYPE_CHECKING:` block"
+    assert all(annotation == f"_all.{name}" for name, annotation in declared.items())
+    assert not hasattr(CallbackSet, "MetricsCB")  # declarations only: at run time `__getattr__` finds them
 
 
 def test_the_user_script_runs_and_its_results_are_those_of_its_data(tmp_path):

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import contextlib
-import warnings
 
 import torch
 
 from ..callback import Callback
 from .basic_train import BasicTrainCB
+from ..runtime.messages import warn
 
 
 class CudaGraphCB(Callback):
@@ -66,8 +66,8 @@ class CudaGraphCB(Callback):
 
     def _decline(self, reasons: list[str]) -> None:
         self.declined = reasons
-        warnings.warn("CudaGraphCB: not capturing the training step, because " + "; and ".join(reasons) +
-                      ". Training goes on eagerly.", UserWarning, stacklevel=2)
+        warn("CudaGraphCB: not capturing the training step, because " + "; and ".join(reasons) +
+             ". Training goes on eagerly.", UserWarning)
 
     # ---- the fit ----
     def before_fit(self, trainer):
@@ -111,9 +111,9 @@ class CudaGraphCB(Callback):
     def _eager_after_capture(self, trainer) -> None:
         if not self._warned_shape:
             shapes = [tuple(b.shape) for b in trainer.batch]
-            warnings.warn(f"CudaGraphCB: a batch of shapes {shapes} differs from the captured "
-                          f"{[tuple(s.shape) for s in self.static]}; running it eagerly (build the training loader "
-                          f"with drop_last=True to keep every batch in the graph).", UserWarning, stacklevel=3)
+            warn(f"CudaGraphCB: a batch of shapes {shapes} differs from the captured "
+                 f"{[tuple(s.shape) for s in self.static]}; running it eagerly (build the training loader "
+                 f"with drop_last=True to keep every batch in the graph).", UserWarning)
             self._warned_shape = True
         trainer.opt.zero_grad(set_to_none=False)  # in place: the graph keeps writing into these gradients
 

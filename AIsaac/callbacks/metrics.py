@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import math
 import time
-import warnings
 from typing import Any, Callable
 
 import torch
@@ -15,6 +14,7 @@ from ..order import Order
 from ..records import BatchLosses
 from ..runtime.metric_objects import Accuracy, Mean  # noqa: F401  (Accuracy re-exported: its earlier home)
 from ..runtime.batch import batch_size, first_tensor
+from ..runtime.messages import warn
 
 
 def optimizer_records(opt: Any) -> dict[str, float]:
@@ -177,9 +177,9 @@ class MetricsCB(Callback):
         if bad is None: return
         phase = "training" if trainer.training else "validation"
         ruined = "; the weights are likely ruined from that step on" if trainer.training else ""
-        warnings.warn(f"The {phase} loss was {bad[1]} at epoch {trainer.epoch}, batch {bad[0]} (the first non-finite "
-                      f"one of this phase){ruined}. Lower the learning rate, look for NaN or inf in the inputs, or add "
-                      f"TerminateOnNaNCB to stop at the first one.", RuntimeWarning, stacklevel=2)
+        warn(f"The {phase} loss was {bad[1]} at epoch {trainer.epoch}, batch {bad[0]} (the first non-finite "
+             f"one of this phase){ruined}. Lower the learning rate, look for NaN or inf in the inputs, or add "
+             f"TerminateOnNaNCB to stop at the first one.", RuntimeWarning)
 
     def cleanup_epoch(self, trainer):
         '''compute metrics and append to epoch stats'''

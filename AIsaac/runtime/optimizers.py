@@ -9,13 +9,13 @@ optimizers (a GAN's generator and discriminator): `trainer.opts` holds them by n
 from __future__ import annotations
 
 import math
-import warnings
 from numbers import Real
 from typing import Any, Callable, Iterable, Sequence
 
 from torch import nn
 
 from ..models.splitters import Splitter, layer_index, norm_params, param_groups
+from .messages import warn
 
 LR = float | slice | Sequence[float]
 
@@ -116,9 +116,8 @@ def reuse_optimizers(kept: Optimizers, model: nn.Module, splitter: Splitter | No
     the model's parameters or groups changed since they were built."""
     groups = split_with_lrs(model, splitter, lr)
     if kept.model is not model or _signature(groups) != kept.signature:
-        warnings.warn("fit(reset_opt=False): the model's parameters (or the splitter's groups) changed since the "
-                      "optimizer was built, so a new optimizer is built and the old state is dropped.", UserWarning,
-                      stacklevel=3)
+        warn("fit(reset_opt=False): the model's parameters (or the splitter's groups) changed since the "
+             "optimizer was built, so a new optimizer is built and the old state is dropped.", UserWarning)
         return False
     lr_of = {id(p): g["lr"] for g in groups for p in g["params"]}
     for opt in kept.opts.values():

@@ -1,7 +1,6 @@
 """`lr_find(trainer, ...)` (`Trainer.lr_find`): a short fit under LRFinderCB, then everything put back."""
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -9,6 +8,7 @@ from ..callbacks.lr_finder import LRFinderCB
 from ..callbacks.progress import ProgressCB
 from ..callbacks.schedulers import BaseSchedulerCB
 from .sandbox import restoring
+from ..runtime.messages import warn
 
 if TYPE_CHECKING:
     from ..trainer import Trainer
@@ -46,8 +46,8 @@ def lr_find(trainer: Trainer, start_lr: float = 1e-7, end_lr: float = 10., num_i
         raise RuntimeError(f"lr_find recorded no batch: the first loss at lr={start_lr} was not finite. "
                            f"Check the model and data with a plain fit, or start lower.")
     if not finder.diverged:
-        warnings.warn(f"lr_find ended at lr={finder.lrs[-1]:.3g} after {len(finder.lrs)} batches before the loss "
-                      f"diverged, so the suggestions may be too low: search further with a larger end_lr (or "
-                      f"num_it).", UserWarning, stacklevel=3)  # the user's trainer.lr_find(...) line
+        warn(f"lr_find ended at lr={finder.lrs[-1]:.3g} after {len(finder.lrs)} batches before the loss "
+             f"diverged, so the suggestions may be too low: search further with a larger end_lr (or "
+             f"num_it).", UserWarning)  # the user's trainer.lr_find(...) line
     fig = finder.plot() if show_plot else None
     return LRFindResult(**finder.suggestions(), lrs=finder.lrs, losses=finder.losses, fig=fig)

@@ -9,7 +9,7 @@ the optimizer, the callbacks and the trainer.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Sequence
 
 import torch
 
@@ -20,6 +20,15 @@ from .sandbox import restoring
 
 if TYPE_CHECKING:
     from ..trainer import Trainer
+
+class Predictions(NamedTuple):
+    """What `get_preds` returns: `preds, targets = trainer.get_preds()`, or `.preds` and `.targets` by name.
+
+    Typed as the tensors they are for one output and one target; a model with several outputs gives a tuple of them
+    (a dict for a mapping), several targets a tuple, `decode=True` a list of class names or a tensor of indices."""
+    preds: torch.Tensor
+    targets: torch.Tensor
+
 
 def concat(parts: list[Any]) -> Any:
     """Per-batch outputs joined along the batch dimension, keeping their structure (tensor, tuple, list, dict)."""
@@ -105,7 +114,7 @@ def predictions(trainer: Trainer, dl: Any, with_targets: bool, tta: Sequence[Cal
     if decode: preds = decoded(trainer, preds, dl)
     if not with_targets: return preds
     targets = concat(collect.targets)
-    return preds, targets[0] if len(targets) == 1 else targets
+    return Predictions(preds, targets[0] if len(targets) == 1 else targets)
 
 
 def decoded(trainer: Trainer, preds: torch.Tensor, dl: Any) -> list[str] | torch.Tensor:
@@ -118,7 +127,8 @@ def decoded(trainer: Trainer, preds: torch.Tensor, dl: Any) -> list[str] | torch
 
 def get_preds(trainer: Trainer, dl: Any = None, with_targets: bool = True, tta: Sequence[Callable] | None = None,
               act: Callable | None = None, decode: bool = False) -> Any:
-    """Predictions for every batch of `dl` (default `dls.valid`), concatenated on the CPU, with the targets if asked.
+    """Predictions for every batch of `dl` (default `dls.valid`), concatenated on the CPU, with the targets if asked
+    (a `Predictions(preds, targets)` pair).
 
     Tuple predictions (several heads) stay tuples of tensors; several targets come as a tuple, one as a tensor.
     `act` (e.g. `partial(torch.softmax, dim=-1)`) is applied to the predictions; `tta` is a list of transforms of

@@ -116,3 +116,30 @@ def test_docstring_sections_render_as_tables_and_members_keep_the_source_order(s
     cells = " ".join(re.sub(r"<[^>]+>", " ", table).split())
     assert "Name Type Description epoch int the current epoch, set by the trainer. loss float" in cells
     assert page.index('id="sample_module.Sample.zulu"') < page.index('id="sample_module.Sample.alpha"')
+
+
+def test_the_trainer_attributes_table_has_one_attribute_a_row_each_with_its_type_and_writer(site):
+    """One row per attribute (not "lr, n_epochs (int | None), ..." lumped in one), every piece of the trainer's state
+    listed, each with a type and a description that opens with who writes it."""
+    import torch
+    from torch import nn
+    from AIsaac.all import BasicTrainCB, DataLoaders
+    from AIsaac.runtime.distributed import OneProcess
+    page = html(site, "trainer")
+    table = re.search(r"<table>.*?</table>", page[page.index("Attributes:"):], re.S).group(0)
+    rows = [[re.sub(r"<[^>]+>|\s+", " ", cell).strip() for cell in re.findall(r"<td>(.*?)</td>", row, re.S)]
+            for row in re.findall(r'<tr class="doc-section-item">(.*?)</tr>', table, re.S)]
+    names = [name for name, _, _ in rows]
+    assert all(name.isidentifier() for name in names) and len(set(names)) == len(names), names
+    assert all(kind and description for _, kind, description in rows), rows
+    writers = ("From `Trainer(...)`", "Set by", "Filled by", "Yours to set", "The event names")
+    docstring = inspect.getdoc(Trainer)
+    assert all(any(f"{name} (" in line and writers_ in line for line in docstring.splitlines() for writers_ in writers)
+               for name in names)
+    x, y = torch.randn(8, 3), torch.randint(0, 2, (8,))
+    trainer = Trainer(DataLoaders.from_tensors((x, y), (x, y), batch_size=4), nn.CrossEntropyLoss(), torch.optim.SGD,
+                      nn.Linear(3, 2), [BasicTrainCB()])
+    trainer.fit(1)
+    state = {n for n in vars(trainer) if not n.startswith("_")}
+    state |= {n for cls in (Trainer, OneProcess) for n in cls.__annotations__ if not n.startswith("_")}
+    assert sorted(state - set(names)) == [] and sorted(set(names) - state) == []

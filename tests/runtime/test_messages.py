@@ -90,3 +90,48 @@ def test_raised_inside_a_fit_it_points_at_the_users_fit_call(monkeypatch):
         warnings.simplefilter("always")
         trainer.fit(1); line = inspect.currentframe().f_lineno
     assert [(w.filename, w.lineno) for w in caught if "CompileCB" in str(w.message)] == [(__file__, line)]
+
+
+# ---- the warnings about a user's callback or argument point at the user's line, whatever the depth ----
+class Tracer(Callback):
+    """Does the `predict` phase beside BasicTrainCB, without `observes`: the step phase runs twice."""
+    def predict(self, trainer): trainer.preds = trainer.model(*trainer.xb)
+
+
+class Misspelt(Callback):
+    def after_bach(self, trainer): pass
+
+
+def trainer_args(callbacks=()):
+    x, y = torch.randn(8, 3), torch.randint(0, 2, (8,))
+    return (DataLoaders.from_tensors((x, y), (x, y), batch_size=4), nn.CrossEntropyLoss(), torch.optim.SGD,
+            nn.Linear(3, 2), list(callbacks))
+
+
+def caught_at(call, match: str) -> list[tuple[str, int]]:
+    """Where each warning whose message contains `match` points, `call()` being run from this file."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        call()
+    return [(w.filename, w.lineno) for w in caught if match in str(w.message)]
+
+
+def here() -> int: return inspect.currentframe().f_back.f_lineno
+
+
+def test_a_step_phase_done_twice_is_reported_at_the_users_trainer_or_add_callbacks_line():
+    args = trainer_args([BasicTrainCB(), Tracer()])
+    assert caught_at(lambda: Trainer(*args), "runs 2 times per batch") == [(__file__, here())]
+    trainer = Trainer(*trainer_args([BasicTrainCB()]))
+    assert caught_at(lambda: trainer.add_callbacks(Tracer()), "runs 2 times per batch") == [(__file__, here())]
+    trainer = Trainer(*trainer_args([BasicTrainCB()]))
+    assert caught_at(lambda: trainer.fit(1, callbacks=[Tracer(), Stop()]), "runs 2 times") == [(__file__, here())]
+
+
+def test_a_misspelt_event_is_reported_at_the_users_line_from_the_trainer_add_callbacks_and_fit():
+    args = trainer_args([Misspelt()])
+    assert caught_at(lambda: Trainer(*args), "after_bach") == [(__file__, here())]
+    trainer = Trainer(*trainer_args([BasicTrainCB()]))
+    assert caught_at(lambda: trainer.add_callbacks(Misspelt()), "after_bach") == [(__file__, here())]
+    trainer = Trainer(*trainer_args([BasicTrainCB()]))
+    assert caught_at(lambda: trainer.fit(1, callbacks=[Misspelt(), Stop()]), "after_bach") == [(__file__, here())]

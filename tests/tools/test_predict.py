@@ -5,7 +5,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from AIsaac.all import DataLoaders, Trainer
+from AIsaac.all import DataLoaders, Predictions, Trainer
 
 
 def make():
@@ -26,6 +26,16 @@ def test_get_preds_matches_plain_eval_forward():
     torch.testing.assert_close(preds, expected)
     assert torch.equal(targets, y[6:]) and not preds.requires_grad
     assert trainer.model.training  # mode restored
+
+
+def test_get_preds_returns_a_named_pair_that_unpacks_as_before():
+    trainer, _, y = make()
+    found = trainer.get_preds()
+    assert isinstance(found, Predictions) and isinstance(found, tuple) and len(found) == 2
+    preds, targets = found
+    assert found.preds is preds and found.targets is targets and torch.equal(targets, y[6:])
+    assert found[0] is preds and found == (preds, targets)
+    assert not isinstance(trainer.get_preds(with_targets=False), Predictions)  # the predictions alone, a tensor
 
 
 def test_get_preds_other_loader_act_and_tta():

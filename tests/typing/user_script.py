@@ -12,6 +12,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+import AIsaac
+from AIsaac import CoreCBs as PackageCoreCBs, Trainer as PackageTrainer
 from AIsaac.all import *
 
 
@@ -36,8 +38,9 @@ def user_code(dls: DataLoaders) -> Trainer:
     # The same fit again from its last checkpoint: it ended there, so nothing is left to train.
     trainer.fit(3, lr=lr, callbacks=[OneCycleSchedulerCB()], resume_from=latest_checkpoint("ckpt"))
 
-    preds = trainer.get_preds(act=partial(torch.softmax, dim=-1))
+    preds: Predictions = trainer.get_preds(act=partial(torch.softmax, dim=-1))
     p, y = trainer.get_preds()
+    row_sums: torch.Tensor = preds.preds.sum(1) + 0 * y  # typed: the fields are tensors
     probs: torch.Tensor = trainer.predict(xb[:1])
     prof: ProfileCB = trainer.profile(1, show=False)
     rows: list[tuple[str, str, str]] = trainer.summarize_callbacks(show=False)
@@ -52,7 +55,7 @@ def user_code(dls: DataLoaders) -> Trainer:
     state = get_rng_state()
     set_rng_state(state)
     with restoring(trainer): trainer.fit(1)
-    print(preds, y, probs, prof.table(), rows, main, n, total, plan, named, fig, to_cpu(to_device(p, def_device)),
+    print(preds, row_sums, probs, prof.table(), rows, main, n, total, plan, named, fig, to_cpu(to_device(p, def_device)),
           model_device(model), EVENTS, Order.METRICS, final_epoch_log(trainer), view_source_code)
     return trainer
 
@@ -63,6 +66,9 @@ TRAINER_METHODS: tuple[Callable[..., Any], ...] = (
     Trainer.summarize_model, Trainer.show_image_batch, Trainer.add_callbacks, Trainer.remove_callbacks,
     Trainer.run_callbacks, Trainer.wrap_plan, Trainer.reduce_sum)
 DISTRIBUTED: tuple[bool, int] = (Trainer.is_main_process, Trainer.num_processes)
+# The same names from the package itself (read from AIsaac.all when first asked for).
+PACKAGE: tuple[type[Trainer], type[CoreCBs], type[MetricsCB], str] = (
+    PackageTrainer, PackageCoreCBs, AIsaac.MetricsCB, AIsaac.__version__)
 
 
 def data() -> DataLoaders:
