@@ -146,7 +146,8 @@ def check_callback_states(saved: dict[str, Any], trainer: Any, source: Any = "th
     for name, cb in own.items():
         try: now = cb.state_dict()
         except Exception: continue  # a state that exists only during a fit: checked as it loads (restore_checkpoint)
-        if isinstance(saved[name], dict) and isinstance(now, dict) and set(saved[name]) != set(now):
+        # (An empty state is one the fit builds, as a scheduler's: checked as it loads.)
+        if isinstance(saved[name], dict) and isinstance(now, dict) and now and set(saved[name]) != set(now):
             raise CheckpointError(f"{source} holds {name}'s state with keys {_keys(saved[name])}, but this {name} "
                                   f"keeps {_keys(now)}: its state_dict changed since the run was saved. Resume with "
                                   f"the callback's version that saved it (or have load_state_dict read the old "
