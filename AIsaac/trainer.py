@@ -281,7 +281,8 @@ class Trainer(CallbackSet, TrainerVerbs, OneProcess):
         else: batches = enumerate(self.dl)
         for self.batch_num, self.batch in batches:
             self.one_batch()
-            if self.preempted is not None: raise CancelFitException()  # a signal: stop after this finished step
+            # A signal: stop after this finished step (with several processes, once they agree: AccelerateCB).
+            if self.preempted is not None and self.num_processes == 1: raise CancelFitException()
             if self.step >= stop:
                 self.epoch_done = self.batch_num + 1 == loader_length(self.dl)
                 break

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import weakref
 import sys
 from types import MappingProxyType
 from typing import Any, Mapping
@@ -60,7 +61,8 @@ class AccelerateCB(BasicTrainCB):
     _originals: tuple | None = None  # what before_fit replaced, restored at cleanup_fit; None when it prepared nothing
     _gather = _launch_voted = _vote_forward = _voted = _phase_stop = False
     _fit_stop, _outer = OK, None
-    epoch_done = fit_done = False
+    epoch_done = fit_done = preempt_agreed = False
+    _trainer: Any = None  # a weak reference to the fit's trainer (its `preempted` goes into every vote)
 
     def __init__(self, mixed_precision: str = 'no', **accelerator_kwargs: Any):
         if mixed_precision not in MIXED_PRECISIONS:
@@ -97,7 +99,8 @@ class AccelerateCB(BasicTrainCB):
         self._gather = acc.num_processes > 1
         if self._gather and self.vote is None: self.vote = StopVote(vote_group())
         # Stop agreement state: a stop agreed for the fit (code), or for this epoch phase; whether this batch voted.
-        self._fit_stop, self._phase_stop, self._voted = OK, False, False
+        self._fit_stop, self._phase_stop, self._voted, self.preempt_agreed = OK, False, False, False
+        self._trainer = weakref.ref(trainer)
         self.epoch_done = self.fit_done = False
         self._outer = sys.exc_info()[1]  # an exception the fit was called while handling is not one of the fit's
         check_launch(trainer, acc)
@@ -133,7 +136,8 @@ class AccelerateCB(BasicTrainCB):
 
     def _gather_object(self, obj: Any) -> list[Any] | None:
         if not self._gather: return [obj]
-        if self._fit_stop or self._phase_stop or self._stopping(): return None
+        # After an agreed preemption every process stops at the same point: their cleanups still meet.
+        if not self.preempt_agreed and (self._fit_stop or self._phase_stop or self._stopping()): return None
         out = [None] * self.acc.num_processes
         dist.all_gather_object(out, obj, group=self.vote.group)
         return out
@@ -264,7 +268,12 @@ class AccelerateCB(BasicTrainCB):
         in `pending` for AccelerateStopCB to raise once the other callbacks have cleaned up.
         """
         message = f"{type(local).__name__}: {local}" if code == ERROR and local is not None else ""
-        agreed = self.vote(code, message)
+        trainer = self._trainer() if self._trainer is not None else None
+        agreed = self.vote(code, message, (trainer.preempted or 0) if trainer is not None else 0)
+        if self.vote.preempted and trainer is not None:
+            # A process got a preemption signal: every one now stops after the batch in progress (AccelerateStopCB),
+            # at the same point, so the checkpoint on the way out can be written (see CheckpointCB).
+            self.preempt_agreed, trainer.preempted = True, trainer.preempted or self.vote.preempted
         if agreed >= EPOCH: self._phase_stop = True
         if agreed >= FIT: self._fit_stop = agreed
         if raise_from is not None and agreed > code and agreed >= raise_from:

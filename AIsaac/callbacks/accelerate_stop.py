@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..callback import Callback, Order
+from ..exceptions import CancelFitException
 
 if TYPE_CHECKING:
     from .accelerate import AccelerateCB
@@ -35,6 +36,10 @@ class AccelerateStopCB(Callback):
     def before_batch(self, trainer):
         '''Votes before a forward that holds a collective (several processes)'''
         self.owner._vote_before_forward()
+
+    def after_batch(self, trainer):
+        '''Stops every process after this batch when one of them got a preemption signal'''
+        if self.owner.preempt_agreed: raise CancelFitException()
 
     def after_epoch(self, trainer): self.owner.epoch_done = True
     def after_fit(self, trainer): self.owner.fit_done = True

@@ -33,7 +33,8 @@ class CheckpointCB(Callback):
     file (through `trainer.gather_object`), so a resume on as many processes continues exactly. Saves happen in
     cleanup events (cleanup_batch, cleanup_epoch), which every process reaches. The save on the way out of a stopped
     fit is then left out (the others may have stopped where they cannot give their states): the last periodic
-    checkpoint is what resumes. Every process must see the folder to resume from it.
+    checkpoint is what resumes; but a preemption signal (SIGTERM) to any process stops them all after the same batch
+    (AccelerateCB's vote), and that checkpoint is written. Every process must see the folder to resume from it.
     '''
 
     order = Order.LAST  # after the other callbacks' after_batch and cleanup_epoch: schedulers and loggers are done
@@ -65,7 +66,8 @@ class CheckpointCB(Callback):
     def before_epoch(self, trainer):
         # A loader that loads a batch ahead loads batch k+1 right after batch k-1's cleanup: the RNG state there is
         # kept (a copy per batch, only for such loaders) so that a resume loads that batch as it was.
-        self._ahead = trainer.training and bool(self.every_n_batches) and loads_ahead(trainer.dl)
+        # (Also without every_n_batches: the checkpoint on the way out of a preempted fit needs it too.)
+        self._ahead = trainer.training and loads_ahead(trainer.dl)
         self._prev_rng = self._last_rng = None
 
     def before_batch(self, trainer):
@@ -104,7 +106,8 @@ class CheckpointCB(Callback):
     def _save_on_the_way_out(self, trainer) -> None:
         # The fit stopped early: keep its progress, unless a training step was cut off halfway (its weights are
         # then neither before nor after that step). The RNG states are those of the moment it stopped.
-        if trainer.num_processes > 1: return  # see the class docstring
+        # With several processes only after a preemption, where they all stop at the same point (see the docstring).
+        if trainer.num_processes > 1 and trainer.preempted is None: return
         if not self._finished and self._between_steps and self._pos is not None and self._pos[:2] != self._saved_pos:
             self._save(trainer, self._pos[:2])
 

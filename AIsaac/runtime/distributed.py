@@ -93,12 +93,14 @@ class StopVote:
     """
 
     def __init__(self, group=None):
-        self.group, self.messages = group, []
+        self.group, self.messages, self.preempted = group, [], 0
 
-    def __call__(self, code: int, message: str = "") -> int:
-        flag = torch.tensor([code], dtype=torch.int32)
+    def __call__(self, code: int, message: str = "", preempted: int = 0) -> int:
+        """Vote `code`; `preempted`: the preemption signal this process received (0: none). After the vote,
+        `preempted` holds the highest signal any process received, so all of them stop after the same step."""
+        flag = torch.tensor([code, preempted], dtype=torch.int32)
         dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self.group)
-        agreed = int(flag[0])
+        agreed, self.preempted = int(flag[0]), int(flag[1])
         if agreed == ERROR:
             self.messages = [""] * dist.get_world_size(self.group)
             dist.all_gather_object(self.messages, message, group=self.group)
