@@ -53,7 +53,13 @@ def fit_setup(trainer: Any, n_epochs: int | None, opt: Any, fit_only: Iterable[A
             "hparams": [{k: _plain(v) for k, v in g.items() if k != "params"} for g in getattr(opt, "param_groups", ())],
             "callbacks": sorted(n for n, cb in trainer.named_callbacks.items() if id(cb) not in skip),
             "max_steps": max_steps,
-            "frozen": [n for n, p in unwrap_model(trainer.model).named_parameters() if not p.requires_grad]}
+            "frozen": _frozen(unwrap_model(trainer.model))}
+
+
+def _frozen(model: Any) -> list[str]:
+    """The names of the parameters that do not train; none for a model that names no parameters (not an nn.Module)."""
+    named = getattr(model, "named_parameters", None)
+    return [n for n, p in named() if not p.requires_grad] if callable(named) else []
 
 
 def check_setup(saved: dict[str, Any], setup: dict[str, Any], allow: Any = (), source: Any = "the checkpoint") -> None:
