@@ -140,15 +140,39 @@ def event_methods(cb: Any, event: str):
 
 def warn_misspelt_events(cb: Any, events: tuple[str, ...] = EVENTS) -> None:
     """Warn about methods named almost like an event: they would otherwise silently never run."""
-    names = {n for n in dir(type(cb)) if not n.startswith("_")} | {n for n in vars(cb) if not n.startswith("_")} \
-        if hasattr(cb, "__dict__") else {n for n in dir(type(cb)) if not n.startswith("_")}
-    for name in sorted(names - set(events)):
-        if name in FOREIGN_EVENT_NAMES and callable(getattr(cb, name, None)):
+    own = {n for n in vars(cb) if not n.startswith("_")} if hasattr(cb, "__dict__") else set()
+    suspects = {**_class_suspects(type(cb), events), **_suspects(own, events)}
+    for name in sorted(suspects):
+        if not callable(getattr(cb, name, None)): continue
+        guess = suspects[name]
+        if name in FOREIGN_EVENT_NAMES:
             warn(f"{callback_name(cb)}.{name} is not an AIsaac event (it is another library's name), so it "
-                 f"will never be called; use {FOREIGN_EVENT_NAMES[name]}.", UserWarning)
-            continue
-        guess = nearest_event(name, events)
-        if guess and callable(getattr(cb, name, None)):
+                 f"will never be called; use {guess}.", UserWarning)
+        else:
             warn(f"{callback_name(cb)}.{name} looks like the event '{guess}' but is not an event, "
                  f"so it will never be called; rename it to '{guess}'.", UserWarning)
+
+
+def _suspects(names: Iterable[str], events: tuple[str, ...]) -> dict[str, str]:
+    """Of `names`, those that are another library's event name or look like an event, with what to use instead."""
+    out = {}
+    for name in set(names) - set(events):
+        key = (name, events)
+        if key not in _GUESSES: _GUESSES[key] = FOREIGN_EVENT_NAMES.get(name) or nearest_event(name, events)
+        if guess := _GUESSES[key]: out[name] = guess
+    return out
+
+
+_GUESSES: dict[tuple[str, tuple[str, ...]], str | None] = {}  # a name's guess, made once (the matching is slow)
+
+
+_CLASS_SUSPECTS: dict[tuple[type, tuple[str, ...]], dict[str, str]] = {}
+
+
+def _class_suspects(cls: type, events: tuple[str, ...]) -> dict[str, str]:
+    # A class's names are looked at once (a Trainer is often built per run; the name matching is the slow part).
+    key = (cls, events)
+    if key not in _CLASS_SUSPECTS:
+        _CLASS_SUSPECTS[key] = _suspects((n for n in dir(cls) if not n.startswith("_")), events)
+    return _CLASS_SUSPECTS[key]
 

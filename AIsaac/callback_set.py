@@ -47,7 +47,8 @@ class CallbackSet:
 
     def run_cleanup(self, name: str, pending: BaseException | None = None) -> None:
         """Run cleanup event `name` on every planned callback, even when some raise (see `dispatch.run_cleanup`)."""
-        run_cleanup(self, self._methods[name], name, pending)
+        methods = self._methods[name]
+        if methods: run_cleanup(self, methods, name, pending)
 
     # ---- the set: changed rarely, planned once per change ----
     def add_callbacks(self, callbacks: Any | Iterable[Any], force: bool = False) -> list[Any]:

@@ -28,18 +28,20 @@ class with_cbs:
         self.before, self.after, self.cleanup = f"before_{nm}", f"after_{nm}", f"cleanup_{nm}"
 
     def __call__(self, f: Callable) -> Callable:
+        before, after, cleanup, exception = self.before, self.after, self.cleanup, self.exception
+
         @functools.wraps(f)
         def _f(o, *args, **kwargs):
             try:
                 try:
-                    o.run_callbacks(self.before)
+                    o.run_callbacks(before)
                     f(o, *args, **kwargs)
-                    o.run_callbacks(self.after)
-                except self.exception: pass
+                    o.run_callbacks(after)
+                except exception: pass
             except BaseException as e:
-                _cleanup(o, self.cleanup, e)
+                _cleanup(o, cleanup, e)
                 raise
-            _cleanup(o, self.cleanup, None)
+            _cleanup(o, cleanup, None)
         return _f
 
 
@@ -115,6 +117,9 @@ class Plan:
             methods = {ev: tuple(wrapper(ev, names.get(id(o := getattr(m, "__self__", m)), callback_name(o)), m)
                                  for m in ms) for ev, ms in methods.items()}
         self.methods: dict[str, tuple[Callable, ...]] = methods
+        # What `run` calls, as (event, method) pairs: for each event, and (added at first use) each tuple of events.
+        self.calls: dict[Any, tuple[tuple[str, Callable], ...]] = {ev: tuple((ev, m) for m in ms)
+                                                                   for ev, ms in methods.items()}
 
     def added(self, callbacks: Any, force: bool, host: Any) -> tuple["Plan", list[Any]]:
         """The plan with `callbacks` added (groups expanded), and the callbacks actually added. A name already taken is
@@ -145,27 +150,36 @@ class Plan:
     def run(self, trainer: Any, names: str | Iterable[str]) -> None:
         """Run each event in `names` on the planned methods, in order, passing `trainer`; a callback's error is raised
         with where it happened (`wrap_error`), the cancel exceptions as they are."""
-        if isinstance(names, str): names = (names,)
-        plan = self.methods
-        for name in names:
-            methods = plan.get(name)
-            if methods is None: unknown_event(name, self.events)
-            for method in methods:
-                try: method(trainer)
-                except CANCEL_EXCEPTIONS: raise
-                except CallbackError: raise
-                except Exception as e:
-                    err = wrap_error(trainer, method, name, e)
-                    if err is e: raise
-                    raise err from e
-                except BaseException as e:  # KeyboardInterrupt, SystemExit: never wrapped, but say where
-                    add_note(e, f"Raised in {callback_name(getattr(method, '__self__', method))} at event '{name}' "
-                                f"({where(trainer, name)}).")
-                    raise
+        try: calls = self.calls[names]
+        except (KeyError, TypeError): calls = self._calls_for(names)
+        for name, method in calls:
+            try: method(trainer)
+            except _PASS_THROUGH: raise
+            except Exception as e:
+                err = wrap_error(trainer, method, name, e)
+                if err is e: raise
+                raise err from e
+            except BaseException as e:  # KeyboardInterrupt, SystemExit: never wrapped, but say where
+                add_note(e, f"Raised in {callback_name(getattr(method, '__self__', method))} at event '{name}' "
+                            f"({where(trainer, name)}).")
+                raise
+
+    def _calls_for(self, names: str | Iterable[str]) -> tuple[tuple[str, Callable], ...]:
+        """The (event, method) pairs of several events in turn, kept for the next time (one plan per callback change,
+        so it holds the few event tuples the loop runs); an unknown event name is an error."""
+        key = (names,) if isinstance(names, str) else tuple(names)
+        for name in key:
+            if name not in self.methods: unknown_event(name, self.events)
+        calls = tuple(call for name in key for call in self.calls[name])
+        self.calls[key] = calls
+        return calls
 
     def wrapped(self, wrapper: PlanWrapper | None) -> "Plan":
         """The plan with every method run through `wrapper(event, callback_name, method)`; None: the methods themselves."""
         return Plan(self.events, self.cbs, self.named, wrapper)
+
+
+_PASS_THROUGH = (*CANCEL_EXCEPTIONS, CallbackError)  # raised as they are: a cancel, or an error already wrapped
 
 
 def unknown_event(name: str, events: tuple[str, ...]) -> NoReturn:

@@ -12,6 +12,7 @@ from typing import Any, Iterable, Sequence
 import torch
 
 from .exceptions import CallbackSetupError
+from .runtime.batch import batch_size
 from .runtime.messages import inform
 
 
@@ -159,6 +160,17 @@ class Logged:
             sums = trainer.reduce_sum(sums)
         if sums is None: return {}
         return {prefix + n: t / w if w else math.nan for n, (t, w) in zip(names, sums.tolist())}
+
+
+def log_value(trainer: Any, name: str, value: Any) -> None:
+    """`trainer.log`'s work: refuse a value of more than one element, and (once per name and phase) a name that is
+    taken; then keep a reference to the value with the batch's size as its weight."""
+    if isinstance(value, torch.Tensor) and value.ndim and value.numel() != 1:
+        raise ValueError(f"trainer.log('{name}', ...) takes one number; got a tensor of shape {tuple(value.shape)}. "
+                         f"Log its mean (value.mean()) or each entry under its own name.")
+    logged = trainer.logged
+    if name not in logged.values: check_log_name(trainer, name)
+    logged.add(name, value, batch_size(trainer.xb, trainer.yb))
 
 
 def check_log_name(trainer: Any, name: str) -> None:

@@ -17,15 +17,15 @@ from .checks import check_step_phases, check_train_loader, check_trainer_args, f
 from .dispatch import Plan, with_cbs
 from .events import EVENTS
 from .exceptions import CancelBatchException, CancelEpochException, CancelFitException
-from .records import BatchLosses, Logged, check_log_name
-from .runtime.batch import batch_size, loader_length, split_batch
+from .records import BatchLosses, Logged, log_value
+from .runtime.batch import loader_length, split_batch
 from .runtime.distributed import OneProcess
 from .runtime.optimizers import LR, Optimizers, check_lr, fit_optimizers
 from .runtime.model_state import apply_opt_states
 from .runtime.preemption import catching_preemption
 from .runtime.resume import fit_setup, prepare_resume, replay_batches, restore_checkpoint
 from .runtime.rng import loader_rng_state
-from .runtime.steps import counting_steps
+from .runtime.steps import counting_steps, phase_stop, validation_due
 from .verbs import TrainerVerbs
 
 if TYPE_CHECKING:
@@ -43,12 +43,9 @@ class Trainer(CallbackSet, TrainerVerbs, OneProcess):
     ```
 
     Each callback is reachable by its class name: `trainer.MetricsCB` (typed for the callbacks AIsaac ships), or
-    `trainer.callback(MyCB)` (typed for any class, yours too). The methods below come first from the Trainer (`fit`,
-    `log`), then from its bases: the distributed defaults (`OneProcess`: `reduce_sum`, `gather_object`), the verbs
-    used around a fit (`TrainerVerbs`: `get_preds`, `predict`, `validate`, `save`, `load`, `export`, `lr_find`,
-    `profile`, `summarize_callbacks`, `summarize_model`, `show_image_batch`, `freeze`, `freeze_to`, `unfreeze`) and
-    the callback set (`CallbackSet`: `add_callbacks`, `remove_callbacks`, `cbs`, `callback`, `run_callbacks`,
-    `wrap_plan`, ...).
+    `trainer.callback(MyCB)` (typed for any class). Below come the Trainer's methods (`fit`, `log`), then its bases':
+    `OneProcess` (`reduce_sum`, ...), `TrainerVerbs` (`get_preds`, `save`, `lr_find`, `freeze`, ...), `CallbackSet`
+    (`add_callbacks`, `callback`, `run_callbacks`, ...).
 
     Args:
         dls (DataLoaders): the loaders, `dls.train` and `dls.valid` (a `valid` of None: no validation).
@@ -62,13 +59,11 @@ class Trainer(CallbackSet, TrainerVerbs, OneProcess):
     Attributes:
         model (nn.Module): From `Trainer(...)`: the model, as given.
         dls (DataLoaders): From `Trainer(...)`: the loaders, as given.
-        loss_func (Callable | None): From `Trainer(...)`: `loss_func(preds, *yb)`, or `loss_func(preds)` for batches
-            without targets; None: the model output's own `loss`.
+        loss_func (Callable | None): From `Trainer(...)`: `loss_func(preds, *yb)`; None: the output's own `loss`.
         opt_func (Callable): From `Trainer(...)`: builds each fit's optimizers.
         splitter (Splitter | None): From `Trainer(...)`: the parameter groups' splitter.
         events (tuple[str, ...]): The event names a callback can implement (`AIsaac.events.EVENTS`).
-        opts (dict[str, Optimizer]): Set by `fit`: the fit's optimizers by name, `{'opt': optimizer}` or the dict
-            `opt_func` returned.
+        opts (dict[str, Optimizer]): Set by `fit`: the optimizers by name (`{'opt': ...}`, or `opt_func`'s dict).
         opt (Optimizer | None): Set by `fit`: the optimizer when there is one; None when there are several.
         lr (float | slice | Sequence[float]): Set by `fit`: its `lr`.
         n_epochs (int | None): Set by `fit`: its `n_epochs` (None when only `max_steps` bounds the fit).
@@ -77,43 +72,33 @@ class Trainer(CallbackSet, TrainerVerbs, OneProcess):
         epochs (range | itertools.count): Set by `fit`: the epoch numbers it runs (unbounded without `n_epochs`).
         run_train (bool): Set by `fit`: whether this fit trains.
         run_valid (bool): Set by `fit`: whether this fit validates.
-        step (int): Set by the trainer: optimizer steps so far in this fit (the first optimizer's real steps: an
-            accumulation or a skipped float16 step does not count); a resumed fit continues the count.
+        step (int): Set by the trainer: the first optimizer's real steps so far in this fit (a resumed fit goes on).
         epoch (int): Set by the trainer: the current epoch.
-        epoch_done (bool): Set by the trainer: the current epoch's training batches are all done (False while a
-            validation point or the step budget paused it).
-        training (bool): Set by the trainer: True in a training phase, False in validation (under
-            `torch.no_grad()`, model in eval mode).
+        epoch_done (bool): Set by the trainer: the epoch's training batches are all done (not just paused).
+        training (bool): Set by the trainer: True in a training phase, False in validation (no_grad, eval mode).
         last_phase (bool): Set by the trainer: the current phase is the last of its record, so `epoch_log` is final
             at its `cleanup_epoch`. A record is an epoch or, with `valid_every` or `max_steps`, each validation.
-        phase_complete (bool): Set by the trainer: True once the current phase went through all its batches; an
-            interrupted or cancelled phase stays False and is never recorded.
+        phase_complete (bool): Set by the trainer: the phase went through its batches (a cancelled one: False).
         dl (DataLoader): Set by the trainer: the loader of the current phase.
         batch_num (int): Set by the trainer: the current batch's index in its epoch.
         batch (Any): Set by the trainer: the current batch, as the loader gave it (DeviceCB moves it).
-        n_inp (int): Set by `BasicTrainCB(n_inp=...)` (default 1): how many leading items of a tuple batch are
-            inputs.
-        xb (tuple): Set by the trainer once `before_batch` has run: the batch's inputs (see
-            `runtime.batch.split_batch`).
+        n_inp (int): Set by `BasicTrainCB(n_inp=...)` (default 1): the leading items of a tuple batch that are inputs.
+        xb (tuple): Set by the trainer after `before_batch`: the batch's inputs (`runtime.batch.split_batch`).
         yb (tuple): Set by the trainer, with `xb`: the batch's targets; `()` when it has none.
         out (Any): Set by the step callbacks (`predict`): the model's output.
         preds (Any): Set by the step callbacks (`predict`): the predictions, the output's `logits` where it has some.
         loss (Tensor | None): Set by the step callbacks (`get_loss`): the batch's loss.
-        logged (Logged): Filled by `trainer.log(name, value)`, from any callback: this phase's values, reduced once
-            per phase by MetricsCB.
+        logged (Logged): Filled by `trainer.log(name, value)`: this phase's values, reduced once by MetricsCB.
         epoch_log (dict | None): Set by MetricsCB: None as each phase begins; at the `cleanup_epoch` of a record's
             last phase, `epoch`, `step` (step-based fits), the losses, the metrics and the run's records (`lr`,
             `mom`, `train_time`, ...; see `records.is_record_key`). Read it with `records.final_epoch_log`.
         batch_losses (BatchLosses | None): Set by MetricsCB, once per phase: every batch's loss; loggers read it.
-        model_to_save (nn.Module | None): Set by `EMACB(use_for_saving=True)` to its averaged copy; None (reset at
-            each fit): `save`, `export` and SaveBestCB write `model`.
+        model_to_save (nn.Module | None): Set by `EMACB(use_for_saving=True)`: what `save` writes (None: `model`).
         opt_state (dict | None): Set by `load`: an optimizer state the next fit's optimizer starts from.
         preempt_signals (tuple[int, ...]): Yours to set (SIGTERM, SIGUSR1 by default): signals that stop a fit
-            after the current batch, a checkpoint written where CheckpointCB is, `fit` then raising `Preempted`
-            (exit code 75).
+            after the current step, checkpointed, `fit` raising `Preempted` (exit code 75; see docs/resume.md).
         preempted (int | None): Set by the trainer: the preempting signal received, or None.
-        loader_rng (dict | None): Set by the trainer: the RNG state the epoch's shuffle began with (for resuming;
-            see AIsaac.runtime.resume).
+        loader_rng (dict | None): Set by the trainer: the RNG state the epoch's shuffle began with (for resuming).
         resume_at (dict | None): Set by `fit(resume_from=...)`: the position a resumed fit has yet to reach.
         resuming (bool): Set by `fit`: whether this fit resumed from a checkpoint.
         run_id (str | None): Set by `fit`: the run's id, kept by a resumed fit.
@@ -135,7 +120,6 @@ class Trainer(CallbackSet, TrainerVerbs, OneProcess):
     max_steps: int | None = None
     valid_every: int | None = None
     last_phase: bool = True
-    # Signals that stop a fit cleanly after the current step (checkpoint written, exit code 75); see runtime.preemption.
     preempt_signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGUSR1)
     preempted: int | None = None
     epoch_done: bool = True
@@ -192,9 +176,8 @@ class Trainer(CallbackSet, TrainerVerbs, OneProcess):
             callbacks: callbacks (one, or any iterable) added for this fit only.
             train: False runs validation only.
             valid: False (or loaders whose `valid` is None) skips validation.
-            resume_from: a checkpoint written by CheckpointCB (a file, or a folder: its newest finite one) to
-                continue from, where it was saved. The fit must be set up as the saved one was; a difference is an
-                error, raised before anything changes (see docs/resume.md).
+            resume_from: a CheckpointCB checkpoint (a file, or a folder: its newest finite one) to continue from; the
+                fit must be set up as the saved one was, else an error before anything changes (docs/resume.md).
             reset_opt: False keeps the optimizer and its state while the model's parameters are the same.
             allow_changes: the setup differences `resume_from` accepts.
             max_steps: stop after that many optimizer steps, mid-epoch if need be (validating at the end); with it,
@@ -248,11 +231,7 @@ class Trainer(CallbackSet, TrainerVerbs, OneProcess):
         while not self.epoch_done:
             self.run_phase(True)
             if not self.phase_complete: self.epoch_done = True  # a cancelled phase ends the epoch's training
-            due = self._budget_spent() or (self.step >= self._stop_at if self.valid_every else self.epoch_done)
-            # Validated by steps: the fit's end is validated too, when steps were taken since the last validation.
-            last_epoch = self.n_epochs is not None and self.epoch == self.n_epochs - 1
-            if self.valid_every and self.epoch_done and last_epoch and self.step > self._validated_at: due = True
-            if self.run_valid and due: self._validate()
+            if self.run_valid and validation_due(self, self._stop_at, self._validated_at): self._validate()
             if self._budget_spent(): return
 
     def _validate(self) -> None:
@@ -265,9 +244,7 @@ class Trainer(CallbackSet, TrainerVerbs, OneProcess):
         self.last_phase = not training or not self.run_valid
         self.model.train(training)
         self.dl = self.dls.train if training else self.dls.valid
-        stops = [self.max_steps] if self.max_steps is not None else []
-        if self.valid_every and self.run_valid: stops.append((self.step // self.valid_every + 1) * self.valid_every)
-        self._stop_at = min(stops) if training and stops else math.inf
+        self._stop_at = phase_stop(self) if training else math.inf
         self.one_phase()
 
     @with_cbs('epoch', CancelEpochException)
@@ -302,10 +279,10 @@ class Trainer(CallbackSet, TrainerVerbs, OneProcess):
     @with_cbs('batch', CancelBatchException)
     def one_batch(self) -> None:
         self.xb, self.yb = split_batch(self.batch, self.n_inp)
-        self.run_callbacks(('predict', 'get_loss'))
         if self.training:
-            self.run_callbacks(('before_backward', 'backward', 'step', 'zero_grad'))
+            self.run_callbacks(('predict', 'get_loss', 'before_backward', 'backward', 'step', 'zero_grad'))
             if self._count_batches: self.step += 1
+        else: self.run_callbacks(('predict', 'get_loss'))
 
     # ---- logging any value ----
     def log(self, name: str, value: torch.Tensor | float) -> None:
@@ -316,8 +293,4 @@ class Trainer(CallbackSet, TrainerVerbs, OneProcess):
         on their device: the values are kept as references and read once per phase, like the losses. A name that is
         a loss, a metric or a record of the run, or a value with more than one element, is refused.
         """
-        if isinstance(value, torch.Tensor) and value.ndim and value.numel() != 1:
-            raise ValueError(f"trainer.log('{name}', ...) takes one number; got a tensor of shape {tuple(value.shape)}. "
-                             f"Log its mean (value.mean()) or each entry under its own name.")
-        if name not in self.logged: check_log_name(self, name)  # once per name and phase
-        self.logged.add(name, value, batch_size(self.xb, self.yb))
+        log_value(self, name, value)

@@ -113,6 +113,15 @@ def test_misspelt_event_methods_warn_with_the_nearest_name_and_other_methods_do_
     assert len(msgs) == 2
     assert "Typo.after_bach looks like the event 'after_batch'" in msgs[0] and "rename it to 'after_batch'" in msgs[0]
     assert "Typo.before_epochs looks like the event 'before_epoch'" in msgs[1]
+    # The class's names are matched once (kept for the next trainer), and every trainer built with it still warns;
+    # a misspelt name set on one instance is found for that instance.
+    odd = Typo()
+    odd.befor_fit = lambda trainer: None
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        trainer(tiny_dls, tiny_model, BasicTrainCB(), odd)
+    assert sorted(str(x.message).split(" looks")[0] for x in w) == ["Typo.after_bach", "Typo.befor_fit",
+                                                                    "Typo.before_epochs"]
 
 
 @pytest.mark.parametrize("name, use", [("after_step", "zero_grad"), ("after_pred", "get_loss"),

@@ -179,7 +179,7 @@ class BasicTrainCB(Callback):
 
     def predict(self, trainer):
         # What the batch and the output look like is read at the fit's first batch, not at every batch.
-        if not self.checked or self._fit is not getattr(trainer, "setup", None): return self._first_predict(trainer)
+        if not self.checked or self._fit is not trainer.setup: return self._first_predict(trainer)
         out = trainer.out = trainer.model(**trainer.xb[0]) if self._mapping else trainer.model(*trainer.xb)
         trainer.preds = out if self._reader is None else self._reader(out)
 
@@ -209,7 +209,7 @@ class BasicTrainCB(Callback):
         if trainer.loss_func is None:
             trainer.loss = output_loss(trainer.out)
             return
-        if self._fit is not getattr(trainer, "setup", None): self._begin(trainer)  # predict is the subclass's own
+        if self._fit is not trainer.setup: self._begin(trainer)  # predict is the subclass's own
         if not self.targets_checked:
             check_targets(trainer, self.n_inp)
             check_shapes(trainer)
@@ -219,10 +219,16 @@ class BasicTrainCB(Callback):
     def backward(self, trainer): trainer.loss.backward()
     # Every optimizer steps on the one backward pass (several: e.g. SparseAdam for embeddings beside Adam).
     def step(self, trainer):
-        for opt in _step_optimizers(trainer): opt.step()
+        opt = trainer.opt
+        if opt is not None: opt.step()
+        else:
+            for opt in _step_optimizers(trainer): opt.step()
 
     def zero_grad(self, trainer):
-        for opt in _step_optimizers(trainer): opt.zero_grad()
+        opt = trainer.opt
+        if opt is not None: opt.zero_grad()
+        else:
+            for opt in _step_optimizers(trainer): opt.zero_grad()
 
 
 def _step_optimizers(trainer: Any) -> tuple[Any, ...]:

@@ -11,10 +11,13 @@ class DeviceCB(Callback):
     '''Callback to train on specific device'''
 
     order = Order.DEVICE  # before any callback that reads the batch
+    _non_blocking: bool | None = None  # set in __init__ (class defaults for a subclass whose __init__ sets only device)
+    _on_cpu = False
 
     def __init__(self, device: torch.device | str = def_device):
         self.device = torch.device(device)
         self._non_blocking = self.device.type != "cpu"  # decided once, not per tensor per batch
+        self._on_cpu = self.device.type == "cpu"
 
     def __repr__(self) -> str: return f"DeviceCB({str(self.device)!r})"
 
@@ -24,4 +27,12 @@ class DeviceCB(Callback):
 
     def before_batch(self, trainer):
         '''moves batch to device'''
-        trainer.batch = to_device(trainer.batch, self.device, self._non_blocking)
+        batch = trainer.batch
+        if self._on_cpu:  # a tuple, list or dict of tensors already on the CPU: nothing to move
+            kind = type(batch)
+            items = batch if kind is tuple or kind is list else batch.values() if kind is dict else ()
+            for t in items:
+                if not (isinstance(t, torch.Tensor) and t.is_cpu): break
+            else:
+                if items: return
+        trainer.batch = to_device(batch, self.device, self._non_blocking)

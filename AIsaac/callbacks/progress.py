@@ -64,7 +64,7 @@ class ProgressCB(Callback):
 
     def after_batch(self, trainer):
         if not self._show:
-            if self._beat: self._heartbeat(trainer)
+            if self._beat and self.clock() - self._last_beat >= self.heartbeat: self._heartbeat(trainer)
             return
         self.batch_bar.update(1)
         now = self.clock()

@@ -26,3 +26,21 @@ def test_default_device_and_order():
 def test_model_without_to_is_left_alone():
     trainer = SimpleNamespace(model=lambda x: x)
     DeviceCB("cpu").before_fit(trainer)
+
+
+def test_on_the_cpu_a_batch_already_there_is_passed_on_as_it_is_and_any_other_is_moved():
+    cb = DeviceCB("cpu")
+    x, y = torch.ones(3, 2), torch.zeros(3)
+    for batch in ((x, y), [x, y], {"x": x, "labels": y}):
+        trainer = SimpleNamespace(batch=batch)
+        cb.before_batch(trainer)
+        assert trainer.batch is batch  # no copy, no new container: nothing had to move
+    # Anything else goes through to_device: nested containers and non-tensor leaves come back rebuilt, equal.
+    for batch in ((x, [y]), {"x": x, "id": "a"}, (x, "a")):
+        trainer = SimpleNamespace(batch=batch)
+        cb.before_batch(trainer)
+        assert trainer.batch is not batch and type(trainer.batch) is type(batch) and repr(trainer.batch) == repr(batch)
+    meta = DeviceCB("meta")
+    trainer = SimpleNamespace(batch=(x, y))
+    meta.before_batch(trainer)  # another device: always moved
+    assert [t.device.type for t in trainer.batch] == ["meta", "meta"]
