@@ -168,8 +168,9 @@ def _loader_over(dl: Any, batches: list[list[int]]) -> Any:
     kwargs = dict(num_workers=workers, collate_fn=base.collate_fn, pin_memory=base.pin_memory, timeout=base.timeout,
                   worker_init_fn=base.worker_init_fn, multiprocessing_context=base.multiprocessing_context,
                   prefetch_factor=base.prefetch_factor if workers else None)
-    if loads_ahead(dl):  # Accelerate's DataLoaderShard: batches on the process's device, as the prepared loader puts them
-        return type(dl)(base.dataset, device=dl.device, batch_sampler=batches, _non_blocking=dl._non_blocking, **kwargs)
+    if loads_ahead(dl):  # Accelerate's DataLoaderShard: batches on this process's device, as the prepared one puts them
+        return type(dl)(base.dataset, device=dl.device, batch_sampler=batches, _non_blocking=dl._non_blocking,
+                        **kwargs)
     return torch.utils.data.DataLoader(base.dataset, batch_sampler=batches, **kwargs)
 
 
