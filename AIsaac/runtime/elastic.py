@@ -21,7 +21,7 @@ import warnings
 from typing import Any, Iterable, Iterator
 
 import torch
-from torch.utils.data import BatchSampler, DistributedSampler, IterableDataset
+from torch.utils.data import DistributedSampler, IterableDataset
 
 from ..exceptions import CheckpointError
 from .rng import loads_ahead, set_rng_state

@@ -84,3 +84,12 @@ def test_a_stream_is_named_as_the_case_not_supported():
     assert "IterableDataset" in unsupported(DataLoader(Stream(), batch_size=2), 1)
     assert "did not prepare" in unsupported(loader(), 2)
     assert unsupported(loader(), 1) is None
+
+
+def test_a_generator_given_since_the_save_is_set_aside_for_the_recompute():
+    dl = loader()  # saved by one process: no generator, the order from the global RNG
+    state = loader_rng_state(dl)
+    order = [int(i) for i in torch.cat(list(dl))]
+    given = dl.batch_sampler.sampler.generator = torch.Generator().manual_seed(1)  # as Accelerate gives one
+    assert [i for b in epoch_batches(dl, state) for i in b] == order
+    assert dl.batch_sampler.sampler.generator is given
