@@ -52,6 +52,7 @@ def two_to_one(tmp_path_factory):
 def test_two_processes_resume_on_one_each_sample_of_the_epoch_once(two_to_one):
     saved, position, resumed = two_to_one
     assert "process 1 failed" in saved[0]["crashed"]["error"]
+    assert "error" not in resumed[0]["resumed"], resumed[0]["resumed"]["error"]
     epoch, done = position["epoch"], position["batch"]
     assert (epoch, done) == (1, 2) and 0 < done < 6  # mid-epoch, before the crash at batch 3
     before, after = ids(saved, "crashed", epoch, before=done), ids(resumed, "resumed", epoch)
@@ -66,7 +67,6 @@ def test_two_processes_resume_on_one_each_sample_of_the_epoch_once(two_to_one):
 
 def test_after_the_resumed_epoch_one_process_runs_a_full_epoch_in_the_two_process_order(two_to_one):
     saved, _, resumed = two_to_one
-    assert "error" not in resumed[0]["resumed"]
     assert ids(resumed, "resumed", 2) == [i for t in range(6) for p in (0, 1)
                                           for i in by_batch(saved[p], "full", 2)[t]][:worker.N_TRAIN]
     assert sorted(ids(resumed, "resumed", 2)) == ALL
@@ -78,6 +78,7 @@ def test_one_process_resumes_on_two_each_sample_of_the_epoch_once(tmp_path):
     epoch, done = position["epoch"], position["batch"]
     assert epoch == 1 and 0 < done <= worker.CANCEL_AT[1]
     resumed = launch("resume", tmp_path, 2)
+    for r in resumed: assert "error" not in r["resumed"], r["resumed"]["error"]
     before, after = ids(saved, "crashed", epoch, before=done), ids(resumed, "resumed", epoch)
     assert sorted(before + after) == ALL
     # as many batches on each process (DDP steps together), each batch at most the batch size
