@@ -2,9 +2,10 @@
 file for a trainer, putting its states back, and replaying the interrupted epoch's batches.
 
 A checkpoint of N processes (see `checkpoint_file`) resumes on N processes with each taking its own RNG states back,
-so the run continues exactly as it would have. On another number (one process, say), only a checkpoint at an epoch
-boundary (batch 0) resumes: the weights, optimizer and callbacks load, the RNGs are process 0's, and training
-continues at the next epoch; a mid-epoch one is refused, since its batches were dealt out to N processes.
+so the run continues exactly as it would have. On another number M, each process takes process (index mod N)'s RNG
+states; at an epoch boundary (batch 0) training continues at the next epoch, and mid-epoch the interrupted epoch's
+remaining samples are dealt out to the M processes, each trained on once (see `elastic`). Refused mid-epoch on
+another number: a loader whose order cannot be recomputed or dealt out again (`elastic.unsupported` says which).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from ..exceptions import CheckpointError
 from .batch import loader_length
 from .checkpoint_file import (checkpoint_files, latest_checkpoint, load_checkpoint_file, non_finite,
                               say_run_chosen)
+from .elastic import DEALT, elastic_batches, is_elastic, unsupported
 from .model_state import load_model_state, load_opt_state, stateful_callbacks, unwrap_model
 from .rng import loads_ahead, set_loader_rng_state, set_rng_state
 
@@ -198,25 +200,33 @@ def prepare_resume(trainer: Any, resume_from: str | os.PathLike | None, setup: d
     return checkpoint, run_id or uuid.uuid4().hex[:8]
 
 
-def _process_rng(trainer: Any, state: dict[str, Any]) -> tuple[dict, dict | None, dict | None]:
-    """This process's (rng, loader_rng, fetch_rng) from `state`; see the module docstring for another number of
-    processes."""
+def _process_rng(trainer: Any, state: dict[str, Any]) -> tuple[dict, dict | None, dict | None, dict | None]:
+    """This process's (rng, loader_rng, fetch_rng, elastic) from `state`; elastic: {processes, index} for a mid-epoch
+    resume on another number of processes (or of an epoch already dealt out again), else None; see the module
+    docstring."""
     pos, processes = state["position"], state.get("processes")
     saved, now = len(processes) if processes else 1, trainer.num_processes
-    if saved == now and processes:
-        mine = processes[trainer.process_index]
-        return mine["rng"], mine["loader_rng"], mine.get("fetch_rng")
-    if saved != now and pos["batch"]:
+    if not (pos["batch"] and is_elastic(pos["loader_rng"], saved, now)):
+        if saved == now and processes:
+            mine = processes[trainer.process_index]
+            return mine["rng"], mine["loader_rng"], mine.get("fetch_rng"), None
+        if saved == now or not processes: return state["rng"], pos["loader_rng"], pos.get("fetch_rng"), None
+        return processes[trainer.process_index % saved]["rng"], None, None, None  # an epoch boundary
+    if why := unsupported(getattr(trainer.dls, "train", None), now):
         raise CheckpointError(f"The checkpoint was saved {pos['batch']} batches into epoch {pos['epoch']} by a fit of "
                               f"{saved} process(es), whose batches were dealt out among them; it resumes mid-epoch "
-                              f"only on {saved} process(es) (this fit has {now}). Resume on {saved}, or from a "
-                              f"checkpoint at an epoch boundary (checkpoint-e<epoch>-b0.pt), which any number can.")
-    return state["rng"], pos["loader_rng"], pos.get("fetch_rng")
+                              f"only on {saved} process(es) (this fit has {now}) when {why}. Resume on {saved}, or "
+                              f"from a checkpoint at an epoch boundary (checkpoint-e<epoch>-b0.pt), which any number "
+                              f"can.")
+    rng = processes[trainer.process_index % saved]["rng"] if processes else state["rng"]
+    # The epoch's dealing so far, for `elastic_batches` and for the checkpoints written in the rest of this epoch.
+    loader_rng = {**pos["loader_rng"], DEALT: [*pos["loader_rng"].get(DEALT, []), [saved, pos["batch"]]]}
+    return rng, loader_rng, None, {"processes": now, "index": trainer.process_index}
 
 
 def restore_checkpoint(trainer: Any, state: dict[str, Any]) -> None:
     """Load `state` into the trainer's model, optimizer, callbacks and RNGs, and set where its fit continues."""
-    rng, loader_rng, fetch_rng = _process_rng(trainer, state)  # checked first: a refused resume changes nothing
+    rng, loader_rng, fetch_rng, elastic = _process_rng(trainer, state)  # first: a refused resume changes nothing
     # The optimizers next: torch checks their groups before changing anything, so a refusal leaves the model as it was.
     # Files from before several optimizers held the one optimizer's state under "opt".
     saved = state["opts"] if "opts" in state else {"opt": state["opt"]} if state.get("opt") is not None else {}
@@ -245,7 +255,8 @@ def restore_checkpoint(trainer: Any, state: dict[str, Any]) -> None:
     trainer.epoch = pos["epoch"]
     trainer.epochs = itertools.count(pos["epoch"]) if n_epochs is None else range(min(pos["epoch"], n_epochs), n_epochs)
     trainer.step = pos.get("step", 0)  # optimizer steps so far: the budget and the validation points continue
-    trainer.resume_at = {**pos, "loader_rng": loader_rng, "fetch_rng": fetch_rng, "rng": rng} if pos["batch"] else None
+    trainer.resume_at = {**pos, "loader_rng": loader_rng, "fetch_rng": fetch_rng, "rng": rng,
+                         "elastic": elastic} if pos["batch"] else None
 
 
 _END = object()
@@ -258,7 +269,8 @@ def _too_short(done: int, n: int) -> CheckpointError:
 
 def replay_batches(dl: Any, resume: dict[str, Any]) -> Iterable[tuple[int, Any]]:
     """`enumerate(dl)` continued from a checkpoint: the interrupted pass's order, its first `resume['batch']` batches
-    skipped, and then the RNGs as they were at the checkpoint."""
+    skipped, and then the RNGs as they were at the checkpoint; for an elastic resume, `elastic.elastic_batches`."""
+    if resume.get("elastic"): return elastic_batches(dl, resume)
     done = resume["batch"]
     set_loader_rng_state(dl, resume["loader_rng"])
     n = loader_length(dl)

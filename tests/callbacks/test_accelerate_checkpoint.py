@@ -1,5 +1,6 @@
 """Checkpoints across processes: a two-process fit ended by an error on one process resumes on two processes with
-bit-identical final weights; the checkpoint loads into one process (weights; resume from an epoch boundary)."""
+bit-identical final weights; the checkpoint loads into one process (weights; resume from an epoch boundary, and
+mid-epoch: the rest of the interrupted epoch, see AIsaac.runtime.elastic)."""
 import functools
 import importlib.util
 import json
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, IterableDataset
 
 from AIsaac.all import BasicTrainCB, CheckpointCB, DataLoaders, MetricsCB, Trainer, read_checkpoint
 from AIsaac.exceptions import CheckpointError
@@ -106,10 +107,44 @@ def test_one_process_resumes_from_an_epoch_boundary_like_plain_pytorch(run, tmp_
     assert_equal_states(trainer.model.state_dict(), model.state_dict())
 
 
-def test_a_mid_epoch_checkpoint_of_two_processes_is_refused_in_one(run, tmp_path):
+def test_a_mid_epoch_checkpoint_of_two_processes_resumes_in_one_like_plain_pytorch(run, tmp_path):
+    out, _ = run
+    path = ckpt(out, 1, 4)
+    trainer = one_process_trainer(tmp_path)
+    trainer.fit(worker.N_EPOCHS, lr=0.05, resume_from=path, allow_changes=("callbacks",), valid=False)
+    # by hand: epoch 1's order from the sampler generator's state it began with (Accelerate's, synchronised from
+    # process 0), the 2 x 4 batches of 4 the two processes trained on dropped, the rest in batches of 4 on process
+    # 0's random streams; then epoch 2 as a plain one-process loader shuffles it
+    state = read_checkpoint(path)
+    model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Dropout(0.3), nn.Linear(8, 3))
+    model.load_state_dict(state["model"])
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    opt.load_state_dict(state["opts"]["opt"])
+    g = torch.Generator()
+    g.set_state(state["position"]["loader_rng"]["generators"][0])
+    rest = torch.randperm(worker.N_TRAIN, generator=g)[2 * 4 * worker.BS:].tolist()
+    set_rng_state(state["rng"])
+    epoch1 = DataLoader(NoisyData(worker.N_TRAIN), batch_sampler=[rest[i:i + worker.BS]
+                                                                  for i in range(0, len(rest), worker.BS)])
+    epoch2 = DataLoader(NoisyData(worker.N_TRAIN), batch_size=worker.BS, shuffle=True)
+    for dl in (epoch1, epoch2):
+        for x, y in dl:
+            nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+            opt.zero_grad()
+    assert_equal_states(trainer.model.state_dict(), model.state_dict())
+
+
+class Stream(IterableDataset):
+    def __iter__(self): return (NoisyData(worker.N_TRAIN)[i] for i in range(worker.N_TRAIN))
+
+
+def test_a_mid_epoch_checkpoint_on_another_number_is_refused_for_a_stream(run, tmp_path):
     out, _ = run
     trainer = one_process_trainer(tmp_path)
+    trainer.dls = DataLoaders(DataLoader(Stream(), batch_size=worker.BS), None)
     before = [p.detach().clone() for p in trainer.model.parameters()]
-    with pytest.raises(CheckpointError, match=r"resumes mid-epoch only on 2 process\(es\) \(this fit has 1\)"):
-        trainer.fit(worker.N_EPOCHS, lr=0.05, resume_from=ckpt(out, 1, 4), allow_changes=("callbacks",))
+    with pytest.raises(CheckpointError, match=r"resumes mid-epoch only on 2 process\(es\) \(this fit has 1\) when the "
+                                              r"train loader streams an IterableDataset"):
+        trainer.fit(worker.N_EPOCHS, lr=0.05, resume_from=ckpt(out, 1, 4), allow_changes=("callbacks", "batch_size"))
     assert all(torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))  # nothing was loaded
