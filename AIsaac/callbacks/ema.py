@@ -143,9 +143,6 @@ class EMACB(Callback):
         # `trainer.step` is a Python int: looking at it reads nothing from the device.
         if self.per == 'step' and self._watch.moved(trainer) and self._started(trainer): self._update()
 
-    def before_batch(self, trainer):
-        if trainer.training: self._catch_up(trainer)
-
     def cleanup_batch(self, trainer):
         if trainer.training: self._catch_up(trainer)
 
@@ -154,8 +151,10 @@ class EMACB(Callback):
 
     # ---- validating with the average ----
     def before_epoch(self, trainer):
-        if trainer.training: return
+        # A training phase: the count is taken here (first look after a fit's start or a resume) and followed after
+        # each batch (cleanup_batch), so nothing runs before a batch.
         self._catch_up(trainer)
+        if trainer.training: return
         if self.validate_with_ema and self._backup is None:
             with torch.no_grad():
                 self._backup = [t.clone() for t in (*self._src, *self._src_other)]
@@ -187,7 +186,7 @@ class EMACB(Callback):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state["average"] is not None and self.model is not None: self.model.load_state_dict(state["average"])
         self.n_averaged = state["n_averaged"]
-        self._watch.reset()  # the resumed fit's step count is taken at its first batch
+        self._watch.reset()  # the resumed fit's step count is taken as its first phase begins
 
 
 class SWACB(EMACB):
