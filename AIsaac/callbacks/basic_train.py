@@ -175,7 +175,7 @@ class BasicTrainCB(Callback):
     def _begin(self, trainer) -> None:
         # The fit's first batch is checked afresh at every fit: from before_fit, or, in a subclass whose before_fit
         # does not call this one, at the first predict or get_loss of the fit (`trainer.setup` is new at each fit).
-        self._fit, self.checked, self.targets_checked = getattr(trainer, "setup", None), False, False
+        self._fit, self.checked, self.targets_checked = trainer.setup, False, False
 
     def predict(self, trainer):
         # What the batch and the output look like is read at the fit's first batch, not at every batch.
@@ -184,7 +184,7 @@ class BasicTrainCB(Callback):
         trainer.preds = out if self._reader is None else self._reader(out)
 
     def _first_predict(self, trainer) -> None:
-        if self._fit is not getattr(trainer, "setup", None): self._begin(trainer)
+        if self._fit is not trainer.setup: self._begin(trainer)
         check_inputs(trainer, self.n_inp)
         self._mapping = len(trainer.xb) == 1 and isinstance(trainer.xb[0], Mapping)
         if not self._mapping:
@@ -237,5 +237,5 @@ def _step_optimizers(trainer: Any) -> tuple[Any, ...]:
     `trainer.opt` first, as in the original AIsaac, whose step callbacks (an AccelerateCB subclass's before_fit, say)
     may replace it with a wrapped optimizer (Accelerate's, which unscales fp16 gradients) and leave `opts` as it was.
     """
-    opt = getattr(trainer, "opt", None)
+    opt = trainer.opt
     return (opt,) if opt is not None else tuple(trainer.opts.values())

@@ -63,7 +63,7 @@ class BatchAugmentationCB(Callback):
     def before_batch(self, trainer):
         '''applies tfms in tfms list to appropriate items in batch'''
         if trainer.training: tfms = self.tfms if self.on_train else ()
-        else: tfms = self.valid_tfms(getattr(trainer, "n_inp", 1))
+        else: tfms = self.valid_tfms(trainer.n_inp)
         trainer.batch = self.apply(trainer.batch, tfms, trainer.model)
 
     def apply(self, batch: Any, tfms: Sequence[Transform | None] | None = None, model: Any = None) -> Any:

@@ -46,7 +46,7 @@ class CompileCB(Callback):
     def _warn_about_hooks(self, trainer) -> None:
         # Measured on a CPU (torch 2.14, backend "eager"): ActivationStatsCB's hooks, switched on and off between
         # phases, took a small MLP from 2 graphs to the recompile limit (8) and the fit from 4 s to 11 s.
-        hookers = [callback_name(cb) for cb in getattr(trainer, "cbs", ())
+        hookers = [callback_name(cb) for cb in trainer.cbs
                    if isinstance(cb, HooksCallback) and (cb.on_train or cb.on_valid)]
         model = trainer.model
         hooked = [n or type(m).__name__ for n, m in model.named_modules() if m._forward_hooks or m._forward_pre_hooks] \

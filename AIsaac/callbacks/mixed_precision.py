@@ -56,7 +56,7 @@ class MixedPrecisionCB(Callback):
     def before_fit(self, trainer): self._setup(trainer)
 
     def _setup(self, trainer) -> None:
-        self._fit = getattr(trainer, "setup", None)  # new at each fit
+        self._fit = trainer.setup  # new at each fit
         self.device = self.device_type or model_device(trainer.model).type
         self.scaler = torch.amp.GradScaler(self.device, **self.scaler_kwargs) if self.dtype is torch.float16 else None
         trainer.grad_scaler = self.scaler
@@ -65,7 +65,7 @@ class MixedPrecisionCB(Callback):
             for opt in trainer.opts.values(): self._patch_step(opt)
 
     def _ready(self, trainer) -> None:
-        if self._fit is not getattr(trainer, "setup", None): self._setup(trainer)  # before_fit was replaced
+        if self._fit is not trainer.setup: self._setup(trainer)  # before_fit was replaced
 
     def _patch_step(self, opt: torch.optim.Optimizer) -> None:
         plain_step, scaler, inside = opt.step, self.scaler, False

@@ -53,7 +53,7 @@ class MLflowLoggerCB(LoggerCB):
             self.run_id = self.client.create_run(exp_id, run_name=self.run_name, tags=self.tags).info.run_id
             return
         self.client.update_run(self.run_id, status="RUNNING")
-        if getattr(trainer, "resuming", False):
+        if trainer.resuming:
             inform(trainer, f"MLflowLoggerCB continues MLflow run {self.run_id} at epoch step {self.epochs_logged} "
                             f"(the run the checkpoint was logging to).")
 

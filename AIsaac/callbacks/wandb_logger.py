@@ -34,7 +34,7 @@ class WandbLoggerCB(LoggerCB):
         kwargs = dict(project=self.project, name=self.name, mode=self.mode, dir=self.dir, **self.init_kwargs)
         if self.run_id is not None: kwargs.update(id=self.run_id, resume="allow")
         self.run = wandb.init(**{k: v for k, v in kwargs.items() if v is not None})
-        if getattr(trainer, "resuming", False) and self.run_id is not None:
+        if trainer.resuming and self.run_id is not None:
             inform(trainer, f"WandbLoggerCB continues W&B run {self.run_id} at epoch step {self.epochs_logged} (the "
                             f"run the checkpoint was logging to).")
         self.run_id = self.run.id
