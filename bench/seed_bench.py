@@ -29,7 +29,11 @@ import psutil
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-ORIGINAL_SHIM = ("import builtins, runpy, sys; from IPython.display import display; builtins.display = display; "
+# The original prints its epoch table with `display`, each later epoch's row as a pandas Styler (header hidden),
+# which a terminal shows only as its repr; the shim prints the Styler's frame as text, so every row can be read.
+ORIGINAL_SHIM = ("import builtins, runpy, sys; from IPython.display import display as show; "
+                 "builtins.display = lambda o: print(o.data.to_string(header=False)) if hasattr(o, 'data') and "
+                 "hasattr(o.data, 'to_string') else show(o); "
                  "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')")
 ROW = re.compile(r"^\s*(\d+)\s+([0-9.]+)\s+([0-9.]+)\s+([0-9.]+)\s*$")
 
