@@ -47,7 +47,8 @@ def test_a_sharded_fit_killed_mid_epoch_resumes_bit_identical(tmp_path):
     assert [p.returncode for p in procs] == [-signal.SIGKILL] * 2
     assert (tmp_path / "marker").read_text() == "6"  # 4 steps of epoch 0 and 2 of epoch 1 done
     newest = latest_checkpoint(tmp_path / "ckpt")
-    assert newest.name.startswith("checkpoint-e1-b2-")  # the mid-epoch checkpoint is what resumes
+    files = sorted(p.name for p in (tmp_path / "ckpt").iterdir())
+    assert newest.name.startswith("checkpoint-e1-b2-"), files  # the mid-epoch checkpoint is what resumes
     for r, (code, _, err) in enumerate(run_pair(WORKER, [str(tmp_path), "finish"], timeout=300)):
         assert code == 0, f"process {r}: {code}\n{err[-3000:]}"
     full = torch.load(tmp_path / "full.pt", weights_only=True)

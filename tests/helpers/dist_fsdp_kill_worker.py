@@ -6,6 +6,7 @@ SIGKILLs both processes; `finish`, in one process group, the uninterrupted shard
 another seed resuming from OUT/ckpt. Process 0 writes each fit's full (gathered) weights to OUT/<fit>.pt.
 Usage: python dist_fsdp_kill_worker.py OUT MODE (with RANK, WORLD_SIZE, ... set).
 """
+import os
 import sys
 import time
 from pathlib import Path
@@ -25,7 +26,9 @@ class MarkAndWait(Callback):
     def before_batch(self, t):
         # CheckpointCB saved at the previous batch's cleanup: the file is on disk when the marker appears.
         if t.training and t.process_index == 0 and (t.epoch, t.batch_num) == KILL_AT:
-            self.path.write_text(f"{t.step}")
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(f"{t.step}")
+            os.replace(tmp, self.path)  # whole when it appears: the test kills as soon as it sees it
             time.sleep(300)  # killed here; process 1 waits in the next collective meanwhile
 
 
