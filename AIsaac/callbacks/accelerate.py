@@ -105,7 +105,7 @@ class AccelerateCB(BasicTrainCB):
         acc = self.acc = self.acc or self._make_accelerator()
         self._gather = acc.num_processes > 1
         if self._gather and self.vote is None: self.vote = StopVote(vote_group())
-        if self._gather: set_timeout(self.timeout, self.vote.group)
+        if self._gather: set_timeout(self.timeout, self.vote.group, self.accelerator_kwargs)
         # Stop agreement state: a stop agreed for the fit (code), or for this epoch phase; whether this batch voted.
         self._fit_stop, self._phase_stop, self._voted, self.preempt_agreed = OK, False, False, False
         self._trainer = weakref.ref(trainer)

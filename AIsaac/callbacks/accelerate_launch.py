@@ -73,10 +73,14 @@ def check_timeout(timeout: Any) -> float | None:
                      f"{timeout!r}.")
 
 
-def set_timeout(seconds: float | None, vote: Any) -> None:
+def set_timeout(seconds: float | None, vote: Any, accelerator_kwargs: Mapping[str, Any]) -> None:
     """Make every collective of this fit (the default process group's, and the stop votes' group `vote`) fail after
-    `seconds` without an answer; None leaves the groups' own timeouts (torch's: 10 minutes for NCCL, 30 for gloo)."""
-    if seconds is None: return
+    `seconds` without an answer, whoever made the groups; an `InitProcessGroupKwargs(timeout=...)` among the
+    Accelerator's `kwargs_handlers` wins; None leaves the groups' own (torch's: 10 minutes for NCCL, 30 for gloo)."""
+    timeout = None if seconds is None else timedelta(seconds=seconds)
+    for handler in accelerator_kwargs.get("kwargs_handlers") or ():
+        if type(handler).__name__ == "InitProcessGroupKwargs" and handler.timeout is not None: timeout = handler.timeout
+    if timeout is None: return
     # (older torch has only the private one)
     setter = getattr(dist, "set_timeout", None) or dist.distributed_c10d._set_pg_timeout
-    for group in {None, vote}: setter(timedelta(seconds=seconds), group)
+    for group in {None, vote}: setter(timeout, group)

@@ -1,5 +1,6 @@
 """AccelerateCB's launch: the launcher's process count, the Accelerator it makes (and refuses), the launch checks,
 and the group votes travel on (one process here; the multi-process launches are in test_accelerate*.py)."""
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -8,7 +9,7 @@ import torch.distributed as dist
 
 from AIsaac.all import AccelerateCB, DeviceCB
 from AIsaac.callbacks.accelerate_launch import (DEFAULT_TIMEOUT, check_launch, check_timeout, launched_processes,
-                                                make_accelerator, vote_group)
+                                                make_accelerator, set_timeout, vote_group)
 
 
 def test_launched_processes_is_the_launchers_world_size(monkeypatch):
@@ -51,3 +52,17 @@ def test_the_timeout_is_seconds_above_zero_or_none():
     for bad in (0, -1, True, "60", float("nan")):
         with pytest.raises(ValueError, match="timeout must be a number of seconds > 0"): AccelerateCB(timeout=bad)
 
+
+
+def test_the_timeout_goes_to_the_default_and_the_vote_group_unless_the_accelerator_was_given_one(monkeypatch):
+    from accelerate.utils import InitProcessGroupKwargs
+    calls = []
+    monkeypatch.setattr(dist, "set_timeout", lambda timeout, group=None: calls.append((timeout, group)), raising=False)
+    set_timeout(5, None, {})
+    assert calls == [(timedelta(seconds=5), None)]  # votes on the default group: set once
+    calls.clear(), set_timeout(5, "votes", {})
+    assert set(calls) == {(timedelta(seconds=5), None), (timedelta(seconds=5), "votes")} and len(calls) == 2
+    calls.clear(), set_timeout(5, None, {"kwargs_handlers": [InitProcessGroupKwargs(timeout=timedelta(seconds=90))]})
+    assert calls == [(timedelta(seconds=90), None)]
+    calls.clear(), set_timeout(None, None, {})
+    assert calls == []  # the groups' own

@@ -17,7 +17,7 @@ pytest.importorskip("accelerate")
 
 WORKER = Path(__file__).parents[1] / "helpers" / "dist_node_lost_worker.py"
 READY_TIMEOUT = 120  # seconds for both launchers to start training (about 10 on 2 busy cores)
-KILLED_BOUND = 60  # seconds the survivor may take to end after the kill (about 3: the closed connection is seen at once)
+KILLED_BOUND = 60  # seconds the survivor may take to end after the kill (about 3: a closed connection is seen at once)
 FROZEN_TIMEOUT = 5  # AccelerateCB(timeout=...) for the frozen node: the survivor waits that long, then ends
 FROZEN_BOUND = 45
 

@@ -79,7 +79,8 @@ def test_a_collectives_failure_is_told_from_the_users_errors():
     assert is_comm_failure(GLOO_RESET) and is_comm_failure(GLOO_TIMEOUT)
     assert is_comm_failure(dist.DistBackendError("NCCL communicator was aborted"))
     assert not is_comm_failure(RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn"))
-    assert not is_comm_failure(ValueError("gloo")) and not is_comm_failure(None)
+    assert not is_comm_failure(RuntimeError("my gloo/nccl helper timed out")) and not is_comm_failure(None)
+    assert not is_comm_failure(ValueError("gloo/transport/ closed"))
 
 
 def test_a_failed_collective_becomes_a_lost_process_error_naming_whom_it_waited_for(one_process_group, monkeypatch):
