@@ -18,7 +18,7 @@ pytest.importorskip("accelerate")
 WORKER = Path(__file__).parents[1] / "helpers" / "dist_node_lost_worker.py"
 READY_TIMEOUT = 120  # seconds for both launchers to start training (about 10 on 2 busy cores)
 KILLED_BOUND = 60  # seconds the survivor may take to end after the kill (about 3: a closed connection is seen at once)
-FROZEN_TIMEOUT = 5  # AccelerateCB(timeout=...) for the frozen node: the survivor waits that long, then ends
+FROZEN_TIMEOUT = 5  # AccelerateCB(timeout=...) for the frozen node: the survivor waits that long in its vote, then ends
 FROZEN_BOUND = 45
 
 
@@ -88,6 +88,6 @@ def test_a_frozen_node_ends_the_survivor_after_the_timeout_naming_the_lost_proce
         code, seconds = survivor_ends(launchers[0], FROZEN_BOUND)
     err = (tmp_path / "node0.err").read_text()
     assert code not in (None, 0), f"the survivor {'still ran' if code is None else 'exited 0'}:\n{err[-3000:]}"
-    assert FROZEN_TIMEOUT <= seconds < FROZEN_BOUND
+    assert seconds < FROZEN_BOUND  # (its wait began in the vote, before the freeze: it can end sooner than the timeout)
     assert ("ProcessLostError: Lost process 1 of 2 (node 1): it did not answer while process 0 (this one, node 0) "
             "waited for it in AccelerateCB's stop vote") in err, err[-3000:]
