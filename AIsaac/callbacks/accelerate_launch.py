@@ -80,7 +80,7 @@ def set_timeout(seconds: float | None, vote: Any, accelerator_kwargs: Mapping[st
     timeout = None if seconds is None else timedelta(seconds=seconds)
     for handler in accelerator_kwargs.get("kwargs_handlers") or ():
         if type(handler).__name__ == "InitProcessGroupKwargs" and handler.timeout is not None: timeout = handler.timeout
-    if timeout is None: return
-    # (older torch has only the private one)
-    setter = getattr(dist, "set_timeout", None) or dist.distributed_c10d._set_pg_timeout
+    # (older torch has only the private one; one without either keeps the groups' own)
+    setter = getattr(dist, "set_timeout", None) or getattr(dist.distributed_c10d, "_set_pg_timeout", None)
+    if timeout is None or setter is None: return
     for group in {None, vote}: setter(timeout, group)
