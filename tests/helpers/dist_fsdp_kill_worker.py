@@ -15,7 +15,7 @@ import torch
 
 from AIsaac.all import Callback, CheckpointCB
 from AIsaac.runtime.model_state import model_state
-from tests.helpers.dist_fsdp_worker import N_EPOCHS, make_trainer
+from tests.helpers.dist_fsdp_worker import N_EPOCHS, end_process_group, make_trainer
 
 KILL_AT = (1, 2)  # (epoch, batch): the checkpoint after two batches of epoch 1 is the newest when the kill comes
 
@@ -49,3 +49,4 @@ if __name__ == "__main__":
     resumed = make_trainer(7, True, [CheckpointCB(out / "ckpt", every_n_batches=2, keep=None)])
     resumed.fit(N_EPOCHS, lr=0.05, resume_from=out / "ckpt")
     save_full(resumed, out / "resumed.pt")
+    end_process_group()
