@@ -25,7 +25,8 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from typing import Any, Callable, Iterator, TypeGuard
+from collections.abc import Callable, Iterator
+from typing import Any, TypeGuard
 
 import torch
 import torch.distributed as dist

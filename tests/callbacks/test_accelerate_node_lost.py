@@ -39,17 +39,21 @@ def kill_groups(pids):
 @contextlib.contextmanager
 def two_nodes(out, *worker_args):
     """Start the two launchers, each in its own session; on the way out, kill every process group still there."""
-    port, workers = free_port(), set()
-    launchers = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node",
-                                   "1", "--node_rank", str(r), "--master_addr", "127.0.0.1", "--master_port", str(port),
-                                   str(WORKER), str(out), *worker_args],
-                                  env=base_env(), cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
-                                  stderr=open(out / f"node{r}.err", "w")) for r in (0, 1)]
-    try: yield launchers, workers
-    finally:
-        for p in launchers: workers.update(children(p.pid))
-        kill_groups([*workers, *(p.pid for p in launchers)])
-        for p in launchers: p.wait()
+    port, workers, launchers = free_port(), set(), []
+    with contextlib.ExitStack() as files:
+        try:
+            for r in (0, 1):
+                err = files.enter_context(open(out / f"node{r}.err", "w"))
+                launchers.append(subprocess.Popen(
+                    [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1",
+                     "--node_rank", str(r), "--master_addr", "127.0.0.1", "--master_port", str(port), str(WORKER),
+                     str(out), *worker_args],
+                    env=base_env(), cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL, stderr=err))
+            yield launchers, workers
+        finally:
+            for p in launchers: workers.update(children(p.pid))
+            kill_groups([*workers, *(p.pid for p in launchers)])
+            for p in launchers: p.wait()
 
 
 def wait_ready(out, launchers, workers):
