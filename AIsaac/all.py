@@ -61,7 +61,7 @@ from .models.splitters import body_head_splitter, no_weight_decay
 from .models.timm import get_model_timm
 from .runtime.batch import batch_size, join_batch, split_batch
 from .runtime.checkpoint_file import latest_checkpoint, save_checkpoint
-from .runtime.distributed import ProcessStopError
+from .runtime.distributed import ProcessLostError, ProcessStopError
 from .runtime.metric_objects import Accuracy, Mean
 from .runtime.memory import clean_ipython_hist, clean_memory, clean_traceback
 from .runtime.model_state import model_state, unwrap_model
@@ -80,7 +80,7 @@ __all__ = [
     # the kernel
     "Trainer", "Callback", "Order", "EVENTS", "run_callbacks", "with_cbs", "final_epoch_log", "is_record_key",
     "CancelBatchException", "CancelEpochException", "CancelFitException", "CallbackError", "CallbackSetupError",
-    "CheckpointError", "ProcessStopError",
+    "CheckpointError", "ProcessStopError", "ProcessLostError",
     # callbacks as functions (the trainer's add_callbacks/remove_callbacks)
     "add_callback", "add_callbacks", "remove_callback", "remove_callbacks",
     # callbacks

@@ -33,7 +33,7 @@ INTERNAL = {
     "AIsaac.callbacks.accelerate_stop": {"AccelerateStopCB",  # added by AccelerateCB itself
                                          "runs_base_method"},  # whether a subclass's override reaches AccelerateCB's
     "AIsaac.callbacks.accelerate_launch": {"launched_processes", "make_accelerator", "check_launch",  # AccelerateCB's
-                                           "vote_group"},  # launch
+                                           "vote_group", "check_timeout", "set_timeout"},  # launch
     "AIsaac.callbacks.hooks_callback": {"all_modules"},  # the default module picker of HooksCallback and ActivationStatsCB
     "AIsaac.callbacks.basic_train": {"describe", "check_inputs", "check_targets", "check_shapes",  # first-batch checks
                                      "output_reader", "output_loss",  # and its reading of the model's output

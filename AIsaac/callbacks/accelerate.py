@@ -11,8 +11,10 @@ import torch
 import torch.distributed as dist
 
 from ..callback import Order, event_methods
-from ..runtime.distributed import BATCH, EPOCH, ERROR, FIT, OK, StopVote, is_sharded, stop_code, stop_exception
-from .accelerate_launch import check_launch, launched_processes, make_accelerator, vote_group
+from ..runtime.distributed import (BATCH, EPOCH, ERROR, FIT, OK, ProcessStopError, StopVote,
+                                   collective, is_comm_failure, is_sharded, lost_error, stop_code, stop_exception)
+from .accelerate_launch import (DEFAULT_TIMEOUT, check_launch, check_timeout, launched_processes, make_accelerator,
+                                set_timeout, vote_group)
 from .accelerate_stop import AccelerateStopCB, runs_base_method
 from .basic_train import BasicTrainCB
 
@@ -38,6 +40,8 @@ class AccelerateCB(BasicTrainCB):
     error shown once (once stopped, the unfinished epoch's training loss is each process's own). A model sharded
     with PyTorch's `fully_shard` before the fit is left as it is (only the optimizer and loaders are prepared).
     `accelerator_kwargs` go to `Accelerator` (e.g. `cpu=True`); the accelerator is made at the first fit and reused.
+    `timeout`: seconds a process waits at a collective (None: the group's own), more than one process does alone (a
+    save); a process lost (killed, or silent that long) ends the others with a ProcessLostError naming it.
 
     The step: `callbacks=[AccelerateCB(), DeviceCB(), ...]` trains as the original AIsaac's did; with a step callback
     beside it (`BasicTrainCB(n_inp=2)`, `MomentumTrainCB`, gradient accumulation) that one does predict, get_loss,
@@ -55,6 +59,7 @@ class AccelerateCB(BasicTrainCB):
     # Class defaults: a subclass with its own __init__ or before_fit runs without state it never set.
     acc: Any = None  # an accelerate.Accelerator once a fit starts (the original's name for it)
     mixed_precision: str = 'no'
+    timeout: float | None = DEFAULT_TIMEOUT
     accelerator_kwargs: Mapping[str, Any] = MappingProxyType({})
     vote: Any = None  # a StopVote once a multi-process fit starts
     pending: BaseException | None = None
@@ -64,7 +69,8 @@ class AccelerateCB(BasicTrainCB):
     epoch_done = fit_done = preempt_agreed = False
     _trainer: Any = None  # a weak reference to the fit's trainer (its `preempted` goes into every vote)
 
-    def __init__(self, mixed_precision: str = 'no', **accelerator_kwargs: Any):
+    def __init__(self, mixed_precision: str = 'no', *, timeout: float | None = DEFAULT_TIMEOUT,
+                 **accelerator_kwargs: Any):
         if mixed_precision not in MIXED_PRECISIONS:
             raise ValueError(f"mixed_precision must be one of {MIXED_PRECISIONS}; got {mixed_precision!r}.")
         if accelerator_kwargs.get('gradient_accumulation_steps', 1) != 1:
@@ -74,6 +80,7 @@ class AccelerateCB(BasicTrainCB):
             raise ValueError("AccelerateCB gathers validation batches of equal size from every process; leave "
                              "even_batches at True (the padded duplicates are dropped when gathering).")
         self.mixed_precision, self.accelerator_kwargs = mixed_precision, accelerator_kwargs
+        self.timeout = check_timeout(timeout)
 
     @property
     def yields(self) -> tuple[str, ...]:  # type: ignore[override]
@@ -98,6 +105,7 @@ class AccelerateCB(BasicTrainCB):
         acc = self.acc = self.acc or self._make_accelerator()
         self._gather = acc.num_processes > 1
         if self._gather and self.vote is None: self.vote = StopVote(vote_group())
+        if self._gather: set_timeout(self.timeout, self.vote.group, self.accelerator_kwargs)
         # Stop agreement state: a stop agreed for the fit (code), or for this epoch phase; whether this batch voted.
         self._fit_stop, self._phase_stop, self._voted, self.preempt_agreed = OK, False, False, False
         self._trainer = weakref.ref(trainer)
@@ -132,14 +140,14 @@ class AccelerateCB(BasicTrainCB):
         # After a stop agreed for the whole fit, the processes may be at different events: no collective then; and
         # a vote first, so that a process which stopped before getting here is not left waiting for.
         if not self._gather or self._fit_stop or self._phase_stop or self._stopping(): return tensor
-        return self.acc.reduce(tensor.to(self.acc.device), 'sum')
+        with collective("trainer.reduce_sum", self._lose): return self.acc.reduce(tensor.to(self.acc.device), 'sum')
 
     def _gather_object(self, obj: Any) -> list[Any] | None:
         if not self._gather: return [obj]
         # After an agreed preemption every process stops at the same point: their cleanups still meet.
         if not self.preempt_agreed and (self._fit_stop or self._phase_stop or self._stopping()): return None
         out = [None] * self.acc.num_processes
-        dist.all_gather_object(out, obj, group=self.vote.group)
+        with collective("trainer.gather_object", self._lose): dist.all_gather_object(out, obj, group=self.vote.group)
         return out
 
     def _stopping(self) -> bool:
@@ -203,18 +211,19 @@ class AccelerateCB(BasicTrainCB):
         '''Using accelerate for backward pass'''
         self._vote_in_batch()
         if self.acc is None: self.acc = self._make_accelerator()  # a subclass that made none and prepared nothing
-        self.acc.backward(trainer.loss)
+        with collective("the backward (its gradient all-reduce)", self._lose): self.acc.backward(trainer.loss)
 
     def after_batch(self, trainer):
         '''In validation on several processes, gathers predictions and targets (and the loss) of them all'''
         if trainer.training or not self._gather: return
         self._vote_in_batch()
-        preds, yb = self.acc.gather_for_metrics((trainer.preds, trainer.yb))
-        trainer.preds, trainer.yb = preds, tuple(yb)
-        if trainer.loss is None: return  # (get_preds computes no loss)
-        if trainer.loss_func is not None and trainer.yb: trainer.loss = trainer.loss_func(preds, *trainer.yb)
-        else:  # the model's own loss: the mean of the processes' (the last batch's padding counts, a slight bias)
-            trainer.loss = self.acc.gather(trainer.loss.detach()[None]).mean()
+        with collective("gathering the validation batch", self._lose):
+            preds, yb = self.acc.gather_for_metrics((trainer.preds, trainer.yb))
+            trainer.preds, trainer.yb = preds, tuple(yb)
+            if trainer.loss is None: return  # (get_preds computes no loss)
+            if trainer.loss_func is not None and trainer.yb: trainer.loss = trainer.loss_func(preds, *trainer.yb)
+            else:  # the model's own loss: the mean of the processes' (the last batch's padding counts, a slight bias)
+                trainer.loss = self.acc.gather(trainer.loss.detach()[None]).mean()
 
     def _vote_in_batch(self) -> None:
         # The point before this batch's collective (the gradient all-reduce, or the gather): a process that raised
@@ -255,6 +264,9 @@ class AccelerateCB(BasicTrainCB):
         self._phase_stop, self.epoch_done = False, False
 
     # ---- agreeing ----
+    def _lose(self) -> None:  # no collective follows a lost process (each would wait for it again)
+        self._fit_stop, self._phase_stop = ERROR, True
+
     def _in_flight(self) -> BaseException | None:
         # In a cleanup event the trainer runs inside a `finally`, where the exception ending the batch, phase or fit
         # (if any) is still being raised; cancel exceptions caught at their own level are no longer seen here.
@@ -267,9 +279,14 @@ class AccelerateCB(BasicTrainCB):
         In a cleanup event, an agreed stop of at least `raise_from` and more severe than this process's own is left
         in `pending` for AccelerateStopCB to raise once the other callbacks have cleaned up.
         """
+        if is_comm_failure(local) and not isinstance(local, ProcessStopError):  # a collective elsewhere (the forward)
+            self._lose()
+            if raise_from is not None: self.pending = lost_error(local, "a collective")
+            return ERROR
         message = f"{type(local).__name__}: {local}" if code == ERROR and local is not None else ""
         trainer = self._trainer() if self._trainer is not None else None
-        agreed = self.vote(code, message, (trainer.preempted or 0) if trainer is not None else 0)
+        with collective("AccelerateCB's stop vote", self._lose):
+            agreed = self.vote(code, message, (trainer.preempted or 0) if trainer is not None else 0)
         if self.vote.preempted and trainer is not None:
             # A process got a preemption signal: every one now stops after the batch in progress (AccelerateStopCB),
             # at the same point, so the checkpoint on the way out can be written (see CheckpointCB).

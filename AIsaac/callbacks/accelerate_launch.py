@@ -2,7 +2,9 @@
 launch against it, and the process group the stop votes travel on."""
 from __future__ import annotations
 
+import numbers
 import os
+from datetime import timedelta
 from typing import Any, Mapping
 
 import torch.distributed as dist
@@ -57,3 +59,28 @@ def vote_group() -> Any:
     group made for them (call it once per run, on every process)."""
     if dist.get_backend() == 'gloo': return None
     return dist.new_group(backend='gloo')
+
+
+DEFAULT_TIMEOUT = 600.0  # seconds; NCCL's own default, where torch gives gloo 30 minutes
+
+
+def check_timeout(timeout: Any) -> float | None:
+    """AccelerateCB's `timeout` (seconds, > 0, or None), else a ValueError saying what it is."""
+    if timeout is None or (isinstance(timeout, numbers.Real) and not isinstance(timeout, bool) and float(timeout) > 0):
+        return None if timeout is None else float(timeout)
+    raise ValueError(f"AccelerateCB: timeout must be a number of seconds > 0 (how long a process waits for the others "
+                     f"at a collective before it stops, naming them), or None (the process group's own); got "
+                     f"{timeout!r}.")
+
+
+def set_timeout(seconds: float | None, vote: Any, accelerator_kwargs: Mapping[str, Any]) -> None:
+    """Make every collective of this fit (the default process group's, and the stop votes' group `vote`) fail after
+    `seconds` without an answer, whoever made the groups; an `InitProcessGroupKwargs(timeout=...)` among the
+    Accelerator's `kwargs_handlers` wins; None leaves the groups' own (torch's: 10 minutes for NCCL, 30 for gloo)."""
+    timeout = None if seconds is None else timedelta(seconds=seconds)
+    for handler in accelerator_kwargs.get("kwargs_handlers") or ():
+        if type(handler).__name__ == "InitProcessGroupKwargs" and handler.timeout is not None: timeout = handler.timeout
+    # (older torch has only the private one; one without either keeps the groups' own)
+    setter = getattr(dist, "set_timeout", None) or getattr(dist.distributed_c10d, "_set_pg_timeout", None)
+    if timeout is None or setter is None: return
+    for group in {None, vote}: setter(timeout, group)

@@ -22,7 +22,11 @@ collective left waiting. One exception is local by nature: an error in a `cleanu
 """
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import os
+import re
+from collections.abc import Callable, Iterator
+from typing import Any, TypeGuard
 
 import torch
 import torch.distributed as dist
@@ -66,6 +70,56 @@ class ProcessStopError(RuntimeError):
     """Another process of a distributed fit failed, so this one stops too; the message carries that error."""
 
 
+class ProcessLostError(ProcessStopError):
+    """A collective failed: another process stopped answering (its machine or process died, or hangs); the message
+    says which this process was waiting for. Once raised, this process makes no more collectives in the fit."""
+
+
+# How gloo reports a peer gone (a closed connection, a timeout), raised by torch as a RuntimeError; NCCL's errors are
+# DistBackendErrors. Narrow on purpose: a user's error taken for one would skip this process's vote.
+_COMM = re.compile(r"gloo/transport/|Connection (reset|closed) by peer")
+
+
+def is_comm_failure(e: BaseException | None) -> TypeGuard[BaseException]:
+    """Whether `e` is a collective's failure (torch's DistError, or a RuntimeError from gloo's transport)."""
+    dist_error = getattr(dist, "DistError", ())
+    return isinstance(e, dist_error) or (isinstance(e, RuntimeError) and bool(_COMM.search(str(e))))
+
+
+def lost_error(e: BaseException, what: str) -> ProcessLostError:
+    """The error that says a collective of all processes (`what`) failed with `e`, naming this process and those it
+    waited for (with two, the other one)."""
+    rank, world = dist.get_rank(), dist.get_world_size()
+    others = [r for r in range(world) if r != rank]
+    waited = f"process {others[0]} of {world}{_node(others[0], ' (', ')')}" if len(others) == 1 else \
+        f"one of processes {', '.join(map(str, others))} of {world}"
+    timeout = "did not answer" if "timed out" in str(e).lower() else "broke the connection"
+    return ProcessLostError(f"Lost {waited}: it {timeout} while process {rank} (this one{_node(rank, ', ')}) waited "
+                            f"for it in {what} (it died, was killed, or hangs; see its own log). This process stops "
+                            f"too. {type(e).__name__}: {str(e).strip()}")
+
+
+def _node(rank: int, before: str = "", after: str = "") -> str:
+    """'node N' (between `before` and `after`) where the launch says: torchrun's, with as many processes on each node
+    (it numbers the ranks node by node); else ''."""
+    try: nodes, per_node = int(os.environ["GROUP_WORLD_SIZE"]), int(os.environ["LOCAL_WORLD_SIZE"])
+    except (KeyError, ValueError): return ""
+    return f"{before}node {rank // per_node}{after}" if nodes > 1 and nodes * per_node == dist.get_world_size() else ""
+
+
+@contextlib.contextmanager
+def collective(what: str, on_lost: Callable[[], Any] | None = None) -> Iterator[None]:
+    """Turn the failure of the collective of all processes inside into a ProcessLostError naming those waited for;
+    `on_lost` is called first (also for a ProcessLostError from inside)."""
+    try: yield
+    except Exception as e:
+        lost = isinstance(e, ProcessLostError)
+        if not (lost or is_comm_failure(e) and not isinstance(e, ProcessStopError)): raise
+        if on_lost is not None: on_lost()
+        if lost: raise
+        raise lost_error(e, what) from e
+
+
 def stop_code(e: BaseException | None, level: int = BATCH) -> int:
     """The stop code of exception `e` seen at a `level` (BATCH, EPOCH or FIT) of the loop.
 
@@ -99,10 +153,11 @@ class StopVote:
         """Vote `code`; `preempted`: the preemption signal this process received (0: none). After the vote,
         `preempted` holds the highest signal any process received, so all of them stop after the same step."""
         flag = torch.tensor([code, preempted], dtype=torch.int32)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self.group)
-        agreed, self.preempted = int(flag[0]), int(flag[1])
-        if agreed == ERROR:
-            self.messages = [""] * dist.get_world_size(self.group)
-            dist.all_gather_object(self.messages, message, group=self.group)
+        with collective("AccelerateCB's stop vote"):
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self.group)
+            agreed, self.preempted = int(flag[0]), int(flag[1])
+            if agreed == ERROR:
+                self.messages = [""] * dist.get_world_size(self.group)
+                dist.all_gather_object(self.messages, message, group=self.group)
         return agreed
 

@@ -20,7 +20,7 @@ from AIsaac.callbacks.device import DeviceCB
 from AIsaac.callbacks.metrics import MetricsCB
 from AIsaac.callbacks.progress import ProgressCB
 from AIsaac.data.loaders import DataLoaders
-from AIsaac.runtime.distributed import (BATCH, EPOCH, ERROR, FIT, OK, ProcessStopError, stop_code,
+from AIsaac.runtime.distributed import (BATCH, EPOCH, ERROR, FIT, OK, ProcessLostError, ProcessStopError, stop_code,
                                 stop_exception)
 from AIsaac.exceptions import (CallbackError, CallbackSetupError, CancelBatchException,
                                CancelEpochException, CancelFitException)
@@ -218,3 +218,28 @@ def test_an_error_on_rank_1_ends_both_with_the_error_shown(two):
     r0, r1 = (r['error'] for r in two['report'])
     assert "ValueError: boom on rank 1" in r1['error']
     assert "ProcessStopError: process 1 failed" in r0['error'] and "boom on rank 1" in r0['error']
+
+
+def test_a_collective_failed_elsewhere_is_named_in_the_cleanup_and_no_vote_follows(tmp_path, monkeypatch):
+    """A collective outside AccelerateCB (a sharded forward, the loader's RNG sync) failed: its cleanup votes no more
+    (the vote would wait for the lost process again) and leaves a ProcessLostError naming it to be raised."""
+    import torch.distributed as dist
+    if dist.is_initialized(): pytest.skip("a process group is already set up in this process")
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        monkeypatch.setattr(dist, "get_world_size", lambda group=None: 2)
+        votes = []
+
+        class Vote:
+            preempted, messages = 0, []
+            def __call__(self, *args): return votes.append(args) or OK
+
+        cb = AccelerateCB()
+        cb.vote = Vote()
+        failed = RuntimeError("[../third_party/gloo/gloo/transport/tcp/pair.cc:561] Connection closed by peer")
+        assert cb._agree(BATCH, failed, raise_from=EPOCH) == ERROR and votes == []
+        assert isinstance(cb.pending, ProcessLostError) and str(cb.pending).startswith("Lost process 1 of 2")
+        assert cb._fit_stop == ERROR and cb._phase_stop  # the cleanups of the phase and the fit vote no more
+        cb.pending = None
+        assert cb._agree(BATCH, ValueError("boom"), raise_from=EPOCH) == OK and len(votes) == 1  # a user's error votes
+    finally: dist.destroy_process_group()

@@ -1,13 +1,15 @@
 """AccelerateCB's launch: the launcher's process count, the Accelerator it makes (and refuses), the launch checks,
 and the group votes travel on (one process here; the multi-process launches are in test_accelerate*.py)."""
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
 import torch
 import torch.distributed as dist
 
-from AIsaac.all import DeviceCB
-from AIsaac.callbacks.accelerate_launch import check_launch, launched_processes, make_accelerator, vote_group
+from AIsaac.all import AccelerateCB, DeviceCB
+from AIsaac.callbacks.accelerate_launch import (DEFAULT_TIMEOUT, check_launch, check_timeout, launched_processes,
+                                                make_accelerator, set_timeout, vote_group)
 
 
 def test_launched_processes_is_the_launchers_world_size(monkeypatch):
@@ -42,3 +44,25 @@ def test_votes_travel_on_the_default_group_when_it_is_gloo(tmp_path):
     dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
     try: assert vote_group() is None
     finally: dist.destroy_process_group()
+
+
+def test_the_timeout_is_seconds_above_zero_or_none():
+    assert AccelerateCB().timeout == DEFAULT_TIMEOUT == 600 and AccelerateCB(timeout=None).timeout is None
+    assert check_timeout(5) == 5.0 and check_timeout(0.5) == 0.5
+    for bad in (0, -1, True, "60", float("nan")):
+        with pytest.raises(ValueError, match="timeout must be a number of seconds > 0"): AccelerateCB(timeout=bad)
+
+
+
+def test_the_timeout_goes_to_the_default_and_the_vote_group_unless_the_accelerator_was_given_one(monkeypatch):
+    from accelerate.utils import InitProcessGroupKwargs
+    calls = []
+    monkeypatch.setattr(dist, "set_timeout", lambda timeout, group=None: calls.append((timeout, group)), raising=False)
+    set_timeout(5, None, {})
+    assert calls == [(timedelta(seconds=5), None)]  # votes on the default group: set once
+    calls.clear(), set_timeout(5, "votes", {})
+    assert set(calls) == {(timedelta(seconds=5), None), (timedelta(seconds=5), "votes")} and len(calls) == 2
+    calls.clear(), set_timeout(5, None, {"kwargs_handlers": [InitProcessGroupKwargs(timeout=timedelta(seconds=90))]})
+    assert calls == [(timedelta(seconds=90), None)]
+    calls.clear(), set_timeout(None, None, {})
+    assert calls == []  # the groups' own

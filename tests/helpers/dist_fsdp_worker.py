@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 from torch.distributed.fsdp import fully_shard
@@ -44,6 +45,13 @@ class CrashCB(Callback):
         if t.training and t.process_index == 1 and (t.epoch, t.batch_num) == CRASH_AT: raise ValueError("crash")
 
 
+def end_process_group():
+    # Left to the interpreter's exit, the group's teardown now and then aborts a process ("terminate called without an
+    # active exception", exit -6) after all its work is done.
+    dist.barrier()
+    dist.destroy_process_group()
+
+
 def finish(trainer, out, name, report):
     state = model_state(trainer.model)  # a collective for the sharded model: every process calls it
     if trainer.is_main_process:
@@ -65,3 +73,4 @@ if __name__ == "__main__":
     resumed.fit(N_EPOCHS, lr=0.05, resume_from=out / "ckpt")
     finish(resumed, out, "fsdp_resumed", report)
     if int(os.environ["RANK"]) == 0: (out / "report.json").write_text(json.dumps(report))
+    end_process_group()

@@ -6,8 +6,8 @@ import torch.distributed as dist
 from torch import nn
 
 from AIsaac.all import BasicTrainCB, CancelBatchException, CancelEpochException, CancelFitException, Trainer
-from AIsaac.runtime.distributed import (BATCH, EPOCH, ERROR, FIT, OK, ProcessStopError, StopVote, is_sharded,
-                                        stop_code, stop_exception)
+from AIsaac.runtime.distributed import (BATCH, EPOCH, ERROR, FIT, OK, ProcessLostError, ProcessStopError, StopVote,
+                                        collective, is_comm_failure, is_sharded, stop_code, stop_exception)
 
 
 class SeesState:
@@ -67,3 +67,35 @@ def test_a_vote_of_one_process_agrees_on_its_own_code_and_keeps_its_error_messag
     assert [vote(code) for code in (OK, BATCH, EPOCH, FIT)] == [OK, BATCH, EPOCH, FIT] and vote.messages == []
     assert vote(ERROR, "boom") == ERROR and vote.messages == ["boom"]
     assert str(stop_exception(ERROR, vote.messages)) == "process 0 failed: boom"
+
+
+GLOO_RESET = RuntimeError("[../third_party/gloo/gloo/transport/tcp/pair.cc:561] Connection closed by peer "
+                          "[127.0.0.1]:2984. This is typically caused by a remote worker crashing.")
+GLOO_TIMEOUT = RuntimeError("[../third_party/gloo/gloo/transport/tcp/unbound_buffer.cc:78] Timed out waiting 5000ms "
+                            "for recv operation to complete")
+
+
+def test_a_collectives_failure_is_told_from_the_users_errors():
+    assert is_comm_failure(GLOO_RESET) and is_comm_failure(GLOO_TIMEOUT)
+    assert is_comm_failure(dist.DistBackendError("NCCL communicator was aborted"))
+    assert not is_comm_failure(RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn"))
+    assert not is_comm_failure(RuntimeError("my gloo/nccl helper timed out")) and not is_comm_failure(None)
+    assert not is_comm_failure(ValueError("gloo/transport/ closed"))
+
+
+def test_a_failed_collective_becomes_a_lost_process_error_naming_whom_it_waited_for(one_process_group, monkeypatch):
+    lost = []
+    monkeypatch.setattr(dist, "get_world_size", lambda group=None: 4)  # this process is rank 0 of 4
+    with pytest.raises(ProcessLostError) as e, collective("the vote", lambda: lost.append(1)): raise GLOO_TIMEOUT
+    assert str(e.value).startswith("Lost one of processes 1, 2, 3 of 4: it did not answer while process 0 (this one) "
+                                   "waited for it in the vote") and e.value.__cause__ is GLOO_TIMEOUT
+    assert isinstance(e.value, ProcessStopError) and lost == [1]
+    monkeypatch.setattr(dist, "get_world_size", lambda group=None: 2)
+    monkeypatch.setenv("GROUP_WORLD_SIZE", "2"), monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+    with pytest.raises(ProcessLostError, match=r"^Lost process 1 of 2 \(node 1\): it broke the connection while "
+                       r"process 0 \(this one, node 0\) waited"), collective("the vote"): raise GLOO_RESET
+    with pytest.raises(ProcessLostError) as again, collective("outer", lambda: lost.append(2)): raise e.value
+    assert again.value is e.value and lost == [1, 2]  # already named: passed on as it is
+    for other in (ValueError("boom"), ProcessStopError("process 1 failed: gloo")):  # not a lost process
+        with pytest.raises(type(other)) as kept, collective("the vote", lambda: lost.append(3)): raise other
+        assert kept.value is other and lost == [1, 2]
