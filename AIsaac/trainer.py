@@ -44,8 +44,9 @@ class Trainer(CallbackSet, TrainerVerbs, OneProcess):
 
     Each callback is reachable by its class name: `trainer.MetricsCB` (typed for the callbacks AIsaac ships), or
     `trainer.callback(MyCB)` (typed for any class). Below come the Trainer's methods (`fit`, `log`), then its bases':
-    `OneProcess` (`reduce_sum`, ...), `TrainerVerbs` (`get_preds`, `save`, `lr_find`, `freeze`, ...), `CallbackSet`
-    (`add_callbacks`, `callback`, `run_callbacks`, ...).
+    `OneProcess` (`reduce_sum`, `gather_object`), `TrainerVerbs` (`get_preds`, `predict`, `validate`, `save`, `load`,
+    `export`, `lr_find`, `profile`, `summarize_callbacks`, `summarize_model`, `show_image_batch`, `freeze`,
+    `freeze_to`, `unfreeze`), `CallbackSet` (`add_callbacks`, `remove_callbacks`, `callback`, `run_callbacks`, ...).
 
     Args:
         dls (DataLoaders): the loaders, `dls.train` and `dls.valid` (a `valid` of None: no validation).
