@@ -5,6 +5,7 @@ members, the method it runs at an event, misspelt event names).
 written against the earlier layout); `add_callback(s)`/`remove_callback(s)` in `AIsaac.callback_functions`."""
 from __future__ import annotations
 
+import functools
 import inspect
 import numbers
 from types import MappingProxyType
@@ -140,11 +141,12 @@ def event_methods(cb: Any, event: str):
 
 def warn_misspelt_events(cb: Any, events: tuple[str, ...] = EVENTS) -> None:
     """Warn about methods named almost like an event: they would otherwise silently never run."""
-    own = {n for n in vars(cb) if not n.startswith("_")} if hasattr(cb, "__dict__") else set()
-    suspects = {**_class_suspects(type(cb), events), **_suspects(own, events)}
-    for name in sorted(suspects):
-        if not callable(getattr(cb, name, None)): continue
-        guess = suspects[name]
+    events = tuple(events)
+    names = {n for n in dir(type(cb)) if not n.startswith("_")} | \
+        ({n for n in vars(cb) if not n.startswith("_")} if hasattr(cb, "__dict__") else set())
+    for name in sorted(names - set(events)):
+        guess = _guess(name, events)
+        if guess is None or not callable(getattr(cb, name, None)): continue
         if name in FOREIGN_EVENT_NAMES:
             warn(f"{callback_name(cb)}.{name} is not an AIsaac event (it is another library's name), so it "
                  f"will never be called; use {guess}.", UserWarning)
@@ -153,26 +155,9 @@ def warn_misspelt_events(cb: Any, events: tuple[str, ...] = EVENTS) -> None:
                  f"so it will never be called; rename it to '{guess}'.", UserWarning)
 
 
-def _suspects(names: Iterable[str], events: tuple[str, ...]) -> dict[str, str]:
-    """Of `names`, those that are another library's event name or look like an event, with what to use instead."""
-    out = {}
-    for name in set(names) - set(events):
-        key = (name, events)
-        if key not in _GUESSES: _GUESSES[key] = FOREIGN_EVENT_NAMES.get(name) or nearest_event(name, events)
-        if guess := _GUESSES[key]: out[name] = guess
-    return out
-
-
-_GUESSES: dict[tuple[str, tuple[str, ...]], str | None] = {}  # a name's guess, made once (the matching is slow)
-
-
-_CLASS_SUSPECTS: dict[tuple[type, tuple[str, ...]], dict[str, str]] = {}
-
-
-def _class_suspects(cls: type, events: tuple[str, ...]) -> dict[str, str]:
-    # A class's names are looked at once (a Trainer is often built per run; the name matching is the slow part).
-    key = (cls, events)
-    if key not in _CLASS_SUSPECTS:
-        _CLASS_SUSPECTS[key] = _suspects((n for n in dir(cls) if not n.startswith("_")), events)
-    return _CLASS_SUSPECTS[key]
+@functools.lru_cache(maxsize=None)
+def _guess(name: str, events: tuple[str, ...]) -> str | None:
+    """What to use instead of method `name`: the event it is another library's name for, or the event it looks like
+    misspelt; None. Kept per name (a Trainer is often built per run, and the name matching is the slow part)."""
+    return FOREIGN_EVENT_NAMES.get(name) or nearest_event(name, events)
 

@@ -41,10 +41,7 @@ class with_cbs:
             except BaseException as e:
                 _cleanup(o, cleanup, e)
                 raise
-            # The usual way out, without the helper's extra call: a trainer runs every cleanup (run_cleanup).
-            run = getattr(o, "run_cleanup", None)
-            if run is not None: run(cleanup, None)
-            else: o.run_callbacks(cleanup)
+            _cleanup(o, cleanup, None)
         return _f
 
 

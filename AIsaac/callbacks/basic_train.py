@@ -219,16 +219,10 @@ class BasicTrainCB(Callback):
     def backward(self, trainer): trainer.loss.backward()
     # Every optimizer steps on the one backward pass (several: e.g. SparseAdam for embeddings beside Adam).
     def step(self, trainer):
-        opt = trainer.opt
-        if opt is not None: opt.step()
-        else:
-            for opt in _step_optimizers(trainer): opt.step()
+        for opt in _step_optimizers(trainer): opt.step()
 
     def zero_grad(self, trainer):
-        opt = trainer.opt
-        if opt is not None: opt.zero_grad()
-        else:
-            for opt in _step_optimizers(trainer): opt.zero_grad()
+        for opt in _step_optimizers(trainer): opt.zero_grad()
 
 
 def _step_optimizers(trainer: Any) -> tuple[Any, ...]:
