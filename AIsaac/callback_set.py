@@ -6,7 +6,7 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, TypeVar
 
-from .dispatch import Plan, PlanWrapper, run_cleanup
+from .dispatch import Plan, PlanWrapper, raise_from_callback, run_cleanup
 
 if TYPE_CHECKING:
     from . import all as _all
@@ -19,6 +19,8 @@ class CallbackSet:
 
     _callbacks: Plan
     _methods: Mapping[str, tuple[Callable, ...]]
+    _calls: Mapping[Any, tuple[tuple[str, Callable], ...]]  # the plan's (event, method) pairs, what run_callbacks runs
+    _planned_cleanups: frozenset[str]  # the cleanup events with a method (with_cbs skips the rest)
 
     if TYPE_CHECKING:
         # What a type checker sees of `trainer.<Name>`: each callback AIsaac ships, typed as its class (a callback
@@ -42,8 +44,13 @@ class CallbackSet:
 
     # ---- running events ----
     def run_callbacks(self, names: str | Iterable[str]) -> None:
-        """Run each event in `names` on the planned callbacks, in order."""
-        self._callbacks.run(self, names)
+        """Run each event in `names` on the planned callbacks, in order; a callback's error is raised with the
+        callback, the event and where in the fit (`CallbackError`), the cancel exceptions as they are."""
+        try: calls = self._calls[names]
+        except (KeyError, TypeError): calls = self._callbacks.calls_for(names)
+        for name, method in calls:
+            try: method(self)
+            except BaseException as e: raise_from_callback(self, method, name, e)
 
     def run_cleanup(self, name: str, pending: BaseException | None = None) -> None:
         """Run cleanup event `name` on every planned callback, even when some raise (see `dispatch.run_cleanup`)."""
@@ -70,7 +77,7 @@ class CallbackSet:
         self._set_plan(self._callbacks.wrapped(wrapper))
 
     def _set_plan(self, plan: Plan) -> None:
-        self._callbacks, self._methods = plan, plan.methods
+        self._callbacks, self._methods, self._calls, self._planned_cleanups = plan, plan.methods, plan.calls, plan.cleanups
 
     @property
     def cbs(self) -> list[Any]:

@@ -41,7 +41,10 @@ class with_cbs:
             except BaseException as e:
                 _cleanup(o, cleanup, e)
                 raise
-            _cleanup(o, cleanup, None)
+            # A trainer lists the cleanup events that have methods (`_planned_cleanups`): the others cost nothing.
+            planned = getattr(o, "_planned_cleanups", None)
+            if planned is None: _cleanup(o, cleanup, None)
+            elif cleanup in planned: o.run_cleanup(cleanup)
         return _f
 
 
@@ -117,9 +120,12 @@ class Plan:
             methods = {ev: tuple(wrapper(ev, names.get(id(o := getattr(m, "__self__", m)), callback_name(o)), m)
                                  for m in ms) for ev, ms in methods.items()}
         self.methods: dict[str, tuple[Callable, ...]] = methods
-        # What `run` calls, as (event, method) pairs: for each event, and (added at first use) each tuple of events.
+        # What running events calls, as (event, method) pairs: for each event, and (added at first use, `calls_for`)
+        # each tuple of events the loop runs together.
         self.calls: dict[Any, tuple[tuple[str, Callable], ...]] = {ev: tuple((ev, m) for m in ms)
                                                                    for ev, ms in methods.items()}
+        # The cleanup events some method runs at: `with_cbs` skips the others (most batches have none).
+        self.cleanups = frozenset(ev for ev, ms in methods.items() if ms and ev.startswith("cleanup_"))
 
     def added(self, callbacks: Any, force: bool, host: Any) -> tuple["Plan", list[Any]]:
         """The plan with `callbacks` added (groups expanded), and the callbacks actually added. A name already taken is
@@ -147,24 +153,7 @@ class Plan:
         return Plan(self.events, tuple(cb for cb in self.cbs if id(cb) not in gone),
                     {n: cb for n, cb in self.named.items() if id(cb) not in gone}, self.wrapper)
 
-    def run(self, trainer: Any, names: str | Iterable[str]) -> None:
-        """Run each event in `names` on the planned methods, in order, passing `trainer`; a callback's error is raised
-        with where it happened (`wrap_error`), the cancel exceptions as they are."""
-        try: calls = self.calls[names]
-        except (KeyError, TypeError): calls = self._calls_for(names)
-        for name, method in calls:
-            try: method(trainer)
-            except _PASS_THROUGH: raise
-            except Exception as e:
-                err = wrap_error(trainer, method, name, e)
-                if err is e: raise
-                raise err from e
-            except BaseException as e:  # KeyboardInterrupt, SystemExit: never wrapped, but say where
-                add_note(e, f"Raised in {callback_name(getattr(method, '__self__', method))} at event '{name}' "
-                            f"({where(trainer, name)}).")
-                raise
-
-    def _calls_for(self, names: str | Iterable[str]) -> tuple[tuple[str, Callable], ...]:
+    def calls_for(self, names: str | Iterable[str]) -> tuple[tuple[str, Callable], ...]:
         """The (event, method) pairs of several events in turn, kept for the next time (one plan per callback change,
         so it holds the few event tuples the loop runs); an unknown event name is an error."""
         key = (names,) if isinstance(names, str) else tuple(names)
@@ -180,6 +169,20 @@ class Plan:
 
 
 _PASS_THROUGH = (*CANCEL_EXCEPTIONS, CallbackError)  # raised as they are: a cancel, or an error already wrapped
+
+
+def raise_from_callback(trainer: Any, method: Callable, event: str, e: BaseException) -> NoReturn:
+    """Raise `e`, raised by `method` at `event`: a cancel or an error already wrapped as it is, any other error wrapped
+    with where it happened (`wrap_error`, the original as its cause); KeyboardInterrupt and SystemExit are never
+    wrapped, but get a note saying where."""
+    if isinstance(e, _PASS_THROUGH): raise e
+    if isinstance(e, Exception):
+        err = wrap_error(trainer, method, event, e)
+        if err is e: raise e
+        raise err from e
+    add_note(e, f"Raised in {callback_name(getattr(method, '__self__', method))} at event '{event}' "
+                f"({where(trainer, event)}).")
+    raise e
 
 
 def unknown_event(name: str, events: tuple[str, ...]) -> NoReturn:

@@ -61,6 +61,7 @@ class Row:
     """One row: batches in its shape, the model, AIsaac's extra callbacks and Trainer arguments, the hand loop's
     version of the same, and the AIsaac name it needs (skipped when absent)."""
     needs: str | None = None
+    random = False  # whether the step draws random numbers
     n_inp = 1
     loss_func: Callable | None = staticmethod(F.cross_entropy)  # the hand loop calls the same function
 
@@ -126,6 +127,7 @@ class EMA(Row):
 
 class MixUp(Row):
     needs = "MixUpCB"
+    random = True
     def callbacks(self): return [A.MixUpCB(alpha=0.4, num_classes=N_CLASSES)]
     def hand_start(self, model): return {"alpha": torch.tensor(0.4)}
     def hand_before_step(self, state, b):
@@ -144,47 +146,141 @@ ROWS: dict[str, Row] = {"xy": XY(), "mapping": Mapping_(), "two_inputs": TwoInpu
 
 # ---------------- the two loops ----------------
 
-def run_hand(row: Row, model: nn.Module, train: list, valid: list, epochs: int, lr: float) -> dict:
-    """The step by hand: losses kept as references and reduced once per phase, accuracy counted on the device."""
-    opt = torch.optim.Adam(model.parameters(), lr)
-    state = row.hand_start(model)
-    for _ in range(epochs):
-        model.train()
-        losses, sizes = [], []
-        for b in train:
+class HandLoop:
+    """The step by hand, one batch at a time: losses kept as references and reduced once per phase, accuracy counted
+    on the device. `run_hand` is the whole hand-written loop around it; `Lockstep` calls `batch` between AIsaac's."""
+
+    def __init__(self, row: Row, model: nn.Module, lr: float):
+        self.row, self.model, self.opt = row, model, torch.optim.Adam(model.parameters(), lr)
+        self.state = row.hand_start(model)
+        self.begin(True)
+
+    def begin(self, training: bool) -> None:
+        self.model.train(training)
+        self.losses, self.sizes, self.correct = [], [], None
+
+    def batch(self, b: Any, training: bool) -> None:
+        row, state = self.row, self.state
+        if training:
             b = row.hand_before_step(state, b)
-            preds, y = row.hand_forward(model, b)
-            loss = row.hand_loss(model, preds, y)
+            preds, y = row.hand_forward(self.model, b)
+            loss = row.hand_loss(self.model, preds, y)
             loss.backward()
-            opt.step()
-            opt.zero_grad()
-            row.hand_after_step(state, model, loss, len(y))
-            losses.append(loss.detach()), sizes.append(len(y))
-            row.hand_after_batch(state, preds, len(y))
-        train_loss = (torch.stack(losses) * torch.tensor(sizes)).sum().item() / sum(sizes)
-        row.hand_end_phase(state)
-        model.eval()
-        losses, sizes, correct = [], [], None
-        with torch.no_grad():
-            for b in valid:
-                preds, y = row.hand_forward(model, b)
-                losses.append(row.hand_loss(model, preds, y)), sizes.append(len(y))
-                hits = (preds.argmax(-1) == y).sum()
-                correct = hits if correct is None else correct + hits
-                row.hand_after_batch(state, preds, len(y))
-        valid_loss = (torch.stack(losses) * torch.tensor(sizes)).sum().item() / sum(sizes)
-        accuracy = correct.item() / sum(sizes)
-        row.hand_end_phase(state)
-    return {"train": train_loss, "valid": valid_loss, "accuracy": accuracy}
+            self.opt.step()
+            self.opt.zero_grad()
+            row.hand_after_step(state, self.model, loss, len(y))
+            self.losses.append(loss.detach()), self.sizes.append(len(y))
+        else:
+            preds, y = row.hand_forward(self.model, b)
+            self.losses.append(row.hand_loss(self.model, preds, y)), self.sizes.append(len(y))
+            hits = (preds.argmax(-1) == y).sum()
+            self.correct = hits if self.correct is None else self.correct + hits
+        row.hand_after_batch(state, preds, len(y))
+
+    def end(self, training: bool) -> dict:
+        out = {"train" if training else "valid": (torch.stack(self.losses) * torch.tensor(self.sizes)).sum().item()
+               / sum(self.sizes)}
+        if not training: out["accuracy"] = self.correct.item() / sum(self.sizes)
+        self.row.hand_end_phase(self.state)
+        return out
 
 
-def run_aisaac(row: Row, model: nn.Module, train: list, valid: list, epochs: int, lr: float) -> dict:
+def run_hand(row: Row, model: nn.Module, train: list, valid: list, epochs: int, lr: float) -> dict:
+    loop, out = HandLoop(row, model, lr), {}
+    for _ in range(epochs):
+        loop.begin(True)
+        for b in train: loop.batch(b, True)
+        out.update(loop.end(True))
+        loop.begin(False)
+        with torch.no_grad():  # as AIsaac validates
+            for b in valid: loop.batch(b, False)
+        out.update(loop.end(False))
+    return out
+
+
+def run_aisaac(row: Row, model: nn.Module, train: Any, valid: Any, epochs: int, lr: float) -> dict:
     cbs = [A.BasicTrainCB(n_inp=row.n_inp), A.MetricsCB(Accuracy=A.Accuracy()), A.DeviceCB("cpu"),
            A.ProgressCB(bars=False), *row.callbacks()]
     trainer = A.Trainer(A.DataLoaders(train, valid), row.loss_func, torch.optim.Adam, model, cbs)
     with contextlib.redirect_stdout(io.StringIO()): trainer.fit(epochs, lr)
     m = trainer.MetricsCB
     return {**m.losses_epoch[-1], "accuracy": float(m.metrics_epoch[-1]["Accuracy"])}
+
+
+CLOCK = time.process_time_ns  # this process's CPU time, as the whole-run figures
+
+
+class Lockstep:
+    """A loader that hands out `batches` and, at each batch, also runs the hand loop's step on it (`hand`, with its own
+    model and optimizer), timing both on the CPU clock: the hand step, and the consumer (AIsaac) from getting the
+    batch to asking for the next. The two alternate batch by batch, so a machine whose speed drifts slows both alike;
+    which one goes first alternates too. A row that draws random numbers (MixUp) gives the hand loop its own copy of
+    the random state, swapped in and out outside the timed spans, so both draw what they would alone."""
+
+    def __init__(self, batches: list, hand: HandLoop, training: bool, rng: list | None = None):
+        self.batches, self.hand, self.training, self.rng = batches, hand, training, rng
+        self.hand_ns: list[int] = []
+        self.consumer_ns: list[int] = []
+
+    def __len__(self) -> int: return len(self.batches)
+
+    def _hand(self, b: Any) -> int:
+        rng = self.rng
+        if rng is not None: consumer_state = torch.get_rng_state(); torch.set_rng_state(rng[0])
+        t0 = CLOCK(); self.hand.batch(b, self.training); t1 = CLOCK()
+        if rng is not None: rng[0] = torch.get_rng_state(); torch.set_rng_state(consumer_state)
+        return t1 - t0
+
+    def __iter__(self):
+        self.hand.begin(self.training)
+        for i, b in enumerate(self.batches):
+            if i % 2 == 0: self.hand_ns.append(self._hand(b))
+            t0 = CLOCK()
+            yield b
+            self.consumer_ns.append(CLOCK() - t0)
+            if i % 2 == 1: self.hand_ns.append(self._hand(b))
+        self.hand.end(self.training)
+
+
+def lockstep(row: Row, train: list, valid: list, epochs: int, lr: float, consumer: str, skip: int = 20
+             ) -> tuple[float, float, bool]:
+    """One fit in lockstep with the hand loop: the medians (ns) of the hand's and the consumer's time per batch,
+    leaving out each phase's first `skip` batches, and whether the two ended with the same weights. `consumer` is
+    'aisaac', or 'hand' (a second hand loop in AIsaac's place: the method's own bias, which should read 1.000)."""
+    torch.manual_seed(0)
+    hand_model = row.model()
+    torch.manual_seed(0)
+    model = row.model()
+    hand = HandLoop(row, hand_model, lr)
+    rng = [torch.get_rng_state()] if row.random else None  # both start from the same random state
+    tl, vl = Lockstep(train, hand, True, rng), Lockstep(valid, hand, False, rng)
+    if consumer == "aisaac": run_aisaac(row, model, tl, vl, epochs, lr)
+    else: run_hand(row, model, tl, vl, epochs, lr)
+    hand_ns = tl.hand_ns[skip:] + vl.hand_ns[skip:]
+    consumer_ns = tl.consumer_ns[skip:] + vl.consumer_ns[skip:]
+    same = all(torch.equal(p, q) for p, q in zip(hand_model.parameters(), model.parameters()))
+    return median(hand_ns), median(consumer_ns), same
+
+
+def whole_runs(row: Row, train: list, valid: list, epochs: int, reps: int) -> tuple[float, float, float, bool]:
+    """Whole fits, AIsaac and the hand loop in turn (alternating which goes first): the median CPU seconds of each, the
+    median of the paired ratios, and whether both ended with the same weights."""
+    times: dict[str, list[float]] = {"hand": [], "aisaac": []}
+    weights: dict[str, list[torch.Tensor]] = {}
+    for rep in range(reps):
+        for f in (("hand", "aisaac") if rep % 2 == 0 else ("aisaac", "hand")):
+            torch.manual_seed(rep)
+            model = row.model()
+            run = run_hand if f == "hand" else run_aisaac
+            t0 = time.process_time()
+            run(row, model, train, valid, epochs, 1e-3)
+            times[f].append(time.process_time() - t0)
+            weights[f] = [p.detach().clone() for p in model.parameters()]
+    same = all(torch.equal(p, q) for p, q in zip(weights["hand"], weights["aisaac"]))
+    # Each repetition's two runs are next to each other in time: their ratio is the least disturbed by a machine
+    # whose speed drifts (other tenants of a VM), so the median of those ratios is the figure to read.
+    paired = median([a_ / h_ for a_, h_ in zip(times["aisaac"], times["hand"])])
+    return median(times["hand"]), median(times["aisaac"]), paired, same
 
 
 def main():
@@ -200,39 +296,34 @@ def main():
     torch.set_num_threads(1)
     train0, valid0 = data(a.batches, a.bs, max(1, a.batches // 10))
     print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} "
-          f"thread, CPU clock (time.process_time); MLP {N_IN}-{N_HID}-{N_CLASSES}, {a.batches} training + "
-          f"{len(valid0)} validation batches of {a.bs} in memory, {a.epochs} epoch(s), Adam; {a.reps} repetitions, "
-          f"AIsaac and the hand loop in turn (alternating which goes first); AIsaac's callbacks: BasicTrainCB, "
-          f"MetricsCB(Accuracy), DeviceCB, ProgressCB(bars=False) and the row's")
-    print("| row | hand median s | AIsaac median s | ratio of medians | median of paired ratios | min ratio | "
-          "AIsaac us per batch over hand | same final weights |\n|---|---|---|---|---|---|---|---|")
-    n_steps = a.epochs * (len(train0) + len(valid0))
-    for name in a.rows.split(","):
-        row = ROWS[name]
+          f"thread, CPU clock (this process's CPU time); MLP {N_IN}-{N_HID}-{N_CLASSES}, {a.batches} training + "
+          f"{len(valid0)} validation batches of {a.bs} in memory, {a.epochs} epoch(s) a fit, Adam, {a.reps} "
+          f"repetitions; AIsaac's callbacks: BasicTrainCB, MetricsCB(Accuracy), DeviceCB, ProgressCB(bars=False) and "
+          f"the row's.\n# Per batch (lockstep): at every batch the hand step and AIsaac's, in turn, on the same batch, "
+          f"each on its own model; the median time per batch of each (each phase's first 20 left out), and their "
+          f"ratio, the median over the repetitions. Whole fits: each fit timed whole (construction, setup and the "
+          f"epochs' ends included), AIsaac and the hand loop in turn; the median of the paired ratios.")
+    print("| row | hand us per batch | AIsaac us per batch | per-batch ratio | whole fits: hand median s | "
+          "AIsaac median s | median of paired ratios | same final weights |\n|---|---|---|---|---|---|---|---|")
+    for name in ["check", *a.rows.split(",")]:
+        row = ROWS["xy" if name == "check" else name]
         if row.needs and not hasattr(A, row.needs):
-            print(f"| {name} | skipped: AIsaac.all has no {row.needs} yet | | | | | |", flush=True)
+            print(f"| {name} | skipped: AIsaac.all has no {row.needs} yet | | | | | | |", flush=True)
             continue
         train, valid = [row.shape(x, y) for x, y in train0], [row.shape(x, y) for x, y in valid0]
-        times: dict[str, list[float]] = {"hand": [], "aisaac": []}
-        weights: dict[str, list[torch.Tensor]] = {}
+        consumer = "hand" if name == "check" else "aisaac"
         for f in (run_hand, run_aisaac): f(row, row.model(), train[:20], valid[:2], 1, 1e-3)  # warm-up, untimed
-        for rep in range(a.reps):
-            order = ("hand", "aisaac") if rep % 2 == 0 else ("aisaac", "hand")
-            for f in order:
-                torch.manual_seed(rep)
-                model = row.model()
-                run = run_hand if f == "hand" else run_aisaac
-                t0 = time.process_time()
-                run(row, model, train, valid, a.epochs, 1e-3)
-                times[f].append(time.process_time() - t0)
-                weights[f] = [p.detach().clone() for p in model.parameters()]
-        same = all(torch.equal(p, q) for p, q in zip(weights["hand"], weights["aisaac"]))
-        h, s = median(times["hand"]), median(times["aisaac"])
-        # Each repetition's two runs are next to each other in time: their ratio is the least disturbed by a machine
-        # whose speed drifts (other tenants of a VM), so the median of those ratios is the figure to read.
-        paired = median([a_ / h_ for a_, h_ in zip(times["aisaac"], times["hand"])])
-        print(f"| {name} | {h:.3f} | {s:.3f} | {s / h:.3f} | {paired:.3f} | {min(times['aisaac']) / min(times['hand']):.3f} | "
-              f"{(s - h) / n_steps * 1e6:.1f} | {same} |", flush=True)
+        steps = [lockstep(row, train, valid, a.epochs, 1e-3, consumer) for _ in range(a.reps)]
+        h, c = median([s_[0] for s_ in steps]), median([s_[1] for s_ in steps])
+        ratio = median([s_[1] / s_[0] for s_ in steps])
+        same = all(s_[2] for s_ in steps)
+        if name == "check":  # the method's own bias: a second hand loop where AIsaac runs
+            print(f"| check: the hand loop in AIsaac's place | {h / 1e3:.1f} | {c / 1e3:.1f} | {ratio:.3f} | | | | "
+                  f"{same} |", flush=True)
+            continue
+        wh, wa, paired, same_whole = whole_runs(row, train, valid, a.epochs, a.reps)
+        print(f"| {name} | {h / 1e3:.1f} | {c / 1e3:.1f} | {ratio:.3f} | {wh:.3f} | {wa:.3f} | {paired:.3f} | "
+              f"{same and same_whole} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -53,8 +53,10 @@ def output_reader(out: Any) -> Callable[[Any], Any] | None:
 
 def output_loss(out: Any) -> torch.Tensor:
     """The loss a model returned with its output (`out.loss` or `out['loss']`); an error when there is none."""
-    loss = getattr(out, "loss", None)
-    if loss is None and isinstance(out, Mapping): loss = out.get("loss")
+    if isinstance(out, dict): loss = out.get("loss")  # a dict, a Hugging Face ModelOutput
+    else:
+        loss = getattr(out, "loss", None)
+        if loss is None and isinstance(out, Mapping): loss = out.get("loss")
     if loss is None:
         raise ValueError(f"The Trainer has loss_func=None, so the loss is the model output's own `loss`, but the model "
                          f"returned {describe(out)} without one. Pass a loss function to the Trainer (Trainer(dls, "
@@ -218,18 +220,17 @@ class BasicTrainCB(Callback):
 
     def backward(self, trainer): trainer.loss.backward()
     # Every optimizer steps on the one backward pass (several: e.g. SparseAdam for embeddings beside Adam).
+    # `trainer.opt` when there is one (read here at each batch, not kept: as in the original AIsaac, a step callback,
+    # say an AccelerateCB subclass's before_fit, may replace it with a wrapped optimizer, Accelerate's, which unscales
+    # fp16 gradients, and leave `opts` as it was), else every one in `trainer.opts`.
     def step(self, trainer):
-        for opt in _step_optimizers(trainer): opt.step()
+        opt = trainer.opt
+        if opt is not None: opt.step()
+        else:
+            for o in trainer.opts.values(): o.step()
 
     def zero_grad(self, trainer):
-        for opt in _step_optimizers(trainer): opt.zero_grad()
-
-
-def _step_optimizers(trainer: Any) -> tuple[Any, ...]:
-    """The optimizers the step steps: `trainer.opt` when there is one, else every one in `trainer.opts`.
-
-    `trainer.opt` first, as in the original AIsaac, whose step callbacks (an AccelerateCB subclass's before_fit, say)
-    may replace it with a wrapped optimizer (Accelerate's, which unscales fp16 gradients) and leave `opts` as it was.
-    """
-    opt = trainer.opt
-    return (opt,) if opt is not None else tuple(trainer.opts.values())
+        opt = trainer.opt
+        if opt is not None: opt.zero_grad()
+        else:
+            for o in trainer.opts.values(): o.zero_grad()

@@ -56,9 +56,9 @@ class MixUpCB(BatchTransformCB):
         lam = self.draw(x)
         perm = torch.randperm(len(x), device=x.device)
         x, lam = self.mix(x, perm, lam)
-        xb = (x, *(o[perm] for o in xb[1:]))
+        xb = (x, *[o[perm] for o in xb[1:]]) if len(xb) > 1 else (x,)
         if not yb: return xb, yb
-        y, rest = yb[0], tuple(o[perm] for o in yb[1:])
+        y, rest = yb[0], tuple([o[perm] for o in yb[1:]]) if len(yb) > 1 else ()
         if not y.is_floating_point() and self.num_classes is None:  # made at get_loss, once the classes are known
             self._pending = (perm, lam)
             return xb, (y, *rest)
@@ -68,7 +68,7 @@ class MixUpCB(BatchTransformCB):
     def soft(y: torch.Tensor, perm: torch.Tensor, lam: torch.Tensor, num_classes: int | None) -> torch.Tensor:
         """The mixed targets: class labels as one-hot probabilities (of `num_classes`), float targets as they are."""
         if not y.is_floating_point(): y = F.one_hot(y, -1 if num_classes is None else num_classes).float()
-        lam = lam.to(y.dtype)
+        if lam.dtype != y.dtype: lam = lam.to(y.dtype)
         return lam * y + (1 - lam) * y[perm]
 
     def get_loss(self, trainer):

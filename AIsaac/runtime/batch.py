@@ -14,7 +14,7 @@ def split_batch(batch: Any, n_inp: int = 1) -> tuple[tuple, tuple]:
     `BatchEncoding`) whole as the one input, with `batch['labels']` (or `'label'`) as the target when present;
     anything else (a tensor) as the one input, with no target."""
     if isinstance(batch, (tuple, list)): return tuple(batch[:n_inp]), tuple(batch[n_inp:])
-    if isinstance(batch, Mapping):
+    if isinstance(batch, dict) or isinstance(batch, Mapping):  # a dict first: the abstract check costs more
         for k in LABEL_KEYS:
             if k in batch: return (batch,), (batch[k],)
         return (batch,), ()
@@ -26,6 +26,7 @@ def join_batch(batch: Any, xb: tuple, yb: tuple) -> Any:
     of a tuple or list, `(*xb, *yb)` of its type (a namedtuple too, when the length is kept); of a mapping, the input
     mapping `xb[0]` with its target key ('labels', or 'label' when it had that one) set to `yb[0]`; of anything else
     (a tensor), `xb[0]` when there is no target, else the tuple `(*xb, *yb)`."""
+    if type(batch) is tuple: return (*xb, *yb)  # the usual batch, before the checks of the others
     if isinstance(batch, Mapping) and len(xb) == 1 and isinstance(xb[0], Mapping) and len(yb) <= 1:
         out = dict(xb[0])
         if yb: out[next((k for k in LABEL_KEYS if k in batch), LABEL_KEYS[0])] = yb[0]
