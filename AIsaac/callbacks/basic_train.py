@@ -220,17 +220,18 @@ class BasicTrainCB(Callback):
 
     def backward(self, trainer): trainer.loss.backward()
     # Every optimizer steps on the one backward pass (several: e.g. SparseAdam for embeddings beside Adam).
-    # `trainer.opt` when there is one (read here at each batch, not kept: as in the original AIsaac, a step callback,
-    # say an AccelerateCB subclass's before_fit, may replace it with a wrapped optimizer, Accelerate's, which unscales
-    # fp16 gradients, and leave `opts` as it was), else every one in `trainer.opts`.
     def step(self, trainer):
-        opt = trainer.opt
-        if opt is not None: opt.step()
-        else:
-            for o in trainer.opts.values(): o.step()
+        for opt in _step_optimizers(trainer): opt.step()
 
     def zero_grad(self, trainer):
-        opt = trainer.opt
-        if opt is not None: opt.zero_grad()
-        else:
-            for o in trainer.opts.values(): o.zero_grad()
+        for opt in _step_optimizers(trainer): opt.zero_grad()
+
+
+def _step_optimizers(trainer: Any) -> tuple[Any, ...]:
+    """The optimizers the step steps: `trainer.opt` when there is one, else every one in `trainer.opts`.
+
+    `trainer.opt` first, as in the original AIsaac, whose step callbacks (an AccelerateCB subclass's before_fit, say)
+    may replace it with a wrapped optimizer (Accelerate's, which unscales fp16 gradients) and leave `opts` as it was.
+    """
+    opt = trainer.opt
+    return (opt,) if opt is not None else tuple(trainer.opts.values())
