@@ -24,7 +24,7 @@ class CallbackSet:
 
     if TYPE_CHECKING:
         # What a type checker sees of `trainer.<Name>`: each callback AIsaac ships, typed as its class (a callback
-        # of yours: `trainer.callback(MyCB)`). `__getattr__` is hidden from it, so a misspelt name is an error.
+        # of yours: `trainer.callback(MyCB)`); the attributes `_set_plan` sets are invisible to it.
         # tests/test_typing.py keeps this list equal to the callbacks AIsaac.all exports.
         AccelerateCB: _all.AccelerateCB; ActivationStatsCB: _all.ActivationStatsCB
         BaseSchedulerCB: _all.BaseSchedulerCB; BasicTrainCB: _all.BasicTrainCB
@@ -77,6 +77,14 @@ class CallbackSet:
         self._set_plan(self._callbacks.wrapped(wrapper))
 
     def _set_plan(self, plan: Plan) -> None:
+        # Each callback is an attribute of the trainer under its name (`trainer.MetricsCB`), set here when the set
+        # changes. Not a `__getattr__`: a class with one has every attribute read the slow way, in every callback,
+        # at every batch. A name that would hide the trainer's own attribute is refused when the callback is added.
+        attrs, old = self.__dict__, self.__dict__.get("_callbacks")
+        if old is not None:
+            for name, cb in old.named.items():
+                if attrs.get(name) is cb and plan.named.get(name) is not cb: del attrs[name]
+        attrs.update(plan.named)
         self._callbacks, self._methods, self._calls, self._planned_cleanups = plan, plan.methods, plan.calls, plan.cleanups
 
     @property
@@ -95,13 +103,8 @@ class CallbackSet:
         return MappingProxyType(self._methods)
 
     # ---- reaching one callback ----
-    if not TYPE_CHECKING:  # seen by a type checker, it would make every name, a misspelt one too, `Any`
-        def __getattr__(self, name: str) -> Any:
-            # Only reached for names that are not attributes: a callback by its class name, else a clear error.
-            plan = self.__dict__.get("_callbacks")
-            if plan is not None and name in plan.named: return plan.named[name]
-            raise AttributeError(f"'{type(self).__name__}' has no attribute or callback '{name}'")
-
+    # By its name, `trainer.<Name>`: an attribute, set by `_set_plan` (a misspelt name is Python's AttributeError,
+    # with its "Did you mean" from the names that are there). By its class, typed as that class:
     def callback(self, cls: type[_CB]) -> _CB:
         """The callback of class `cls` on this trainer, typed as that class (`trainer.callback(MetricsCB)`)."""
         found = [cb for cb in self._callbacks.cbs if isinstance(cb, cls)]

@@ -42,9 +42,10 @@ class with_cbs:
                 _cleanup(o, cleanup, e)
                 raise
             # A trainer lists the cleanup events that have methods (`_planned_cleanups`): the others cost nothing.
-            planned = getattr(o, "_planned_cleanups", None)
-            if planned is None: _cleanup(o, cleanup, None)
-            elif cleanup in planned: o.run_cleanup(cleanup)
+            try: planned = o._planned_cleanups
+            except AttributeError: _cleanup(o, cleanup, None)
+            else:
+                if cleanup in planned: o.run_cleanup(cleanup)
         return _f
 
 

@@ -29,8 +29,17 @@ def test_callbacks_reachable_by_class_name_and_duplicates(tiny_dls, tiny_model):
     second = Trace()
     tr.add_callbacks(second, force=True)
     assert tr.Trace_2 is second
-    with pytest.raises(AttributeError, match="no attribute or callback 'Nope'"):
+    with pytest.raises(AttributeError, match="has no attribute 'Nope'"):
         tr.Nope
+    assert "Trace_2" in dir(tr)  # what Python's "Did you mean" reads for a misspelt name
+    # Removed, the name is gone; a callback of that class can then take it again.
+    tr.remove_callbacks(second)
+    assert not hasattr(tr, "Trace_2") and "Trace_2" not in tr.named_callbacks
+    tr.remove_callbacks(tr.Trace)
+    assert not hasattr(tr, "Trace")
+    third = Trace()
+    tr.add_callbacks(third)
+    assert tr.Trace is third and tr.named_callbacks["Trace"] is third
 
 
 def test_callback_name_must_not_hide_trainer_attributes(tiny_dls, tiny_model):

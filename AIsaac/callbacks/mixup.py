@@ -35,17 +35,21 @@ class MixUpCB(BatchTransformCB):
         self.num_classes = whole_number("num_classes", num_classes, owner=type(self).__name__, what="classes",
                                         none="read from the predictions")
         self._pending: tuple[torch.Tensor, torch.Tensor] | None = None
-        self._alphas: dict[torch.device, torch.Tensor] = {}
+        self._pairs: dict[torch.device, torch.Tensor] = {}  # (alpha, alpha) on each device the batches were on
 
     def __repr__(self) -> str: return f"{type(self).__name__}(alpha={self.alpha})"
 
     def before_fit(self, trainer): self._pending = None
 
-    def draw(self, x: torch.Tensor) -> torch.Tensor:
-        """`lam ~ Beta(alpha, alpha)`: a float32 tensor on `x`'s device."""
-        a = self._alphas.get(x.device)
-        if a is None: a = self._alphas[x.device] = torch.tensor(self.alpha, device=x.device)
-        return torch.distributions.Beta(a, a, validate_args=False).sample()  # validation would read the device
+    def draw(self, x: torch.Tensor, device: torch.device | None = None) -> torch.Tensor:
+        """`lam ~ Beta(alpha, alpha)`: a float32 tensor on `x`'s device (`device`, when the caller has it).
+
+        The numbers of `torch.distributions.Beta(alpha, alpha).sample()` (Beta draws the first of a Dirichlet pair
+        with the same kernel), without building a distribution at every batch."""
+        if device is None: device = x.device
+        pair = self._pairs.get(device)
+        if pair is None: pair = self._pairs[device] = torch.full((2,), self.alpha, device=device)
+        return torch._sample_dirichlet(pair)[0]  # no validation: it would read the device
 
     def mix(self, x: torch.Tensor, perm: torch.Tensor, lam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The mixed inputs and the share of `x` in them."""
@@ -53,8 +57,9 @@ class MixUpCB(BatchTransformCB):
 
     def transform(self, xb: tuple, yb: tuple) -> tuple[tuple, tuple]:
         x = xb[0]
-        lam = self.draw(x)
-        perm = torch.randperm(len(x), device=x.device)
+        device = x.device
+        lam = self.draw(x, device)
+        perm = torch.randperm(x.shape[0], device=device)
         x, lam = self.mix(x, perm, lam)
         xb = (x, *[o[perm] for o in xb[1:]]) if len(xb) > 1 else (x,)
         if not yb: return xb, yb

@@ -13,6 +13,7 @@ def split_batch(batch: Any, n_inp: int = 1) -> tuple[tuple, tuple]:
     """`(xb, yb)`: of a tuple or list, the first `n_inp` items and the rest; a mapping (a dict, a Hugging Face
     `BatchEncoding`) whole as the one input, with `batch['labels']` (or `'label'`) as the target when present;
     anything else (a tensor) as the one input, with no target."""
+    if type(batch) is tuple: return batch[:n_inp], batch[n_inp:]  # the usual batch: a tuple's slices are tuples
     if isinstance(batch, (tuple, list)): return tuple(batch[:n_inp]), tuple(batch[n_inp:])
     if isinstance(batch, dict) or isinstance(batch, Mapping):  # a dict first: the abstract check costs more
         for k in LABEL_KEYS:
@@ -54,8 +55,9 @@ def first_tensor(x: Any) -> torch.Tensor | None:
 def batch_size(xb: tuple, yb: tuple) -> int:
     """The number of rows of a batch: the first dimension of the first tensor in its targets, else in its inputs
     (1 if there is none, or it is a scalar). The one rule for weighing a batch (MetricsCB, `Trainer.log`)."""
+    if type(yb) is tuple and yb and isinstance(t := yb[0], torch.Tensor):  # the usual batch, before the search
+        return t.shape[0] if t.ndim else 1
     for part in (yb, xb):
-        # The usual case first, without the nested search: a tuple whose first item is a tensor.
         t = part[0] if type(part) is tuple and part and isinstance(part[0], torch.Tensor) else first_tensor(part)
         if t is not None: return t.shape[0] if t.ndim else 1
     return 1
