@@ -6,6 +6,7 @@ written against the earlier layout); `add_callback(s)`/`remove_callback(s)` in `
 from __future__ import annotations
 
 import functools
+import gc
 import inspect
 import numbers
 from types import MappingProxyType
@@ -142,8 +143,7 @@ def event_methods(cb: Any, event: str):
 def warn_misspelt_events(cb: Any, events: tuple[str, ...] = EVENTS) -> None:
     """Warn about methods named almost like an event: they would otherwise silently never run."""
     events = tuple(events)
-    names = {n for n in dir(type(cb)) if not n.startswith("_")} | \
-        ({n for n in vars(cb) if not n.startswith("_")} if hasattr(cb, "__dict__") else set())
+    names = {n for n in dir(type(cb)) if not n.startswith("_")} | _instance_method_names(cb)
     for name in sorted(names - set(events)):
         guess = _guess(name, events)
         if guess is None or not callable(getattr(cb, name, None)): continue
@@ -153,6 +153,21 @@ def warn_misspelt_events(cb: Any, events: tuple[str, ...] = EVENTS) -> None:
         else:
             warn(f"{callback_name(cb)}.{name} looks like the event '{guess}' but is not an event, "
                  f"so it will never be called; rename it to '{guess}'.", UserWarning)
+
+
+def _instance_method_names(cb: Any) -> set[str]:
+    """The public names of the instance's own attributes, when some may be methods (`cb.befor_fit = ...`).
+
+    Read without having Python build the instance's `__dict__` where it has none yet: CPython (3.11, 3.12) keeps
+    the attributes of a plain instance in a compact form, and once the dict is built, reading the callback's
+    attributes at every batch takes a slower path for the rest of its life. The compact values are visible to the
+    garbage collector, so the dict is built only when one of them is callable."""
+    values = [v for v in gc.get_referents(cb) if v is not type(cb)]
+    if len(values) == 1 and type(values[0]) is dict: values = list(values[0].values())  # the dict, built already
+    if not any(callable(v) for v in values): return set()
+    try: own = vars(cb)
+    except TypeError: return set()  # no __dict__ (slots)
+    return {n for n in own if not n.startswith("_")}
 
 
 @functools.lru_cache(maxsize=None)

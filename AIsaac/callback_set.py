@@ -80,11 +80,11 @@ class CallbackSet:
         # Each callback is an attribute of the trainer under its name (`trainer.MetricsCB`), set here when the set
         # changes. Not a `__getattr__`: a class with one has every attribute read the slow way, in every callback,
         # at every batch. A name that would hide the trainer's own attribute is refused when the callback is added.
-        attrs, old = self.__dict__, self.__dict__.get("_callbacks")
+        old = getattr(self, "_callbacks", None)
         if old is not None:
             for name, cb in old.named.items():
-                if attrs.get(name) is cb and plan.named.get(name) is not cb: del attrs[name]
-        attrs.update(plan.named)
+                if plan.named.get(name) is not cb and getattr(self, name, None) is cb: delattr(self, name)
+        for name, cb in plan.named.items(): setattr(self, name, cb)
         self._callbacks, self._methods, self._calls, self._planned_cleanups = plan, plan.methods, plan.calls, plan.cleanups
 
     @property

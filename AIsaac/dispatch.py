@@ -142,7 +142,7 @@ class Plan:
                 n = 2
                 while f"{base}_{n}" in named: n += 1
                 name = f"{base}_{n}"
-            if hasattr(type(host), name) or name in vars(host):
+            if hasattr(type(host), name) or hasattr(host, name):  # the trainer's own (callbacks': in `named`)
                 raise CallbackSetupError(f"A callback class named {name} would hide the trainer's own `{name}`; rename the class.")
             named[name] = cb
         for cb in new: warn_misspelt_events(cb, self.events)

@@ -169,8 +169,13 @@ def log_value(trainer: Any, name: str, value: Any) -> None:
         raise ValueError(f"trainer.log('{name}', ...) takes one number; got a tensor of shape {tuple(value.shape)}. "
                          f"Log its mean (value.mean()) or each entry under its own name.")
     logged = trainer.logged
-    if name not in logged.values: check_log_name(trainer, name)
-    logged.add(name, value, batch_size(trainer.xb, trainer.yb))
+    values = logged.values.get(name)
+    if values is None:  # the name's first value in this phase: check the name, start its lists
+        check_log_name(trainer, name)
+        logged.add(name, value, batch_size(trainer.xb, trainer.yb))
+    else:  # Logged.add, written out: the usual call
+        values.append(value)
+        logged.weights[name].append(batch_size(trainer.xb, trainer.yb))
 
 
 def check_log_name(trainer: Any, name: str) -> None:

@@ -49,7 +49,7 @@ class ProgressCB(Callback):
         self._tqdm = HTMLBar if self._notebook else tqdm
         self._show = show
         self._beat = self._main and not show and not self._notebook and self.heartbeat is not None
-        self._last_beat = self.clock()
+        self._next_beat = self.clock() + (self.heartbeat or 0.)  # when the next heartbeat is due: read at every batch
         self.epoch_bar = self._tqdm(total=trainer.n_epochs, desc="epoch", disable=not show, file=sys.stderr,
                                     dynamic_ncols=True)
         self.batch_bar, self._header, self._rows, self._handle = None, None, [], None
@@ -64,7 +64,7 @@ class ProgressCB(Callback):
 
     def after_batch(self, trainer):
         if not self._show:
-            if self._beat and self.clock() - self._last_beat >= self.heartbeat: self._heartbeat(trainer)
+            if self._beat and self.clock() >= self._next_beat: self._heartbeat(trainer)
             return
         self.batch_bar.update(1)
         now = self.clock()
@@ -74,8 +74,8 @@ class ProgressCB(Callback):
 
     def _heartbeat(self, trainer) -> None:
         now = self.clock()  # a host clock read: no device sync
-        if now - self._last_beat < self.heartbeat: return
-        self._last_beat = now
+        if now < self._next_beat: return
+        self._next_beat = now + (self.heartbeat or 0.)
         done, total = trainer.batch_num + 1, self._total
         rate = done / max(now - self._phase_start, 1e-9)
         of = f"/{self._n_epochs}" if self._n_epochs is not None else ""

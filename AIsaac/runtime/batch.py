@@ -15,6 +15,7 @@ def split_batch(batch: Any, n_inp: int = 1) -> tuple[tuple, tuple]:
     anything else (a tensor) as the one input, with no target."""
     if type(batch) is tuple: return batch[:n_inp], batch[n_inp:]  # the usual batch: a tuple's slices are tuples
     if isinstance(batch, (tuple, list)): return tuple(batch[:n_inp]), tuple(batch[n_inp:])
+    if type(batch) is dict and "labels" in batch: return (batch,), (batch["labels"],)  # the usual mapping
     if isinstance(batch, dict) or isinstance(batch, Mapping):  # a dict first: the abstract check costs more
         for k in LABEL_KEYS:
             if k in batch: return (batch,), (batch[k],)
