@@ -30,7 +30,7 @@ class DeviceCB(Callback):
         batch = trainer.batch
         if self._on_cpu:  # a tuple, list or dict of tensors already on the CPU: nothing to move
             kind = type(batch)
-            items = batch if kind is tuple or kind is list else batch.values() if kind is dict else ()
+            items = batch if kind is tuple else batch.values() if kind is dict else batch if kind is list else ()
             for t in items:
                 if not (isinstance(t, torch.Tensor) and t.is_cpu): break
             else:

@@ -13,9 +13,11 @@ def split_batch(batch: Any, n_inp: int = 1) -> tuple[tuple, tuple]:
     """`(xb, yb)`: of a tuple or list, the first `n_inp` items and the rest; a mapping (a dict, a Hugging Face
     `BatchEncoding`) whole as the one input, with `batch['labels']` (or `'label'`) as the target when present;
     anything else (a tensor) as the one input, with no target."""
-    if type(batch) is tuple: return batch[:n_inp], batch[n_inp:]  # the usual batch: a tuple's slices are tuples
+    # The usual batches first, by their exact type: a tuple (whose slices are tuples), a dict with 'labels'.
+    kind = type(batch)
+    if kind is tuple: return batch[:n_inp], batch[n_inp:]
+    if kind is dict and "labels" in batch: return (batch,), (batch["labels"],)
     if isinstance(batch, (tuple, list)): return tuple(batch[:n_inp]), tuple(batch[n_inp:])
-    if type(batch) is dict and "labels" in batch: return (batch,), (batch["labels"],)  # the usual mapping
     if isinstance(batch, dict) or isinstance(batch, Mapping):  # a dict first: the abstract check costs more
         for k in LABEL_KEYS:
             if k in batch: return (batch,), (batch[k],)
