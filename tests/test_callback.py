@@ -1,5 +1,7 @@
 """Callback, the optional base, and the reading of any object as a callback: groups flattened, iterables of every kind
 taken, callbacks that cannot run refused when added, misspelt and other libraries' event names warned about."""
+import gc
+import sys
 import warnings
 
 import pytest
@@ -131,3 +133,18 @@ def test_other_libraries_event_names_warn_with_the_event_to_use(tiny_dls, tiny_m
     cb = type("FastaiStyle", (Callback,), {name: lambda self, trainer: None})()
     with pytest.warns(UserWarning, match=f"FastaiStyle.{name} is not an AIsaac event.*use {use}"):
         trainer(tiny_dls, tiny_model, BasicTrainCB(), cb)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="before CPython 3.11 every instance has its __dict__ built")
+def test_adding_a_callback_does_not_build_its_dict(tiny_dls, tiny_model):
+    # CPython keeps a plain instance's attributes in a compact form until something asks for its __dict__; once built,
+    # the callback's attribute reads take a slower path at every batch. The misspelt-event check must not build it.
+    class Plain(Callback):
+        def __init__(self): self.n, self.label = 1, "x"
+        def after_batch(self, trainer): self.n += 1
+    def built(cb): return any(type(r) is dict for r in gc.get_referents(cb))
+    cb = Plain()
+    assert not built(cb)
+    t = trainer(tiny_dls, tiny_model, BasicTrainCB(), cb)
+    t.fit(1, 0.1)
+    assert not built(cb) and cb.n > 1

@@ -32,6 +32,8 @@ def test_callbacks_reachable_by_class_name_and_duplicates(tiny_dls, tiny_model):
     with pytest.raises(AttributeError, match="has no attribute 'Nope'"):
         tr.Nope
     assert "Trace_2" in dir(tr)  # what Python's "Did you mean" reads for a misspelt name
+    # Plain attributes, not a __getattr__ (which would make every attribute read on a trainer the slow kind).
+    assert not hasattr(Trainer, "__getattr__")
     # Removed, the name is gone; a callback of that class can then take it again.
     tr.remove_callbacks(second)
     assert not hasattr(tr, "Trace_2") and "Trace_2" not in tr.named_callbacks
