@@ -8,6 +8,9 @@ lockstep (shapes_bench's `Lockstep`), each as its median over the fit's training
 minus the hand loop's, and the whole batch's difference. `--drop-outputs` also lets go of the previous batch's
 outputs (`trainer.preds`, `trainer.loss`, `trainer.out`) before each forward, as the hand loop's locals are.
 
+`--no-step-hook`: the trainer counts its steps itself instead of through the optimizer's step post-hook (a hook
+AIsaac registers for the fit, so that only real optimizer steps count).
+
 `null`: the Python of each loop alone, with a step that does no tensor work (a model returning a fixed tensor, a
 loss function returning a fixed scalar, no backward, an optimizer whose step and zero_grad do nothing), microseconds
 per batch over a long fit; CPU clock. The same four callbacks as shapes_bench.
@@ -42,11 +45,15 @@ class TimedStepCB(A.BasicTrainCB):
     def predict(self, trainer):
         if not self.checked: return super().predict(trainer)
         if self.drop: trainer.out = trainer.preds = trainer.loss = None
-        t0 = TIMER(); trainer.preds = trainer.model(*trainer.xb); self.times["forward"] = TIMER() - t0
+        # Only the call is timed: the assignment frees the previous batch's output (the hand loop frees its own at the
+        # end of each batch, outside the calls it times).
+        t0 = TIMER(); preds = trainer.model(*trainer.xb); self.times["forward"] = TIMER() - t0
+        trainer.preds = preds
 
     def get_loss(self, trainer):
         if not self.targets_checked: return super().get_loss(trainer)
-        t0 = TIMER(); trainer.loss = trainer.loss_func(trainer.preds, *trainer.yb); self.times["loss"] = TIMER() - t0
+        t0 = TIMER(); loss = trainer.loss_func(trainer.preds, *trainer.yb); self.times["loss"] = TIMER() - t0
+        trainer.loss = loss
 
     def backward(self, trainer):
         t0 = TIMER(); trainer.loss.backward(); self.times["backward"] = TIMER() - t0
@@ -90,10 +97,18 @@ class Record(A.Callback):
             for c, ns in times.items(): self.kept[side][c].append(ns)
 
 
-def parts(reps: int, drop: bool) -> None:
+@contextlib.contextmanager
+def _counting_batches(trainer, optimizer):
+    yield True  # no hook: the trainer adds one per training batch
+
+
+def parts(reps: int, drop: bool, no_hook: bool) -> None:
     train0, valid0 = S.data(600, 64, 60)
     print(f"# parts: lockstep, (x, y) row; per torch call, AIsaac's median minus the hand loop's (us); "
-          f"drop previous outputs: {drop}")
+          f"drop previous outputs: {drop}; step post-hook: {not no_hook}")
+    if no_hook:
+        import AIsaac.trainer
+        AIsaac.trainer.counting_steps = _counting_batches
     print("| rep | hand us per batch | AIsaac us per batch | difference | " + " | ".join(CALLS) + " |")
     print("|---" * (4 + len(CALLS)) + "|")
     for rep in range(reps):
@@ -167,9 +182,10 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--only", choices=("parts", "null"))
     ap.add_argument("--drop-outputs", action="store_true")
+    ap.add_argument("--no-step-hook", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(1)
-    if a.only != "null": parts(a.reps, a.drop_outputs)
+    if a.only != "null": parts(a.reps, a.drop_outputs, a.no_step_hook)
     if a.only != "parts": null(a.reps)
 
 
