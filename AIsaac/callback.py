@@ -163,7 +163,8 @@ def _instance_method_names(cb: Any) -> set[str]:
     attributes at every batch takes a slower path for the rest of its life. The compact values are visible to the
     garbage collector, so the dict is built only when one of them is callable."""
     values = [v for v in gc.get_referents(cb) if v is not type(cb)]
-    if len(values) == 1 and type(values[0]) is dict: values = list(values[0].values())  # the dict, built already
+    # One dict: the instance's own, built already (or its one attribute, a dict: read alike).
+    if len(values) == 1 and type(values[0]) is dict: values = list(values[0].values())
     if not any(callable(v) for v in values): return set()
     try: own = vars(cb)
     except TypeError: return set()  # no __dict__ (slots)

@@ -122,7 +122,8 @@ class EMACB(Callback):
         if [n for n, _ in own] != [n for n, _ in theirs]:
             raise RuntimeError(f"{type(self).__name__}: the model's parameters and buffers are no longer those of its "
                                f"averaged copy; give the trainer a new {type(self).__name__} for a changed model.")
-        # Detached views (the same memory): updated in place outside autograd, with no `torch.no_grad()` per step.
+        # Detached views of the weights as they are at the fit's start (the same memory, so the optimizer's in-place
+        # steps show through): updated in place outside autograd, with no `torch.no_grad()` per step.
         floats = [(a.detach(), b.detach()) for (_, a), (_, b) in zip(own, theirs) if a.is_floating_point()]
         others = [(a.detach(), b.detach()) for (_, a), (_, b) in zip(own, theirs) if not a.is_floating_point()]
         self._avg, self._src = [a for a, _ in floats], [b for _, b in floats]
