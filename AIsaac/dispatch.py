@@ -35,8 +35,7 @@ class with_cbs:
             try:
                 try:
                     o.run_callbacks(before)
-                    if args or kwargs: f(o, *args, **kwargs)
-                    else: f(o)  # the loop's own calls (one_batch, one_phase): no argument tuple to unpack
+                    f(o, *args, **kwargs)
                     o.run_callbacks(after)
                 except exception: pass
             except BaseException as e:
