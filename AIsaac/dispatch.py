@@ -35,7 +35,8 @@ class with_cbs:
             try:
                 try:
                     o.run_callbacks(before)
-                    f(o, *args, **kwargs)
+                    if args or kwargs: f(o, *args, **kwargs)
+                    else: f(o)  # the loop's own calls (one_batch, one_phase): no argument tuple to unpack
                     o.run_callbacks(after)
                 except exception: pass
             except BaseException as e:

@@ -209,7 +209,9 @@ class BasicTrainCB(Callback):
 
     def get_loss(self, trainer):
         if trainer.loss_func is None:
-            trainer.loss = output_loss(trainer.out)
+            out = trainer.out  # a dict's own loss read here, the other outputs (and none) by output_loss
+            loss = out.get("loss") if type(out) is dict else None
+            trainer.loss = loss if loss is not None else output_loss(out)
             return
         if self._fit is not trainer.setup: self._begin(trainer)  # predict is the subclass's own
         if not self.targets_checked:
@@ -220,11 +222,18 @@ class BasicTrainCB(Callback):
 
     def backward(self, trainer): trainer.loss.backward()
     # Every optimizer steps on the one backward pass (several: e.g. SparseAdam for embeddings beside Adam).
+    # `trainer.opt` read here first: the usual case of `_step_optimizers`, without a call at every batch.
     def step(self, trainer):
-        for opt in _step_optimizers(trainer): opt.step()
+        opt = trainer.opt
+        if opt is not None: opt.step()
+        else:
+            for opt in _step_optimizers(trainer): opt.step()
 
     def zero_grad(self, trainer):
-        for opt in _step_optimizers(trainer): opt.zero_grad()
+        opt = trainer.opt
+        if opt is not None: opt.zero_grad()
+        else:
+            for opt in _step_optimizers(trainer): opt.zero_grad()
 
 
 def _step_optimizers(trainer: Any) -> tuple[Any, ...]:
