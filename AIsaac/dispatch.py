@@ -143,7 +143,9 @@ class Plan:
                 n = 2
                 while f"{base}_{n}" in named: n += 1
                 name = f"{base}_{n}"
-            if hasattr(type(host), name) or hasattr(host, name):  # the trainer's own (callbacks': in `named`)
+            # The trainer's own: its class's first (not running a property), then its instance's (the callbacks'
+            # names are attributes too, but those are in `named`, seen above).
+            if hasattr(type(host), name) or hasattr(host, name):
                 raise CallbackSetupError(f"A callback class named {name} would hide the trainer's own `{name}`; rename the class.")
             named[name] = cb
         for cb in new: warn_misspelt_events(cb, self.events)

@@ -173,11 +173,9 @@ def log_value(trainer: Any, name: str, value: Any) -> None:
     if values is None:  # the name's first value in this phase: check the name, start its lists
         check_log_name(trainer, name)
         logged.add(name, value, batch_size(trainer.xb, trainer.yb))
-    else:  # Logged.add, written out, and batch_size's usual case: the usual call
+    else:  # Logged.add, written out: the usual call
         values.append(value)
-        yb = trainer.yb
-        t = yb[0] if type(yb) is tuple and yb else None
-        logged.weights[name].append(t.shape[0] if type(t) is torch.Tensor and t.ndim else batch_size(trainer.xb, yb))
+        logged.weights[name].append(batch_size(trainer.xb, trainer.yb))
 
 
 def check_log_name(trainer: Any, name: str) -> None:

@@ -209,9 +209,7 @@ class BasicTrainCB(Callback):
 
     def get_loss(self, trainer):
         if trainer.loss_func is None:
-            out = trainer.out  # a dict's own loss read here, the other outputs (and none) by output_loss
-            loss = out.get("loss") if type(out) is dict else None
-            trainer.loss = loss if loss is not None else output_loss(out)
+            trainer.loss = output_loss(trainer.out)
             return
         if self._fit is not trainer.setup: self._begin(trainer)  # predict is the subclass's own
         if not self.targets_checked:
@@ -222,25 +220,17 @@ class BasicTrainCB(Callback):
 
     def backward(self, trainer): trainer.loss.backward()
     # Every optimizer steps on the one backward pass (several: e.g. SparseAdam for embeddings beside Adam).
-    # `trainer.opt` read here first: the usual case of `_step_optimizers`, without a call at every batch.
+    # `trainer.opt` when there is one (read here at each batch, not kept: as in the original AIsaac, a step callback,
+    # say an AccelerateCB subclass's before_fit, may replace it with a wrapped optimizer, Accelerate's, which unscales
+    # fp16 gradients, and leave `opts` as it was), else every one in `trainer.opts`.
     def step(self, trainer):
         opt = trainer.opt
         if opt is not None: opt.step()
         else:
-            for opt in _step_optimizers(trainer): opt.step()
+            for o in trainer.opts.values(): o.step()
 
     def zero_grad(self, trainer):
         opt = trainer.opt
         if opt is not None: opt.zero_grad()
         else:
-            for opt in _step_optimizers(trainer): opt.zero_grad()
-
-
-def _step_optimizers(trainer: Any) -> tuple[Any, ...]:
-    """The optimizers the step steps: `trainer.opt` when there is one, else every one in `trainer.opts`.
-
-    `trainer.opt` first, as in the original AIsaac, whose step callbacks (an AccelerateCB subclass's before_fit, say)
-    may replace it with a wrapped optimizer (Accelerate's, which unscales fp16 gradients) and leave `opts` as it was.
-    """
-    opt = trainer.opt
-    return (opt,) if opt is not None else tuple(trainer.opts.values())
+            for o in trainer.opts.values(): o.zero_grad()

@@ -128,16 +128,15 @@ class EMACB(Callback):
         others = [(a.detach(), b.detach()) for (_, a), (_, b) in zip(own, theirs) if not a.is_floating_point()]
         self._avg, self._src = [a for a, _ in floats], [b for _, b in floats]
         self._avg_other, self._src_other = [a for a, _ in others], [b for _, b in others]
-        self._weight = None if self.decay is None else 1 - self.decay  # the lerp weight of an EMA (SWA's: 1/(n+1))
 
     # ---- the update: once per optimizer step (or training epoch), on the device ----
     def _started(self, trainer) -> bool:
         return trainer.epoch >= self.start_epoch and trainer.step > self.start_step
 
     def _update(self) -> None:
-        n, weight = self.n_averaged, self._weight
+        n = self.n_averaged
         if n == 0: torch._foreach_copy_(self._avg, self._src)
-        else: torch._foreach_lerp_(self._avg, self._src, 1 / (n + 1) if weight is None else weight)
+        else: torch._foreach_lerp_(self._avg, self._src, 1 / (n + 1) if self.decay is None else 1 - self.decay)
         if self._avg_other: torch._foreach_copy_(self._avg_other, self._src_other)
         self.n_averaged = n + 1
 
@@ -146,12 +145,7 @@ class EMACB(Callback):
         if self.per == 'step' and self._watch.moved(trainer) and self._started(trainer): self._update()
 
     def cleanup_batch(self, trainer):
-        # _catch_up, written out: it runs after every training batch.
-        if not trainer.training or self.per != 'step': return
-        step, watch = trainer.step, self._watch
-        seen, watch.seen = watch.seen, step
-        if seen is not None and step != seen and trainer.epoch >= self.start_epoch and step > self.start_step:
-            self._update()
+        if trainer.training: self._catch_up(trainer)
 
     def after_epoch(self, trainer):
         if trainer.training and self.per == 'epoch' and self._started(trainer): self._update()

@@ -142,10 +142,7 @@ class MetricsCB(Callback):
         loss = trainer.loss
         if loss is not None:  # a step callback may leave no single loss
             self._pending.append(loss.detach())
-            # batch_size's usual case read here (a tuple of targets, the first a tensor), the others by batch_size.
-            yb = trainer.yb
-            t = yb[0] if type(yb) is tuple and yb else None
-            self._sizes.append(t.shape[0] if type(t) is torch.Tensor and t.ndim else batch_size(trainer.xb, yb))
+            self._sizes.append(batch_size(trainer.xb, trainer.yb))
             self._batch_nums.append(trainer.batch_num)
             if len(self._pending) == 1024:  # bound the number of live tensor objects in long epochs (no sync)
                 self._chunks.append(torch.stack(self._pending))
