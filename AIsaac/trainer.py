@@ -110,28 +110,16 @@ class Trainer(CallbackSet, TrainerVerbs, OneProcess):
     """
 
     events: tuple[str, ...] = EVENTS
-    epoch_log: dict[str, Any] | None = None
-    batch_losses: BatchLosses | None = None
-    opt_state: dict[str, Any] | None = None
-    n_inp: int = 1
-    xb: tuple = ()
-    yb: tuple = ()
-    step: int = 0
-    n_epochs: int | None = None
-    max_steps: int | None = None
-    valid_every: int | None = None
-    last_phase: bool = True
     preempt_signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGUSR1)
-    preempted: int | None = None
-    epoch_done: bool = True
-    _count_batches: bool = False
-    _validated_at: int = 0
-    run_train: bool = True
-    run_valid: bool = True
-    model_to_save: nn.Module | None = None
-    out: Any = None
-    preds: Any = None
-    loss: Any = None
+    # The attributes above as slots, each set in __init__: the loop and every callback read them at every batch, and
+    # CPython reads a slot the fast way however many attributes an object has (a dict of more than 30 loses the fast
+    # method calls on the object). The callbacks' names and anything a callback sets are in the instance's dict.
+    __slots__ = ("model", "dls", "loss_func", "opt_func", "splitter", "opts", "opt", "lr", "n_epochs", "max_steps",
+                 "valid_every", "epochs", "run_train", "run_valid", "step", "epoch", "epoch_done", "training",
+                 "last_phase", "phase_complete", "dl", "batch_num", "batch", "n_inp", "xb", "yb", "out", "preds",
+                 "loss", "logged", "epoch_log", "batch_losses", "model_to_save", "opt_state", "preempted",
+                 "loader_rng", "resume_at", "resuming", "run_id", "setup", "_callbacks", "_methods", "_calls",
+                 "_planned_cleanups", "_optimizers", "_count_batches", "_validated_at", "_stop_at", "_train_batches")
 
     def __init__(self, dls: Any, loss_func: Callable | None, opt_func: Callable, model: nn.Module,
                  callbacks: Iterable[Any] | None = None, splitter: Splitter | None = None):
@@ -141,13 +129,31 @@ class Trainer(CallbackSet, TrainerVerbs, OneProcess):
         self.opt: Any = None
         self.opts: dict[str, Any] = {}
         self._optimizers: Optimizers | None = None
-        self.epoch, self.batch_num, self.training, self.phase_complete = 0, 0, False, False
+        self.lr: LR = 1e-3
+        self.n_epochs: int | None = None
+        self.max_steps: int | None = None
+        self.valid_every: int | None = None
+        self.epochs: range | itertools.count = range(0)
+        self.run_train, self.run_valid, self.step, self.epoch, self.epoch_done = True, True, 0, 0, True
+        self.training, self.last_phase, self.phase_complete = False, True, False
+        self.dl: Any = None
+        self.batch_num, self.batch, self.n_inp, self.xb, self.yb = 0, None, 1, (), ()
+        self.out: Any = None
+        self.preds: Any = None
+        self.loss: Any = None
+        self.logged = Logged()
+        self.epoch_log: dict[str, Any] | None = None
+        self.batch_losses: BatchLosses | None = None
+        self.model_to_save: nn.Module | None = None
+        self.opt_state: dict[str, Any] | None = None
+        self.preempted: int | None = None
         self.loader_rng: dict[str, Any] | None = None
         self.resume_at: dict[str, Any] | None = None
         self.resuming = False
-        self.logged = Logged()
         self.run_id: str | None = None
         self.setup: dict[str, Any] | None = None
+        self._count_batches, self._validated_at, self._stop_at = False, 0, math.inf
+        self._train_batches: Iterator[tuple[int, Any]] | None = None
         self._set_plan(Plan(self.events))
         self.add_callbacks(callbacks or [])
 
@@ -227,7 +233,7 @@ class Trainer(CallbackSet, TrainerVerbs, OneProcess):
     def _train_epoch(self) -> None:
         """The epoch's training batches, as phases that end at each validation point (`valid_every`) or at the step
         budget; a validation phase follows each such point, and the epoch's end (when not validating by steps)."""
-        self._train_batches: Iterator[tuple[int, Any]] | None = None
+        self._train_batches = None
         self.epoch_done = False
         while not self.epoch_done:
             self.run_phase(True)

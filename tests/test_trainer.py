@@ -58,3 +58,18 @@ def test_model_as_keyword_and_no_callbacks(tiny_dls, tiny_model):
     with pytest.raises(CallbackSetupError, match="No callback does the step phases predict.*Add BasicTrainCB"):
         tr.fit(1)
     assert tr.cbs == [] and all(torch.equal(a, b) for a, b in zip(before, tiny_model.parameters()))
+
+
+def test_the_trainers_own_attributes_are_slots_so_its_dict_holds_only_the_callbacks(tiny_dls, tiny_model):
+    """CPython reads slots the fast way however many an object has, while an object whose dict holds more than 30
+    names loses its fast method calls: every piece of the loop's state is a slot, the callbacks' names are in the
+    dict. Before a fit the slots already hold their defaults."""
+    from AIsaac.all import MetricsCB
+    tr = make_trainer(tiny_dls, tiny_model, MetricsCB())
+    assert (tr.step, tr.xb, tr.yb, tr.out, tr.preds, tr.loss, tr.epoch_log, tr.n_inp) == (0, (), (), None, None, None,
+                                                                                            None, 1)
+    tr.fit(1)
+    assert set(vars(tr)) == {"BasicTrainCB", "MetricsCB"}
+    assert {"batch", "xb", "yb", "out", "preds", "loss", "step", "training", "opt", "_calls"} <= set(Trainer.__slots__)
+    tr.anything_of_yours = 1  # what a callback or a user sets goes into the dict
+    assert vars(tr)["anything_of_yours"] == 1

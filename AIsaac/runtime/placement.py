@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+import sys
 from typing import Any, overload
 
 import torch
@@ -16,6 +17,18 @@ def _default_device() -> torch.device:
 
 
 def_device: torch.device = _default_device()
+
+
+def only_cpu_tensors() -> bool:
+    """Whether every tensor this process holds is on the CPU, as far as torch can tell cheaply: no accelerator is
+    available to it (`torch.accelerator`: CUDA or ROCm, MPS, XPU, MTIA, a registered backend) and torch_xla is not
+    loaded. Meta tensors (shapes without data) are not counted. Read once per phase, not per batch."""
+    accelerator = getattr(torch, "accelerator", None)  # torch 2.6 and later
+    if accelerator is not None: available = accelerator.is_available()
+    else:
+        mps = getattr(torch.backends, "mps", None)
+        available = torch.cuda.is_available() or (mps is not None and mps.is_available())
+    return not available and "torch_xla" not in sys.modules
 
 
 def to_device(x: Any, device: torch.device | str = def_device, non_blocking: bool | None = None) -> Any:

@@ -39,11 +39,24 @@ def _copy_state(state: dict, memo: dict) -> dict:
     return out
 
 
+def _slot_names(obj: Any) -> tuple[str, ...]:
+    """The names of `obj`'s slots (the Trainer keeps its documented attributes in slots), its subclasses' too."""
+    names = []
+    for klass in type(obj).__mro__:
+        slots = klass.__dict__.get("__slots__", ())
+        names += [slots] if isinstance(slots, str) else [n for n in slots if n not in ("__dict__", "__weakref__")]
+    return tuple(names)
+
+
+_UNSET = object()  # a slot that had no value
+
+
 class Snapshot:
     """Model weights, buffers, modes and grads; the optimizer; callbacks' and trainer's attributes; the RNGs."""
 
     def __init__(self, trainer: Trainer):
         self.trainer, model = trainer, trainer.model
+        self.trainer_slots = {n: getattr(trainer, n, _UNSET) for n in _slot_names(trainer)}
         self.trainer_state = dict(vars(trainer))
         # The callback plan is immutable (a change makes a new one), so keeping the reference keeps the callback set.
         self.model_state = copy.deepcopy(model.state_dict())
@@ -58,7 +71,11 @@ class Snapshot:
         self.rng = get_rng_state()
 
     def restore(self) -> None:
-        trainer, model = self.trainer, self.trainer_state['model']
+        trainer = self.trainer
+        for name, value in self.trainer_slots.items():
+            if value is not _UNSET: setattr(trainer, name, value)
+            elif hasattr(trainer, name): delattr(trainer, name)
+        model = trainer.model
         vars(trainer).clear()
         vars(trainer).update(self.trainer_state)
         model.load_state_dict(self.model_state)

@@ -44,3 +44,20 @@ def test_on_the_cpu_a_batch_already_there_is_passed_on_as_it_is_and_any_other_is
     trainer = SimpleNamespace(batch=(x, y))
     meta.before_batch(trainer)  # another device: always moved
     assert [t.device.type for t in trainer.batch] == ["meta", "meta"]
+
+
+def test_with_no_accelerator_in_the_process_cpu_batches_are_passed_on_unlooked_at(monkeypatch):
+    from AIsaac.callbacks import device
+    x = torch.ones(3, 2)
+    batch = (x, "an id")  # a batch the per-batch check would send through to_device (a non-tensor leaf)
+    for only_cpu, passed_as_it_is in ((True, True), (False, False)):
+        monkeypatch.setattr(device, "only_cpu_tensors", lambda: only_cpu)
+        cb, trainer = DeviceCB("cpu"), SimpleNamespace(model=nn.Linear(2, 2), batch=batch)
+        cb.before_fit(trainer)  # where it asks, once a fit
+        cb.before_batch(trainer)
+        assert (trainer.batch is batch) is passed_as_it_is and trainer.batch == batch
+    monkeypatch.setattr(device, "only_cpu_tensors", lambda: True)
+    meta, trainer = DeviceCB("meta"), SimpleNamespace(model=nn.Linear(2, 2), batch=(x,))
+    meta.before_fit(trainer)
+    meta.before_batch(trainer)  # another device: always moved
+    assert trainer.batch[0].device.type == "meta"

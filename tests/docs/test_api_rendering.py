@@ -140,7 +140,8 @@ def test_the_trainer_attributes_table_has_one_attribute_a_row_each_with_its_type
     trainer = Trainer(DataLoaders.from_tensors((x, y), (x, y), batch_size=4), nn.CrossEntropyLoss(), torch.optim.SGD,
                       nn.Linear(3, 2), [BasicTrainCB()])
     trainer.fit(1)
-    # The callbacks are attributes too (`trainer.BasicTrainCB`), reached by name rather than listed as state.
-    state = {n for n in vars(trainer) if not n.startswith("_") and n not in trainer.named_callbacks}
+    # The callbacks are attributes too (`trainer.BasicTrainCB`), reached by name rather than listed as state; the
+    # trainer's own are its slots, what callbacks set is in its dict.
+    state = {n for n in (*Trainer.__slots__, *vars(trainer)) if not n.startswith("_") and n not in trainer.named_callbacks}
     state |= {n for cls in (Trainer, OneProcess) for n in cls.__annotations__ if not n.startswith("_")}
     assert sorted(state - set(names)) == [] and sorted(set(names) - state) == []

@@ -31,3 +31,16 @@ def test_model_device_reads_the_first_parameter_or_buffer():
     assert model_device(nn.BatchNorm1d(2, affine=False).to("meta")).type == "meta"  # buffers only
     assert model_device(nn.ReLU()) == torch.device("cpu")
     assert model_device(nn.ReLU(), None) is None  # runs wherever its inputs are
+
+
+def test_only_cpu_tensors_when_no_accelerator_is_available_and_no_xla(monkeypatch):
+    import sys
+    from AIsaac.runtime.placement import only_cpu_tensors
+    assert only_cpu_tensors() is (not torch.accelerator.is_available() and "torch_xla" not in sys.modules)
+    monkeypatch.setattr(torch.accelerator, "is_available", lambda: False)
+    assert only_cpu_tensors()
+    monkeypatch.setitem(sys.modules, "torch_xla", object())
+    assert not only_cpu_tensors()
+    monkeypatch.delitem(sys.modules, "torch_xla")
+    monkeypatch.setattr(torch.accelerator, "is_available", lambda: True)
+    assert not only_cpu_tensors()
