@@ -111,9 +111,8 @@ class Trainer(CallbackSet, TrainerVerbs, OneProcess):
 
     events: tuple[str, ...] = EVENTS
     preempt_signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGUSR1)
-    # The attributes above as slots, each set in __init__: the loop and every callback read them at every batch, and
-    # CPython reads a slot the fast way however many attributes an object has (a dict of more than 30 loses the fast
-    # method calls on the object). The callbacks' names and anything a callback sets are in the instance's dict.
+    # The table's other attributes as slots, set in __init__: read at every batch, and CPython reads slots fast however
+    # many there are (a dict of over 30 names gets slow reads and calls). Callbacks' names, and what they set: the dict.
     __slots__ = ("model", "dls", "loss_func", "opt_func", "splitter", "opts", "opt", "lr", "n_epochs", "max_steps",
                  "valid_every", "epochs", "run_train", "run_valid", "step", "epoch", "epoch_done", "training",
                  "last_phase", "phase_complete", "dl", "batch_num", "batch", "n_inp", "xb", "yb", "out", "preds",
@@ -129,13 +128,11 @@ class Trainer(CallbackSet, TrainerVerbs, OneProcess):
         self.opt: Any = None
         self.opts: dict[str, Any] = {}
         self._optimizers: Optimizers | None = None
-        self.lr: LR = 1e-3
         self.n_epochs: int | None = None
         self.max_steps: int | None = None
         self.valid_every: int | None = None
-        self.epochs: range | itertools.count = range(0)
         self.run_train, self.run_valid, self.step, self.epoch, self.epoch_done = True, True, 0, 0, True
-        self.training, self.last_phase, self.phase_complete = False, True, False
+        self.training, self.last_phase, self.phase_complete, self.resuming = False, True, False, False
         self.dl: Any = None
         self.batch_num, self.batch, self.n_inp, self.xb, self.yb = 0, None, 1, (), ()
         self.out: Any = None
@@ -149,7 +146,6 @@ class Trainer(CallbackSet, TrainerVerbs, OneProcess):
         self.preempted: int | None = None
         self.loader_rng: dict[str, Any] | None = None
         self.resume_at: dict[str, Any] | None = None
-        self.resuming = False
         self.run_id: str | None = None
         self.setup: dict[str, Any] | None = None
         self._count_batches, self._validated_at, self._stop_at = False, 0, math.inf

@@ -22,7 +22,7 @@ def_device: torch.device = _default_device()
 def only_cpu_tensors() -> bool:
     """Whether every tensor this process holds is on the CPU, as far as torch can tell cheaply: no accelerator is
     available to it (`torch.accelerator`: CUDA or ROCm, MPS, XPU, MTIA, a registered backend) and torch_xla is not
-    loaded. Meta tensors (shapes without data) are not counted. Read once per phase, not per batch."""
+    loaded. Meta tensors (shapes without data) are not counted. DeviceCB asks once a fit, not per batch."""
     accelerator = getattr(torch, "accelerator", None)  # torch 2.6 and later
     if accelerator is not None: available = accelerator.is_available()
     else:

@@ -18,14 +18,14 @@ def test_shows_the_batch_after_before_batch_and_restores_state():
                        BatchAugmentationCB(lambda b: 1 - b)])
     trainer.fit(1, lr=0.1)
     model.eval()
-    state = {k: trainer.__dict__.get(k) for k in ("opt", "lr", "batch", "epoch", "training")}
+    state = {k: getattr(trainer, k) for k in ("opt", "lr", "batch", "epoch", "training")}
     weights = [p.clone() for p in model.parameters()]
     fig = trainer.show_image_batch(max_n=2)
     shown = [ax.images[0].get_array() for ax in fig.axes if ax.images]
     assert len(shown) == 2
     for arr, im in zip(shown, x[:2]): assert torch.equal(torch.as_tensor(arr.data), 1 - im[0])  # what the model sees
     assert [ax.get_title() for ax in fig.axes if ax.images] == ["0", "1"]
-    assert all(trainer.__dict__.get(k) is v for k, v in state.items())
+    assert all(getattr(trainer, k) is v for k, v in state.items())
     assert not model.training
     assert all(torch.equal(a, b) for a, b in zip(weights, model.parameters()))
     assert len(trainer.MetricsCB.losses_epoch) == 1  # the stopped fit recorded no epoch
@@ -40,4 +40,4 @@ def test_fit_only_callbacks_are_applied_then_removed():
     assert all(ax.images[0].get_array().max() == 0 for ax in fig.axes if ax.images)
     assert sum(bool(ax.images) for ax in fig.axes) == 4
     assert [type(cb).__name__ for cb in trainer.cbs] == ['DeviceCB', 'BasicTrainCB']
-    assert 'opt' not in trainer.__dict__ or trainer.opt is None  # never fit: no optimizer left behind
+    assert trainer.opt is None and trainer.opts == {}  # never fit: no optimizer left behind
