@@ -23,11 +23,8 @@ def only_cpu_tensors() -> bool:
     """Whether every tensor this process holds is on the CPU, as far as torch can tell cheaply: no accelerator is
     available to it (`torch.accelerator`: CUDA or ROCm, MPS, XPU, MTIA, a registered backend) and torch_xla is not
     loaded. Meta tensors (shapes without data) are not counted. DeviceCB asks once a fit, not per batch."""
-    accelerator = getattr(torch, "accelerator", None)  # torch 2.6 and later
-    if accelerator is not None: available = accelerator.is_available()
-    else:
-        mps = getattr(torch.backends, "mps", None)
-        available = torch.cuda.is_available() or (mps is not None and mps.is_available())
+    accelerator = getattr(torch, "accelerator", None)  # torch 2.6 and later; before it, CUDA and MPS as def_device
+    available = accelerator.is_available() if accelerator is not None else _default_device().type != "cpu"
     return not available and "torch_xla" not in sys.modules
 
 
