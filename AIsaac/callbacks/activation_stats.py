@@ -1,6 +1,7 @@
 """`ActivationStatsCB`: per-module activation mean, std and histogram over training, and their plots (on `HooksCallback`)."""
 from __future__ import annotations
 
+import weakref
 from functools import partial
 from typing import Any, Callable
 
@@ -11,21 +12,42 @@ from ..display.images import get_grid, show_image
 from ..runtime.args import whole_number
 from ..runtime.batch import loader_length
 from ..runtime.placement import model_device
-from ..models.hooks import activation_stats
+from ..models.hooks import StatsScratch, activation_stats
 from .hooks_callback import HooksCallback, all_modules
 
 
-def _record(hook, module, inputs, output, bins: int, hist_range: tuple[float, float]) -> None:
+class _Shared:
+    """What the hooks of one ActivationStatsCB share: the buffers the statistics are worked out in, and the output
+    recorded last (held weakly), its version counter and its record."""
+
+    def __init__(self) -> None:
+        self.scratch, self.out, self.version, self.record = StatsScratch(), None, -1, None
+
+    def same_as_last(self, out: Any) -> bool:
+        """Whether `out` is the tensor recorded last, unchanged since (a container such as `nn.Sequential(conv,
+        nn.ReLU())` returns its last child's output)."""
+        return self.out is not None and self.out() is out and out._version == self.version
+
+
+def _record(hook, module, inputs, output, bins: int, hist_range: tuple[float, float], shared: _Shared) -> None:
     """ActivationStatsCB's hook function: the output's (mean, std, histogram), on the device, written into the next
-    row of `hook.rows` (kept in `hook.pending` past its end, or when the loader has no length)."""
-    stats = activation_stats(output, bins, hist_range)
-    if stats is None: return
+    row of `hook.rows` (kept in `hook.pending` past its end, or when the loader has no length). The record of an
+    output recorded just before (by a child module) is copied, not worked out again."""
+    out = output[0] if isinstance(output, (tuple, list)) and output else output
+    if shared.same_as_last(out): stats = None
+    else:
+        stats = activation_stats(out, bins, hist_range, shared.scratch)
+        if stats is None: return
     rows, n = hook.rows, hook.filled
-    if rows is not None and n < len(rows) and rows.device == stats[0].device:
-        row = rows[n]
-        row[0], row[1], row[2:] = stats
+    if rows is not None and n < len(rows) and (stats is None or rows.device == stats[0].device):
+        record = rows[n]
+        if stats is None: record.copy_(shared.record)
+        else: torch.cat([stats[0][None], stats[1][None], stats[2]], out=record)
         hook.filled = n + 1
-    else: hook.pending.append(torch.cat([stats[0][None], stats[1][None], stats[2]]))
+    else:
+        record = shared.record.clone() if stats is None else torch.cat([stats[0][None], stats[1][None], stats[2]])
+        hook.pending.append(record)
+    shared.out, shared.version, shared.record = weakref.ref(out), out._version, record
 
 
 def _epoch_rows(hook) -> torch.Tensor | None:
@@ -57,7 +79,7 @@ class ActivationStatsCB(HooksCallback):
         # The epoch's records go to each hook's `pending` (on the device), moved to `stats` by flush.
         lo, hi = hist_range
         hist_range = (float(lo), float(hi))
-        super().__init__(partial(_record, bins=bins, hist_range=hist_range), module_filter)
+        super().__init__(partial(_record, bins=bins, hist_range=hist_range, shared=_Shared()), module_filter)
         self.bins, self.hist_range, self.max_records = bins, hist_range, max_records
         self.stats: list[torch.Tensor] = []  # per module: (records, 2 + bins) = mean, std, histogram counts
         self._stride, self._count = 1, 0

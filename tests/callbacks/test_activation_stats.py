@@ -111,3 +111,33 @@ def test_a_loader_without_a_length_records_the_same_as_one_with_it():
     streamed = fit(torch.utils.data.DataLoader(Stream(), batch_size=None))
     assert [s.shape for s in sized] == [(6, 7), (6, 7)]
     assert all(torch.equal(a, b) for a, b in zip(sized, streamed))
+
+
+def test_containers_and_in_place_modules_record_their_own_outputs():
+    # Large activations (the CPU's fast routes); a Sequential returns its ReLU's output, the very tensor, so its
+    # record is the ReLU's copied; an in-place ReLU changes the Linear's output tensor after the Linear's record.
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 32, generator=g) * 2, torch.randint(0, 3, (64,), generator=g)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Sequential(nn.Linear(32, 512), nn.ReLU()), nn.Linear(512, 512), nn.ReLU(inplace=True),
+                          nn.Linear(512, 3))
+    t = Trainer(DataLoaders(TensorLoader(x, y, batch_size=32), TensorLoader(x, y, batch_size=32)),
+                nn.CrossEntropyLoss(), torch.optim.SGD, model, [BasicTrainCB(), ActivationStatsCB()])
+    t.fit(1, lr=1e-12)  # the weights barely move, so the final model reproduces every batch's activations
+    cb = t.ActivationStatsCB
+    assert cb.names == ["Sequential", "0 Sequential", "0.0 Linear", "0.1 ReLU", "1 Linear", "2 ReLU", "3 Linear"]
+
+    def record(acts):
+        return torch.cat([torch.stack([acts.mean(), acts.std()]), torch.histc(acts.abs(), 40, 0, 10)])
+
+    with torch.no_grad():
+        for b, xb in enumerate(x.split(32)):
+            h0 = model[0][0](xb)
+            h1 = model[0][1](h0)
+            z = model[1](h1)
+            outs = [model(xb), h1, h0, h1, z, z.relu(), model[3](z.relu())]
+            assert h0.numel() >= 16384
+            for name, stats, acts in zip(cb.names, cb.stats, outs):
+                torch.testing.assert_close(stats[b], record(acts), atol=1e-5, rtol=1e-4, msg=f"{name}, batch {b}")
+    assert torch.equal(cb.stats[1], cb.stats[3])  # the container's records are its ReLU's
+    assert not torch.equal(cb.stats[4], cb.stats[5])  # the in-place ReLU's are not its Linear's

@@ -82,3 +82,49 @@ def test_records_to_cpu_keeps_values_and_structure():
     assert isinstance(out, tuple) and isinstance(out[0], list) and isinstance(out[2], dict)
     assert [float(v) for v in out[0]] == [1., 2.] and torch.equal(out[1][1], torch.zeros(3))
     assert out[2]["a"][0].tolist() == [5]
+
+
+# ---- the large-tensor routes of the statistics (CPU float32, from 16384 values on) ----
+def _edges_and_neighbours(lo, hi, bins):
+    edges = torch.linspace(lo, hi, bins + 1)
+    up, down = torch.nextafter(edges, edges + 1), torch.nextafter(edges, edges - 1)
+    return torch.cat([edges, up, down, torch.nextafter(up, up + 1)])
+
+
+@pytest.mark.parametrize("lo,hi,bins", [(0.0, 10.0, 40), (0, 10, 5), (-1.0, 3.3, 17), (0.0, 1e-3, 40),
+                                         (-0.5, 7.77, 40), (0.0, 1e30, 3)])
+def test_abs_histogram_counts_as_histc_does_at_every_edge(lo, hi, bins):
+    from AIsaac.models.hooks import StatsScratch, abs_histogram
+    g = torch.Generator().manual_seed(bins)
+    scratch = StatsScratch()
+    for _ in range(5):
+        near = _edges_and_neighbours(lo, hi, bins)
+        x = torch.cat([torch.randn(30000, generator=g) * (hi - lo) / 2, near, -near,
+                       torch.tensor([float("nan"), float("inf"), -float("inf"), 0.0, -0.0, 3e38])])
+        x = x[torch.randperm(len(x), generator=g)]
+        x = torch.stack([x, torch.zeros_like(x)], 1)[:, 0]  # not contiguous either
+        want = torch.histc(x.abs(), bins, lo, hi)
+        assert torch.equal(abs_histogram(x, bins, lo, hi), want)
+        assert torch.equal(abs_histogram(x, bins, lo, hi, scratch=scratch), want)
+        assert (x.abs() > hi).sum() > 100 and torch.isnan(x).any()  # values past the range and NaNs: left out
+
+
+def test_abs_histogram_falls_back_to_histc_elsewhere():
+    from AIsaac.models.hooks import abs_histogram
+    x = torch.randn(40000, dtype=torch.float64) * 4
+    for args in [(x, 40, 0.0, 10.0), (x.float(), 40, 1.0, 10.0), (x.float()[:100], 40, 0.0, 10.0),
+                 (x.float(), 7, -3e38, 3e38)]:
+        assert torch.equal(abs_histogram(*args), torch.histc(args[0].abs(), *args[1:]))
+
+
+def test_large_activations_record_what_torch_computes():
+    m = nn.Sequential(nn.Linear(64, 512), nn.ReLU())
+    x = torch.randn(64, 64) * 3
+    with Hooks([m[0], m[1]], append_stats) as hooks, torch.no_grad(): m(x)
+    with torch.no_grad(): outs = [m[0](x), m(x)]
+    assert outs[0].numel() >= 16384
+    for h, acts in zip(hooks, outs):
+        mean, std, hist = (s[0] for s in h.stats)
+        torch.testing.assert_close(mean, acts.mean())
+        torch.testing.assert_close(std, acts.std())
+        assert torch.equal(hist, torch.histc(acts.abs(), 40, 0, 10))
