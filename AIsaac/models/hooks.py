@@ -168,12 +168,13 @@ def abs_histogram(acts: torch.Tensor, bins: int, lo: float, hi: float,
 
 
 def _std(acts: torch.Tensor, mean: torch.Tensor, scratch: StatsScratch | None = None) -> torch.Tensor:
-    """`acts.std()` (n - 1 in the denominator), `mean` its mean; on a large CPU float32 tensor as the norm of the
-    deviations (a third of torch.std's time there)."""
+    """`acts.std()` (n - 1 in the denominator), `mean` its mean; on a large CPU float32 tensor from the sum of the
+    squared deviations (a third of torch.std's time there)."""
     if not _fast(acts): return acts.std()
     n = acts.numel()
     deviations = torch.sub(acts.reshape(-1), mean, out=(scratch or StatsScratch()).take(n)[0])
-    return torch.linalg.vector_norm(deviations) / (n - 1) ** 0.5
+    # torch.sum adds float32 values in cascades (as exact as torch.std); vector_norm's running sum lost 2e-5 here.
+    return (deviations.square_().sum() / (n - 1)).sqrt_()
 
 
 def activation_stats(output: Any, bins: int = 40, hist_range: tuple[float, float] = (0.0, 10.0),

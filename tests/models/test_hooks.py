@@ -118,11 +118,12 @@ def test_abs_histogram_falls_back_to_histc_elsewhere():
 
 
 def test_large_activations_record_what_torch_computes():
-    m = nn.Sequential(nn.Linear(64, 512), nn.ReLU())
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(64, 2048), nn.ReLU())
     x = torch.randn(64, 64) * 3
     with Hooks([m[0], m[1]], append_stats) as hooks, torch.no_grad(): m(x)
     with torch.no_grad(): outs = [m[0](x), m(x)]
-    assert outs[0].numel() >= 16384
+    assert outs[0].numel() >= 100000  # a running float32 sum would be 1e-5 off here
     for h, acts in zip(hooks, outs):
         mean, std, hist = (s[0] for s in h.stats)
         torch.testing.assert_close(mean, acts.mean())
