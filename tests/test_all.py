@@ -42,7 +42,8 @@ INTERNAL = {
     "AIsaac.callbacks.monitor": {"auto_mode"},  # MonitorCB's mode='auto' rule
     "AIsaac.callbacks.profile": {"HostReadCounter"},  # ProfileCB's count_cpu
     "AIsaac.callbacks.metrics": {"metric_values", "selected"},  # MetricsCB's reading of its metrics (vectors as columns)
-    "AIsaac.models.hooks": {"activation_stats", "records_to_cpu"},  # ActivationStatsCB's per-module statistics
+    # ActivationStatsCB's per-module statistics, and how they are worked out
+    "AIsaac.models.hooks": {"activation_stats", "records_to_cpu", "abs_histogram", "StatsScratch"},
     "AIsaac.data.fashion_mnist": {"hf_modules", "read_idx", "fashion_mnist_folder"},
     "AIsaac.data.dataset_loader": {"usable_cores", "loading_plan",  # how from_dataset_dict plans its workers
                                    "DatasetLoader"},  # what from_dataset_dict builds (reached through DataLoaders)

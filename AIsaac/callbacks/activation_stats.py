@@ -21,12 +21,17 @@ class _Shared:
     recorded last (held weakly), its version counter and its record."""
 
     def __init__(self) -> None:
-        self.scratch, self.out, self.version, self.record = StatsScratch(), None, -1, None
+        self.scratch = StatsScratch()
+        self.out: weakref.ref[Any] | None = None
+        self.version = -1
+        self.record: torch.Tensor | None = None
 
     def same_as_last(self, out: Any) -> bool:
         """Whether `out` is the tensor recorded last, unchanged since (a container such as `nn.Sequential(conv,
         nn.ReLU())` returns its last child's output)."""
-        return self.out is not None and self.out() is out and out._version == self.version
+        if self.out is None or not isinstance(out, torch.Tensor): return False
+        same = self.out() is out
+        return same and out._version == self.version
 
 
 def _record(hook, module, inputs, output, bins: int, hist_range: tuple[float, float], shared: _Shared) -> None:
@@ -34,19 +39,16 @@ def _record(hook, module, inputs, output, bins: int, hist_range: tuple[float, fl
     row of `hook.rows` (kept in `hook.pending` past its end, or when the loader has no length). The record of an
     output recorded just before (by a child module) is copied, not worked out again."""
     out = output[0] if isinstance(output, (tuple, list)) and output else output
-    if shared.same_as_last(out): stats = None
-    else:
-        stats = activation_stats(out, bins, hist_range, shared.scratch)
-        if stats is None: return
+    previous = shared.record if shared.same_as_last(out) else None
+    stats = None if previous is not None else activation_stats(out, bins, hist_range, shared.scratch)
     rows, n = hook.rows, hook.filled
-    if rows is not None and n < len(rows) and (stats is None or rows.device == stats[0].device):
-        record = rows[n]
-        if stats is None: record.copy_(shared.record)
-        else: torch.cat([stats[0][None], stats[1][None], stats[2]], out=record)
-        hook.filled = n + 1
-    else:
-        record = shared.record.clone() if stats is None else torch.cat([stats[0][None], stats[1][None], stats[2]])
-        hook.pending.append(record)
+    usable = rows is not None and n < len(rows) and isinstance(out, torch.Tensor) and rows.device == out.device
+    into = rows[n] if usable else None
+    if stats is not None: record = torch.cat([stats[0][None], stats[1][None], stats[2]], out=into)
+    elif previous is not None: record = previous.clone() if into is None else into.copy_(previous)
+    else: return  # not a floating-point tensor
+    if into is None: hook.pending.append(record)
+    else: hook.filled = n + 1
     shared.out, shared.version, shared.record = weakref.ref(out), out._version, record
 
 

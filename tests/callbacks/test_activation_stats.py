@@ -141,3 +141,33 @@ def test_containers_and_in_place_modules_record_their_own_outputs():
                 torch.testing.assert_close(stats[b], record(acts), atol=1e-5, rtol=1e-4, msg=f"{name}, batch {b}")
     assert torch.equal(cb.stats[1], cb.stats[3])  # the container's records are its ReLU's
     assert not torch.equal(cb.stats[4], cb.stats[5])  # the in-place ReLU's are not its Linear's
+
+
+def test_modules_whose_output_is_no_float_tensor_are_passed_over():
+    class Pair(nn.Module):  # returns something that is not a tensor
+        def forward(self, x): return {"x": x}
+
+    class Unwrap(nn.Module):
+        def forward(self, d): return d["x"]
+
+    class Labels(nn.Module):  # returns integers
+        def forward(self, x): return x.argmax(1)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin, self.pair, self.unwrap, self.labels = nn.Linear(4, 3), Pair(), Unwrap(), Labels()
+
+        def forward(self, x):
+            h = self.unwrap(self.pair(self.lin(x)))
+            self.labels(h)
+            return h
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(16, 4, generator=g), torch.randint(0, 3, (16,), generator=g)
+    cb = ActivationStatsCB(lambda m: not isinstance(m, Net))
+    Trainer(DataLoaders(TensorLoader(x, y, batch_size=8), TensorLoader(x, y, batch_size=8)), nn.CrossEntropyLoss(),
+            torch.optim.SGD, Net(), [BasicTrainCB(), cb]).fit(1)
+    assert cb.names == ["lin Linear", "pair Pair", "unwrap Unwrap", "labels Labels"]
+    assert [len(s) for s in cb.stats] == [2, 0, 2, 0]  # the dict and the integers are passed over
+    assert torch.equal(cb.stats[2], cb.stats[0])  # Unwrap returns the Linear's output itself
