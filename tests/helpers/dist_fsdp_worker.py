@@ -52,7 +52,7 @@ def end_process_group():
     it), and its worker threads free the last collective's tensors after the caller has moved on. Freeing a tensor that
     Python has seen takes the GIL; when the interpreter has begun to shut down by then, the thread exits inside a
     destructor and the process aborts ("terminate called without an active exception", exit -6) after all its work
-    (seen in about 1 run in 12). Everything this worker writes is closed by now, so it leaves without that shutdown."""
+    (seen in about 1 run in 20). Everything this worker writes is closed by now, so it leaves without that shutdown."""
     dist.barrier()
     dist.destroy_process_group()
     sys.stdout.flush(), sys.stderr.flush()
