@@ -30,8 +30,6 @@ OLD_STAR_EXPORT = """Callback AccelerateCB ActivationStatsCB BasicTrainCB BatchA
 
 # Public names in the user-facing subpackages that are deliberately not exported, each with why.
 INTERNAL = {
-    "AIsaac.callbacks.accelerate_stop": {"AccelerateStopCB",  # added by AccelerateCB itself
-                                         "runs_base_method"},  # whether a subclass's override reaches AccelerateCB's
     "AIsaac.callbacks.accelerate_launch": {"launched_processes", "make_accelerator", "check_launch",  # AccelerateCB's
                                            "vote_group", "check_timeout", "set_timeout"},  # launch
     "AIsaac.callbacks.hooks_callback": {"all_modules"},  # the default module picker of HooksCallback and ActivationStatsCB

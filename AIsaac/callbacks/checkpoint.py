@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import warnings
 from pathlib import Path
 
 from ..callback import Callback, Order
+from ..exceptions import CancelBatchException, CancelEpochException
 from ..runtime.args import whole_number
 from ..runtime.checkpoint_file import (check_writable, checkpoint_files, checkpoint_name, non_finite,
                                        remove_stale_temp_files, save_checkpoint)
@@ -22,7 +22,8 @@ class CheckpointCB(Callback):
     gradient scalers...), the RNG states and the position (epoch, batch, and what replays the epoch's shuffle);
     see AIsaac.runtime.checkpoint_file. It is written every `every_n_batches` training batches (None: never), after
     each epoch when `every_epoch`, and when a phase or the fit stops early (KeyboardInterrupt, an error, a cancel)
-    between two training steps, at the cleanup of that phase. Only the `keep` newest files of this run are kept (None:
+    anywhere but in the middle of a training step (`trainer.in_step`; a stop in another callback's after_batch keeps
+    that batch), at the cleanup of that phase. Only the `keep` newest files of this run are kept (None:
     all); other runs' files in the folder are never touched. Files are named checkpoint-e<epoch>-b<batch>-<run id>.pt,
     meaning <batch> batches of epoch <epoch> are done. A checkpoint whose weights hold NaN or infinity is not written
     (a warning says so).
@@ -48,7 +49,7 @@ class CheckpointCB(Callback):
         self.path, self.every_n_batches, self.every_epoch, self.keep = Path(path), every_n_batches, every_epoch, keep
         self.last_saved: Path | None = None
         # Also set by before_fit; here for a fit whose before_fit failed before reaching this callback.
-        self._main, self._between_steps, self._finished = True, True, False
+        self._main, self._finished = True, False
         self._pos: tuple[int, int, dict | None] | None = None  # (epoch, batch, loader_rng) the fit could continue from
         self._saved_pos: tuple[int, int] | None = None
         self._ahead = False
@@ -60,8 +61,8 @@ class CheckpointCB(Callback):
         if self._main:  # a folder that cannot be written fails now, not after the first epoch
             check_writable(self.path, "CheckpointCB")
             remove_stale_temp_files(self.path, trainer.run_id)  # this run's own, whose writer is gone
-        # _pos: where the fit could continue from now; _between_steps: no training step is half done.
-        self._pos, self._saved_pos, self._between_steps, self._finished = None, None, True, False
+        # _pos: where the fit could continue from now (the last finished step's batch, trainer.trained_to).
+        self._pos, self._saved_pos, self._finished = None, None, False
 
     def before_epoch(self, trainer):
         # A loader that loads a batch ahead loads batch k+1 right after batch k-1's cleanup: the RNG state there is
@@ -70,20 +71,17 @@ class CheckpointCB(Callback):
         self._ahead = trainer.training and loads_ahead(trainer.dl)
         self._prev_rng = self._last_rng = None
 
-    def before_batch(self, trainer):
-        if trainer.training: self._between_steps = False
-
-    def after_batch(self, trainer):
-        if not trainer.training: return
-        self._between_steps = True
-        self._pos = (trainer.epoch, trainer.batch_num + 1, trainer.loader_rng)
-
     # Saves happen in cleanup events, by position alone: every process gets there (also one whose after_batch a
     # CancelBatchException cut short), so all of them take part in the save's exchange of RNG states.
     def cleanup_batch(self, trainer):
-        if self._ahead and trainer.training: self._prev_rng, self._last_rng = self._last_rng, get_rng_state()
+        if not trainer.training: return
+        if self._ahead: self._prev_rng, self._last_rng = self._last_rng, get_rng_state()
+        # This batch's step finished (whatever stopped the batch afterwards): the fit could continue after it.
+        if trainer.trained_to == trainer.batch_num + 1 and not trainer.in_step:
+            self._pos = (trainer.epoch, trainer.trained_to, trainer.loader_rng)
         n = self.every_n_batches
-        if trainer.training and n and (trainer.batch_num + 1) % n == 0 and sys.exc_info()[1] is None:
+        # (a batch cancelled on one process is still a batch of the fit: every process takes part in the save)
+        if n and (trainer.batch_num + 1) % n == 0 and isinstance(trainer.exception, (type(None), CancelBatchException)):
             self._save(trainer, (trainer.epoch, trainer.batch_num + 1))
 
     def cleanup_epoch(self, trainer):
@@ -95,7 +93,8 @@ class CheckpointCB(Callback):
         # at the next epoch, or, after a validation in the middle of an epoch (valid_every), at the training batch
         # that validation followed.
         if trainer.epoch_done or not trainer.run_train or self._pos is None: self._pos = (trainer.epoch + 1, 0, None)
-        if self.every_epoch and sys.exc_info()[1] is None: self._save(trainer, self._pos[:2])
+        if self.every_epoch and isinstance(trainer.exception, (type(None), CancelEpochException)):
+            self._save(trainer, self._pos[:2])
 
     def after_fit(self, trainer): self._finished = True
 
@@ -108,7 +107,7 @@ class CheckpointCB(Callback):
         # then neither before nor after that step). The RNG states are those of the moment it stopped.
         # With several processes only after a preemption, where they all stop at the same point (see the docstring).
         if trainer.num_processes > 1 and trainer.preempted is None: return
-        if not self._finished and self._between_steps and self._pos is not None and self._pos[:2] != self._saved_pos:
+        if not self._finished and not trainer.in_step and self._pos is not None and self._pos[:2] != self._saved_pos:
             self._save(trainer, self._pos[:2])
 
     def _save(self, trainer, at: tuple[int, int]) -> None:
@@ -121,7 +120,7 @@ class CheckpointCB(Callback):
         state = trainer_state(trainer, epoch, batch, pos[2] if pos else trainer.loader_rng,
                               processes, fetch_rng)  # collectives for a sharded model: every process builds it
         # Written only where this process's last finished step is `at` (a batch cancelled before its end is not).
-        if not (self._main and self._between_steps and pos): return
+        if not (self._main and not trainer.in_step and pos): return
         if bad := non_finite(state):  # a diverged model would become the newest checkpoint and be resumed from
             warnings.warn(f"CheckpointCB: not saving epoch {epoch}, batch {batch}: the weights hold NaN or infinity "
                           f"({', '.join(bad[:3])}); the last checkpoint written stays the newest.", RuntimeWarning)
