@@ -34,7 +34,7 @@ from .callbacks.profile import ProfileCB
 from .callbacks.progress import ProgressCB
 from .callbacks.save_best import SaveBestCB
 from .callbacks.schedulers import (BaseSchedulerCB, BatchSchedulerCB, EpochSchedulerCB, FitSchedulerCB, OneCycleSchedulerCB,
-                                  WarmupCosineSchedulerCB, warmup_cosine)
+                                  WarmupCosineSchedulerCB, warmup_cosine, warmup_decay)
 from .callbacks.tensorboard import TensorBoardCB
 from .callbacks.terminate_on_nan import TerminateOnNaNCB
 from .callbacks.wandb_logger import WandbLoggerCB
@@ -91,7 +91,7 @@ __all__ = [
     "OneCycleSchedulerCB", "TensorBoardCB", "TerminateOnNaNCB", "LoggerCB", "MLflowLoggerCB", "WandbLoggerCB",
     "OptunaPruningCB", "epoch_scalars", "fit_hparams", "optimizer_records",
     # issue 20: schedules over the fit, plateaus, weight averaging, batch transforms
-    "FitSchedulerCB", "WarmupCosineSchedulerCB", "warmup_cosine", "ReduceLROnPlateauCB", "EMACB", "SWACB",
+    "FitSchedulerCB", "WarmupCosineSchedulerCB", "warmup_cosine", "warmup_decay", "ReduceLROnPlateauCB", "EMACB", "SWACB",
     "BatchTransformCB", "MixUpCB", "CutMixCB",
     # metrics
     "Accuracy", "Mean",
