@@ -37,6 +37,7 @@ from .callbacks.schedulers import (BaseSchedulerCB, BatchSchedulerCB, EpochSched
                                   WarmupCosineSchedulerCB, warmup_cosine, warmup_decay)
 from .callbacks.tensorboard import TensorBoardCB
 from .callbacks.terminate_on_nan import TerminateOnNaNCB
+from .callbacks.throughput import ThroughputCB
 from .callbacks.wandb_logger import WandbLoggerCB
 from .data.columns import DictCollate
 from .data.dataset_dict import sample_dataset_dict
@@ -93,6 +94,8 @@ __all__ = [
     # issue 20: schedules over the fit, plateaus, weight averaging, batch transforms
     "FitSchedulerCB", "WarmupCosineSchedulerCB", "warmup_cosine", "warmup_decay", "ReduceLROnPlateauCB", "EMACB", "SWACB",
     "BatchTransformCB", "MixUpCB", "CutMixCB",
+    # issue 34: throughput, schedules sized by the fit
+    "ThroughputCB",
     # metrics
     "Accuracy", "Mean",
     # data

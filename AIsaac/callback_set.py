@@ -39,7 +39,8 @@ class CallbackSet:
         MonitorCB: _all.MonitorCB; OneBatchCB: _all.OneBatchCB; OneCycleSchedulerCB: _all.OneCycleSchedulerCB
         OptunaPruningCB: _all.OptunaPruningCB; ProfileCB: _all.ProfileCB; ProgressCB: _all.ProgressCB
         ReduceLROnPlateauCB: _all.ReduceLROnPlateauCB; SaveBestCB: _all.SaveBestCB; SWACB: _all.SWACB
-        TensorBoardCB: _all.TensorBoardCB; TerminateOnNaNCB: _all.TerminateOnNaNCB; WandbLoggerCB: _all.WandbLoggerCB
+        TensorBoardCB: _all.TensorBoardCB; TerminateOnNaNCB: _all.TerminateOnNaNCB; ThroughputCB: _all.ThroughputCB
+        WandbLoggerCB: _all.WandbLoggerCB
         WarmupCosineSchedulerCB: _all.WarmupCosineSchedulerCB
 
     # ---- running events ----
