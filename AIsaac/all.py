@@ -15,6 +15,7 @@ from .callbacks.cuda_graph import CudaGraphCB
 from .callbacks.device import DeviceCB
 from .callbacks.early_stopping import EarlyStoppingCB
 from .callbacks.ema import EMACB, SWACB
+from .callbacks.frozen_modules import FrozenModulesCB
 from .callbacks.grad_accum import GradAccumCB
 from .callbacks.grad_clip import GradClipCB
 from .callbacks.hooks_callback import HooksCallback
@@ -94,8 +95,8 @@ __all__ = [
     # issue 20: schedules over the fit, plateaus, weight averaging, batch transforms
     "FitSchedulerCB", "WarmupCosineSchedulerCB", "warmup_cosine", "warmup_decay", "ReduceLROnPlateauCB", "EMACB", "SWACB",
     "BatchTransformCB", "MixUpCB", "CutMixCB",
-    # issue 34: throughput, schedules sized by the fit
-    "ThroughputCB",
+    # issue 34: throughput, modules a fit uses but does not train
+    "ThroughputCB", "FrozenModulesCB",
     # metrics
     "Accuracy", "Mean",
     # data

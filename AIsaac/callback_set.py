@@ -32,7 +32,8 @@ class CallbackSet:
         BatchTransformCB: _all.BatchTransformCB; CheckpointCB: _all.CheckpointCB; CompileCB: _all.CompileCB
         CoreCBs: _all.CoreCBs; CSVLoggerCB: _all.CSVLoggerCB; CudaGraphCB: _all.CudaGraphCB; CutMixCB: _all.CutMixCB
         DeviceCB: _all.DeviceCB; EarlyStoppingCB: _all.EarlyStoppingCB; EMACB: _all.EMACB
-        EpochSchedulerCB: _all.EpochSchedulerCB; FitSchedulerCB: _all.FitSchedulerCB; GradAccumCB: _all.GradAccumCB
+        EpochSchedulerCB: _all.EpochSchedulerCB; FitSchedulerCB: _all.FitSchedulerCB; FrozenModulesCB: _all.FrozenModulesCB
+        GradAccumCB: _all.GradAccumCB
         GradClipCB: _all.GradClipCB; HooksCallback: _all.HooksCallback; LoggerCB: _all.LoggerCB
         LRFinderCB: _all.LRFinderCB; MetricsCB: _all.MetricsCB; MixedPrecisionCB: _all.MixedPrecisionCB
         MixUpCB: _all.MixUpCB; MLflowLoggerCB: _all.MLflowLoggerCB; MomentumTrainCB: _all.MomentumTrainCB
