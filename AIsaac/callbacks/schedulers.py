@@ -141,7 +141,8 @@ class FitSchedulerCB(BaseSchedulerCB):
     Face's `get_*_schedule_with_warmup`, whose polynomial `lr_end` is `end_factor * lr`).
     '''
 
-    # After the step's callbacks, whatever order they were added in: GradAccumCB takes an epoch's last step at after_epoch.
+    # After the step's callbacks, whatever order they were added in (GradAccumCB steps an epoch's last group at
+    # after_epoch), so the schedule follows that step before CheckpointCB saves it.
     order = Order.DEFAULT + 1
     total: int | None = None
     # Its state is a schedule of this fit's length: a resume that changes the length is refused (resume.check_schedules).
@@ -161,8 +162,8 @@ class FitSchedulerCB(BaseSchedulerCB):
             super().__init__(schedule)
             return
         if schedule not in SHAPES:
-            raise ValueError(f"{owner}: unknown schedule {schedule!r}; the named ones are {', '.join(map(repr, SHAPES))} "
-                             f"(each after a linear warmup of `warmup` steps; Hugging Face's constant_with_warmup is "
+            raise ValueError(f"{owner}: unknown schedule {schedule!r}; the named ones are "
+                             f"{', '.join(map(repr, SHAPES))} (each after a linear warmup of `warmup` steps; Hugging Face's constant_with_warmup is "
                              f"'constant' with warmup=...), or pass a function (opt, total_steps) -> scheduler.")
         if isinstance(warmup, bool) or not isinstance(warmup, (int, float)) or warmup < 0 or (
                 isinstance(warmup, float) and warmup >= 1):
@@ -216,8 +217,9 @@ class FitSchedulerCB(BaseSchedulerCB):
 
 
 class OneCycleSchedulerCB(FitSchedulerCB):
-    '''`OneCycleLR` over the fit's optimizer steps (see FitSchedulerCB: `max_steps`, else the epochs' steps), peaking at each param group's lr as fit set it (so `fit(n, lr=slice(1e-5, 1e-3))` peaks at 1e-5 ... 1e-3, and
-    timm's `lr_scale` holds); `kwargs` go to `OneCycleLR`'''
+    '''`OneCycleLR` over the fit's optimizer steps (see FitSchedulerCB: `max_steps`, else the epochs' steps), peaking
+    at each param group's lr as fit set it (so `fit(n, lr=slice(1e-5, 1e-3))` peaks at 1e-5 ... 1e-3, and timm's
+    `lr_scale` holds); `kwargs` go to `OneCycleLR`'''
 
     def __init__(self, **kwargs: Any):
         for k in ("max_lr", "total_steps", "epochs", "steps_per_epoch"):
