@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import nn
 
 from ..callback import Callback
@@ -24,18 +25,19 @@ class FrozenModulesCB(Callback):
     ```
 
     At `before_fit`, once DeviceCB or AccelerateCB has placed the model, each module goes to the model's device (every
-    process's copy under AccelerateCB; not wrapped in DDP, as nothing trains it), in eval mode with `requires_grad`
+    process's copy under AccelerateCB; not wrapped in DDP, as nothing trains it), in `dtype` when given (a VAE in
+    bfloat16 beside a model trained in float32; autocast reaches it only where the step runs under it), in eval mode with `requires_grad`
     off; each phase keeps it in eval mode (also a submodule of the model, whose `model.train()` each training phase
     would switch). They are not the model's parameters, so no optimizer holds them and checkpoints leave them out;
     `save=True` (or a list of names) puts their `state_dict` in this callback's state, which CheckpointCB saves and
     `fit(resume_from=...)` loads. At the end of the fit the attributes are removed and each module's mode and
-    `requires_grad` flags are as they were (it stays on the device). A name the trainer already has is refused.
+    `requires_grad` flags are as they were (it keeps its device and dtype). A name the trainer already has is refused.
     '''
 
     # After DeviceCB and AccelerateCB placed the model (its device is theirs); before any step reads the modules.
     order = Order.DEVICE + 1
 
-    def __init__(self, save: bool | list[str] = False, **modules: nn.Module):
+    def __init__(self, *, save: bool | list[str] = False, dtype: torch.dtype | None = None, **modules: nn.Module):
         if not modules:
             raise TypeError("FrozenModulesCB takes the modules by the names the trainer gets them as, e.g. "
                             "FrozenModulesCB(teacher=teacher_model) for trainer.teacher.")
@@ -47,7 +49,7 @@ class FrozenModulesCB(Callback):
         if unknown:
             raise ValueError(f"FrozenModulesCB: save names {', '.join(unknown)}, which are not among its modules "
                              f"({', '.join(modules)}).")
-        self.modules, self.saved = modules, saved
+        self.modules, self.saved, self.dtype = modules, saved, dtype
         self._kept: dict[str, tuple[bool, list[bool]]] = {}
 
     def __repr__(self) -> str:
@@ -61,7 +63,7 @@ class FrozenModulesCB(Callback):
         device = model_device(trainer.model)
         for name, m in self.modules.items():
             self._kept[name] = (m.training, [p.requires_grad for p in m.parameters()])
-            m.to(device).eval().requires_grad_(False)
+            m.to(device=device, dtype=self.dtype).eval().requires_grad_(False)
             setattr(trainer, name, m)
 
     def before_epoch(self, trainer):

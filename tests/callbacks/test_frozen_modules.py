@@ -69,9 +69,9 @@ def test_a_distillation_fit_equals_the_hand_loop():
 
 
 def test_the_module_is_on_the_model_s_device_in_eval_mode_during_the_fit():
-    seen, moved = [], []
+    seen, moved, seen_to = [], [], []
     tch = teacher()
-    tch.to = lambda *a, **k: moved.append(a) or nn.Module.to(tch, *a, **k)
+    tch.to = lambda *a, **k: moved.append(a) or seen_to.append(k) or nn.Module.to(tch, *a, **k)
 
     class Look(Callback):
         def before_batch(self, trainer):
@@ -81,7 +81,7 @@ def test_the_module_is_on_the_model_s_device_in_eval_mode_during_the_fit():
     t = Trainer(data(), nn.CrossEntropyLoss(), torch.optim.SGD, student(),
                 [DeviceCB('cpu'), BasicTrainCB(), FrozenModulesCB(teacher=tch), Look()])
     t.fit(1)
-    assert moved == [(torch.device('cpu'),)]
+    assert moved == [()] and seen_to == [{"device": torch.device("cpu"), "dtype": None}]
     assert {s[0] for s in seen} == {True, False} and not any(s[1] or s[2] or s[3] for s in seen)
 
 
@@ -99,6 +99,18 @@ def test_a_submodule_of_the_model_stays_in_eval_mode_across_model_train():
     t.fit(2, lr=0.1)
     assert modes and all(m == (True, False) for m in modes)
     for k, v in model[0].state_dict().items(): assert torch.equal(v, encoder[k]), k  # not trained, stats kept
+
+
+def test_dtype_casts_the_module_for_the_fit():
+    dtypes = []
+
+    class Look(Callback):
+        def before_batch(self, trainer): dtypes.append(trainer.vae[0].weight.dtype)
+
+    tch = teacher()
+    Trainer(data(), nn.CrossEntropyLoss(), torch.optim.SGD, student(),
+            [BasicTrainCB(), FrozenModulesCB(vae=tch, dtype=torch.bfloat16), Look()]).fit(1)
+    assert set(dtypes) == {torch.bfloat16} and tch[0].weight.dtype == torch.bfloat16
 
 
 @pytest.mark.parametrize("save", [False, True])
