@@ -366,3 +366,18 @@ def test_valid_every_and_warmup_count_optimizer_steps_under_grad_accum(make_trai
     t.fit(2, lr=0.05, valid_every=3)
     assert v.at == [3, 6, 8] and cb.total == 8
     assert rec.lrs[:4] == pytest.approx([0, 0.05 / 3, 0.1 / 3, 0.05])
+
+
+def test_a_skipped_step_does_not_move_the_schedule(make_trainer):
+    # As a GradScaler's skipped step (inf gradients): no optimizer step, so trainer.step and the schedule stay.
+    class SkipEveryThird(Callback):
+        claims = ('step',)
+        def step(self, trainer):
+            if trainer.batch_num % 3 != 2: trainer.opt.step()
+
+    rec, cb = StepLRs(), FitSchedulerCB("linear", warmup=2)
+    t = make_trainer([cb, rec, SkipEveryThird()])
+    t.fit(2, lr=0.05)  # 8 batches an epoch, 2 of them skipped: 12 real steps of a schedule sized for 16
+    assert t.step == 12 and cb.total == 16 and cb.scheduler.last_epoch == 12
+    want = stepped_by_hand(lambda opt: hf_schedule("linear", opt, 2, 16), 12)
+    assert rec.lrs == pytest.approx(want, rel=1e-12, abs=1e-15)
