@@ -163,8 +163,9 @@ class FitSchedulerCB(BaseSchedulerCB):
             return
         if schedule not in SHAPES:
             raise ValueError(f"{owner}: unknown schedule {schedule!r}; the named ones are "
-                             f"{', '.join(map(repr, SHAPES))} (each after a linear warmup of `warmup` steps; Hugging Face's constant_with_warmup is "
-                             f"'constant' with warmup=...), or pass a function (opt, total_steps) -> scheduler.")
+                             f"{', '.join(map(repr, SHAPES))} (each after a linear warmup of `warmup` steps; Hugging "
+                             f"Face's constant_with_warmup is 'constant' with warmup=...), or pass a function "
+                             f"(opt, total_steps) -> scheduler.")
         if isinstance(warmup, bool) or not isinstance(warmup, (int, float)) or warmup < 0 or (
                 isinstance(warmup, float) and warmup >= 1):
             raise ValueError(f"{owner}: warmup must be a fraction of the fit in [0, 1) (e.g. 0.1) or a whole number of "
