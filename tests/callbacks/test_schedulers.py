@@ -381,3 +381,18 @@ def test_a_skipped_step_does_not_move_the_schedule(make_trainer):
     assert t.step == 12 and cb.total == 16 and cb.scheduler.last_epoch == 12
     want = stepped_by_hand(lambda opt: hf_schedule("linear", opt, 2, 16), 12)
     assert rec.lrs == pytest.approx(want, rel=1e-12, abs=1e-15)
+
+
+def test_a_resumed_fit_under_grad_accum_continues_the_schedule(make_trainer, recorder, tmp_path):
+    from AIsaac.all import CheckpointCB
+    make = lambda: [FitSchedulerCB("polynomial", warmup=2, power=2.), GradAccumCB(3)]
+    full = make_trainer([*make(), recorder])
+    full.fit(3, lr=0.1)  # 8 batches an epoch: 3 steps (3 + 3 + 2 batches), 9 in all
+    lrs, weights = recorder.lrs, [p.detach().clone() for p in full.model.parameters()]
+    assert full.FitSchedulerCB.total == 9
+    with pytest.raises(KeyboardInterrupt):
+        make_trainer(make()).fit(3, lr=0.1, callbacks=[CheckpointCB(tmp_path, every_n_batches=2), _StopAt((1, 4))])
+    resumed = make_trainer([*make(), recorder])
+    resumed.fit(3, lr=0.1, resume_from=tmp_path, allow_changes=("callbacks",))  # from 4 batches into epoch 1, mid-group
+    assert recorder.lrs == lrs[8 + 4:]
+    for p, q in zip(resumed.model.parameters(), weights): assert torch.equal(p, q)
