@@ -247,3 +247,21 @@ def test_safetensors_missing_names_the_package_and_leaves_no_file(tmp_path, monk
         make().save(tmp_path / "m.safetensors", format="safetensors")
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(ValueError, match="'torch'.*'safetensors'"): make().save(tmp_path / "m", format="onnx")
+
+
+def test_safetensors_refuses_non_tensor_extra_state_naming_the_module(tmp_path):
+    """Issue 33: a module whose get_extra_state returns a dict failed `save(format='safetensors')` with a bare
+    `AttributeError: 'dict' object has no attribute 'detach'`."""
+    class WithExtra(nn.Module):
+        def __init__(self): super().__init__(); self.lin = nn.Linear(5, 3)
+        def forward(self, x): return self.lin(x)
+        def get_extra_state(self): return {"vocab": ["a", "b"]}
+        def set_extra_state(self, state): pass
+    x, y = data()
+    model = nn.Sequential(WithExtra())
+    trainer = Trainer(DataLoaders(TensorLoader(x, y, batch_size=8), None), nn.CrossEntropyLoss(), torch.optim.SGD,
+                      model, [BasicTrainCB()])
+    with pytest.raises(TypeError, match=r"'0\._extra_state' is a dict.*format='torch'"):
+        trainer.save(tmp_path / "m.safetensors", format="safetensors")
+    assert not (tmp_path / "m.safetensors").exists()
+    trainer.save(tmp_path / "m.pt")  # the torch format keeps it
