@@ -138,6 +138,10 @@ def safetensors_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     out: dict[str, torch.Tensor] = {}
     seen: dict[int, tuple] = {}
     for name, t in model.state_dict().items():
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"save(format='safetensors') stores tensors only, but the model's state entry '{name}' is "
+                            f"a {type(t).__name__} (a module's get_extra_state). Save with format='torch' (the "
+                            f"default), which keeps it, or have get_extra_state return a tensor.")
         t = t.detach()
         key = (t.dtype, tuple(t.shape), t.stride(), t.storage_offset())
         ptr = t.untyped_storage().data_ptr() if t.numel() else None
