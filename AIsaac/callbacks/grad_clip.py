@@ -1,6 +1,9 @@
 """`GradClipCB`: clips the gradients by total norm or by value just before each optimizer step."""
 from __future__ import annotations
 
+import math
+import numbers
+
 import torch
 from torch import nn
 
@@ -21,6 +24,14 @@ class GradClipCB(Callback):
         if (max_norm is None) == (max_value is None):
             raise ValueError("GradClipCB needs exactly one of max_norm (clip the total gradient norm, e.g. "
                              "GradClipCB(1.0)) or max_value (clip each gradient element, e.g. GradClipCB(max_value=0.5)).")
+        for name, value, example in (("max_norm", max_norm, "GradClipCB(1.0)"),
+                                     ("max_value", max_value, "GradClipCB(max_value=0.5)"),
+                                     ("norm_type", norm_type, "2.0, or float('inf') for the largest element")):
+            if value is None: continue
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0 or (
+                    name != "norm_type" and not math.isfinite(value)):
+                raise ValueError(f"GradClipCB: {name} must be a number > 0{' (finite)' * (name != 'norm_type')}, "
+                                 f"e.g. {example}; got {value!r}.")
         self.max_norm, self.norm_type, self.max_value = max_norm, norm_type, max_value
         self.last_norm: torch.Tensor | None = None
         self._handles: list[torch.utils.hooks.RemovableHandle] = []

@@ -265,3 +265,14 @@ def test_safetensors_refuses_non_tensor_extra_state_naming_the_module(tmp_path):
         trainer.save(tmp_path / "m.safetensors", format="safetensors")
     assert not (tmp_path / "m.safetensors").exists()
     trainer.save(tmp_path / "m.pt")  # the torch format keeps it
+
+
+def test_load_of_a_file_from_a_newer_aisaac_says_upgrade(tmp_path):
+    """Issue 33 (a checkpoint of a newer format): trainer.load read a newer file's entries as if they were this one's."""
+    from AIsaac.runtime.checkpoint_file import SAVE_FORMAT
+    a = make()
+    path = a.save(tmp_path / "model.pt")
+    state = torch.load(path, weights_only=True)
+    state["format"] = SAVE_FORMAT.rsplit(" ", 1)[0] + " 99"
+    torch.save(state, path)
+    with pytest.raises(CheckpointError, match="written by a newer version of AIsaac.*pip install -U aisaac"): a.load(path)
