@@ -32,10 +32,10 @@ def check_model(model: Any) -> None:
 
 def check_trainer_args(dls: Any, loss_func: Any, opt_func: Any, splitter: Any, model: Any = _NO_MODEL) -> None:
     """Raise for Trainer arguments that could not work, naming the fix (the argument order, where they are swapped)."""
-    # fastai's order, Learner(dls, model, loss_func, opt_func), or other swaps: a module or a built optimizer where
-    # the optimizer's class belongs, a model with parameters or an optimizer class where the loss belongs.
-    if isinstance(opt_func, (nn.Module, torch.optim.Optimizer)) or (
-            isinstance(loss_func, type) and issubclass(loss_func, torch.optim.Optimizer)):
+    # fastai's order, Learner(dls, model, loss_func, opt_func), or other swaps: a module, a loss function or a built
+    # optimizer where the optimizer's class belongs, an optimizer class where the loss belongs.
+    if isinstance(opt_func, (nn.Module, torch.optim.Optimizer)) or getattr(opt_func, "__module__", None) == \
+            "torch.nn.functional" or (isinstance(loss_func, type) and issubclass(loss_func, torch.optim.Optimizer)):
         given = ", ".join(f"{n}={_what(v)}" for n, v in (("loss_func", loss_func), ("opt_func", opt_func)))
         hint = (" an optimizer class or function, like torch.optim.Adam (not a built optimizer)"
                 if isinstance(opt_func, torch.optim.Optimizer) else " an optimizer class, like torch.optim.Adam")

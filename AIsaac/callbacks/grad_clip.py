@@ -27,7 +27,7 @@ class GradClipCB(Callback):
         for name, value, example in (("max_norm", max_norm, "GradClipCB(1.0)"),
                                      ("max_value", max_value, "GradClipCB(max_value=0.5)"),
                                      ("norm_type", norm_type, "2.0, or float('inf') for the largest element")):
-            if value is None: continue
+            if value is None or (name == "norm_type" and value == "inf"): continue  # torch takes 'inf' too
             if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0 or (
                     name != "norm_type" and not math.isfinite(value)):
                 raise ValueError(f"GradClipCB: {name} must be a number > 0{' (finite)' * (name != 'norm_type')}, "
