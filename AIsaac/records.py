@@ -186,7 +186,7 @@ def check_log_name(trainer: Any, name: str) -> None:
         raise TypeError(f"trainer.log(name, value) takes the name as a string; got {type(name).__name__} {name!r}.")
     if not name.strip():
         raise ValueError(f"trainer.log({name!r}, ...) needs a name of letters, digits or underscores, shown in the table "
-                         f"and the epoch log; got an empty one.")
+                         f"and the epoch log; got {'an empty' if not name else 'a blank'} one.")
     if name != name.strip():
         raise ValueError(f"trainer.log({name!r}, ...): the name has leading or trailing spaces, which the table and the "
                          f"CSV would hide; log it as {name.strip()!r}.")
