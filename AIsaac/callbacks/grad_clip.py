@@ -20,7 +20,7 @@ class GradClipCB(Callback):
     for inf/nan gradients is not clipped). `last_norm` is the total norm before the last norm clipping (on the device).
     '''
 
-    def __init__(self, max_norm: float | None = None, norm_type: float = 2.0, max_value: float | None = None):
+    def __init__(self, max_norm: float | None = None, norm_type: float | str = 2.0, max_value: float | None = None):
         if (max_norm is None) == (max_value is None):
             raise ValueError("GradClipCB needs exactly one of max_norm (clip the total gradient norm, e.g. "
                              "GradClipCB(1.0)) or max_value (clip each gradient element, e.g. GradClipCB(max_value=0.5)).")

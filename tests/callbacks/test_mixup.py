@@ -239,7 +239,7 @@ def test_mixing_trains_on_mapping_batches(cb):
     seen = []
 
     class Watch:
-        order = 99
+        order, observes = 99, ("get_loss",)
         def get_loss(self, trainer):
             if trainer.training: seen.append((trainer.xb[0]["pixel_values"].clone(), trainer.yb[0].clone()))
     torch.manual_seed(0)
