@@ -134,7 +134,7 @@ class Trainer(CallbackSet, TrainerVerbs):
     def __init__(self, dls: Any, loss_func: Callable | None, opt_func: Callable, model: nn.Module,
                  callbacks: Iterable[Any] | None = None, splitter: Splitter | None = None):
         """`splitter(model)` cuts the parameters into groups (see AIsaac.models.splitters); None: one group."""
-        check_trainer_args(dls, loss_func, opt_func, splitter)
+        check_trainer_args(dls, loss_func, opt_func, splitter, model)
         self.dls, self.loss_func, self.opt_func, self.model, self.splitter = dls, loss_func, opt_func, model, splitter
         self.opt: Any = None
         self.opts: dict[str, Any] = {}

@@ -151,8 +151,6 @@ def test_a_model_class_is_refused_naming_the_call():
         Trainer(dls, nn.CrossEntropyLoss(), torch.optim.SGD, Net, [BasicTrainCB()]).fit(1)
 
 
-@pytest.mark.xfail(strict=True, reason="needs trainer.py (kernel, being refactored) to pass its model to "
-                                       "check_trainer_args(dls, loss_func, opt_func, splitter, model); fit refuses it")
 def test_a_model_class_is_refused_at_construction():
     with pytest.raises(TypeError, match=r"pass an instance: Linear\(\)"):
         Trainer(DataLoaders(*loaders()), nn.CrossEntropyLoss(), torch.optim.SGD, nn.Linear, [BasicTrainCB()])
