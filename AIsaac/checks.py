@@ -89,3 +89,28 @@ def check_train_loader(dls: Any) -> None:
         raise ValueError("The training loader is empty (0 batches), so the fit would only validate. Check the "
                          "dataset's length, and batch_size with drop_last=True; or pass train=False to validate.")
 
+
+
+def check_validation(valid_every: int | None, valid: bool, run_valid: bool) -> None:
+    """Raise when `valid_every` asks for validations this fit cannot run (no validation loader, or valid=False)."""
+    if valid_every is None or run_valid: return
+    why = "fit(valid=False) turns validation off" if not valid else "the loaders have no validation set (dls.valid is None)"
+    raise ValueError(f"fit(valid_every={valid_every}) validates every {valid_every} optimizer steps, but {why}. Give "
+                     f"DataLoaders a validation loader, or leave valid_every out.")
+
+
+def empty_epoch_error(trainer: Any) -> ValueError:
+    """The error for a training loader that gave no batch in a whole epoch (a stream: one with a length is refused
+    before the fit)."""
+    budget = f", and would never reach max_steps={trainer.max_steps}" if trainer.max_steps is not None else ""
+    return ValueError(f"The training loader gave no batch in epoch {trainer.epoch} (a stream, without a length), so "
+                      f"this fit would train nothing{budget}. Check that the stream yields data (its source, a filter "
+                      f"that drops every row, a shard left empty), or pass train=False to validate only.")
+
+
+def loading_note(trainer: Any, got: bool) -> str:
+    """Where a loader's own error happened, for its note: the phase, the epoch and the batch being loaded."""
+    phase = "training" if trainer.training else "validation"
+    batch = trainer.batch_num + 1 if got else "its first"
+    return (f"Raised by the {phase} loader while loading batch {batch} of epoch {trainer.epoch} (in the dataset, its "
+            f"transforms or the collate function, before any callback saw the batch).")

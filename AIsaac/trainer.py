@@ -13,14 +13,16 @@ import torch
 from torch import nn
 
 from .callback_set import CallbackSet
-from .checks import check_step_phases, check_train_loader, check_trainer_args, fit_lengths
+from .checks import (check_step_phases, check_train_loader, check_trainer_args, check_validation, empty_epoch_error,
+                     fit_lengths, loading_note)
 from .dispatch import Plan, with_cbs
 from .events import EVENTS
-from .exceptions import CancelBatchException, CancelEpochException, CancelFitException
+from .exceptions import CancelBatchException, CancelEpochException, CancelFitException, add_note
 from .records import BatchLosses, Logged, log_value
 from .runtime.batch import loader_length, split_batch
 from .runtime.distributed import Processes
 from .runtime.optimizers import LR, Optimizers, check_lr, fit_optimizers
+from .runtime.messages import inform
 from .runtime.model_state import apply_opt_states
 from .runtime.preemption import catching_preemption
 from .runtime.resume import fit_setup, prepare_resume, replay_batches, restore_checkpoint
@@ -105,6 +107,8 @@ class Trainer(CallbackSet, TrainerVerbs):
         preempt_signals (tuple[int, ...]): Yours to set (SIGTERM, SIGUSR1 by default): signals that stop a fit
             after the current step, checkpointed, `fit` raising `Preempted` (exit code 75; see docs/resume.md).
         preempted (int | None): Set by the trainer: the preempting signal received, or None.
+        checkpoint_dir (Path | None): Set by CheckpointCB at before_fit: the folder this fit's checkpoints go to (a
+            preempted fit says to resume from it); None: this fit writes none.
         loader_rng (dict | None): Set by the trainer: the RNG state the epoch's shuffle began with (for resuming).
         resume_at (dict | None): Set by `fit(resume_from=...)`: the position a resumed fit has yet to reach.
         resuming (bool): Set by `fit`: whether this fit resumed from a checkpoint.
@@ -126,7 +130,7 @@ class Trainer(CallbackSet, TrainerVerbs):
                  "valid_every", "epochs", "run_train", "run_valid", "step", "epoch", "epoch_done", "training",
                  "last_phase", "phase_complete", "dl", "batch_num", "batch", "in_step", "trained_to", "exception", "n_inp",
                  "xb", "yb", "out", "preds", "loss", "logged", "epoch_log", "batch_losses", "model_to_save",
-                 "opt_state", "preempted", "loader_rng", "resume_at", "resuming", "run_id", "setup", "processes",
+                 "opt_state", "preempted", "checkpoint_dir", "loader_rng", "resume_at", "resuming", "run_id", "setup", "processes",
                  "is_main_process", "num_processes", "process_index", "_callbacks", "_methods", "_calls",
                  "_planned_cleanups", "_optimizers", "_count_batches", "_validated_at", "_stop_at", "_train_batches",
                  "_coordinated")
@@ -157,6 +161,7 @@ class Trainer(CallbackSet, TrainerVerbs):
         self.model_to_save: nn.Module | None = None
         self.opt_state: dict[str, Any] | None = None
         self.preempted: int | None = None
+        self.checkpoint_dir: Any = None
         self.loader_rng: dict[str, Any] | None = None
         self.resume_at: dict[str, Any] | None = None
         self.run_id: str | None = None
@@ -208,6 +213,7 @@ class Trainer(CallbackSet, TrainerVerbs):
         added = self.add_callbacks(callbacks) if callbacks else []
         try:
             check_step_phases(self, train, run_valid)
+            check_validation(valid_every, bool(valid), run_valid)
             if train: check_train_loader(self.dls)
             optimizers = fit_optimizers(self._optimizers, self.opt_func, self.model, self.splitter, lr, reset_opt)
             setup = fit_setup(self, n_epochs, optimizers.first, added, max_steps)
@@ -220,7 +226,7 @@ class Trainer(CallbackSet, TrainerVerbs):
             self._optimizers, self.opts, self.opt = optimizers, dict(optimizers.opts), optimizers.single
             # From load: every optimizer starts from its saved state.
             if self.opt_state is not None: apply_opt_states(self.opts, self.opt_state)
-            self.opt_state, self.resuming = None, checkpoint is not None
+            self.opt_state, self.resuming, self.checkpoint_dir = None, checkpoint is not None, None
             with counting_steps(self, optimizers.first) as self._count_batches, \
                     catching_preemption(self, self.preempt_signals):
                 self._fit(checkpoint)
@@ -233,6 +239,9 @@ class Trainer(CallbackSet, TrainerVerbs):
         # Restored after before_fit, once the callbacks have built the schedulers and scalers it loads into.
         if checkpoint is not None: restore_checkpoint(self, checkpoint)
         self._validated_at = self.step
+        if self._budget_spent():  # a requeued job whose fit had finished: nothing trains past the budget
+            return inform(self, f"The checkpoint's fit already took its max_steps={self.max_steps} optimizer steps; "
+                                f"nothing left to train. Pass a larger max_steps to train on.")
         for self.epoch in self.epochs:
             if self.run_train: self._train_epoch()
             elif self.run_valid: self._validate()
@@ -267,23 +276,44 @@ class Trainer(CallbackSet, TrainerVerbs):
     @with_cbs('epoch', CancelEpochException)
     def one_phase(self) -> None:
         """The phase's batches, between `before_epoch` and `after_epoch` (the event names stay the seed's)."""
-        stop = self._stop_at
+        stop, fresh = self._stop_at, False
         if self.training:
             # Made here, after before_epoch, and kept across the epoch's phases: a validation point pauses it.
-            if self._train_batches is None: self._train_batches = self._epoch_batches()
+            if self._train_batches is None:
+                fresh = self.resume_at is None
+                self._train_batches = self._epoch_batches()
             batches = self._train_batches
         else: batches = enumerate(self.dl)
         if self._coordinated: self.processes.begin_phase()
-        for self.batch_num, self.batch in batches:
+        load, got = batches.__next__, False
+        while True:
+            try: self.batch_num, self.batch = load()
+            except StopIteration:
+                if self.training: self.epoch_done = True
+                if fresh and not got: raise empty_epoch_error(self) from None
+                break
+            except Exception as e:  # the loader's own error (a dataset's, a collate's), said where it happened
+                add_note(e, loading_note(self, got))
+                raise
+            got = True
             self.one_batch()
             # A signal: stop after this finished step (with several processes, once they all know: their vote).
             if self.preempted is not None and self.processes.preempt_agreed: raise CancelFitException()
             if self.step >= stop:
-                self.epoch_done = self.batch_num + 1 == loader_length(self.dl)
+                self.epoch_done = self._loader_done(batches)
                 break
-        else:
-            if self.training: self.epoch_done = True
         self.phase_complete = True
+
+    def _loader_done(self, batches: Iterator[tuple[int, Any]]) -> bool:
+        """At a pause in the training batches (a validation point, the step budget): whether the epoch's loader is
+        through. Its length says so first; where it says the end, one more batch is asked for (a stream's length can
+        be wrong), and kept for the next phase if there is one."""
+        n = loader_length(self.dl)
+        if n is None or self.batch_num + 1 < n: return False
+        more = next(batches, None)
+        if more is None: return True
+        self._train_batches = itertools.chain([more], batches)
+        return False
 
     def _epoch_batches(self) -> Iterator[tuple[int, Any]]:
         """`enumerate(self.dl)`, first recording `loader_rng`; resuming, the interrupted epoch's remaining batches."""

@@ -67,16 +67,18 @@ class CheckpointCB(Callback):
         self._pos: tuple[int, int, dict | None] | None = None  # (epoch, batch, loader_rng) the fit could continue from
         self._saved_pos: tuple[int, int] | None = None
         self._ahead = False
+        self._phase_end_rng: dict | None = None
         self._prev_rng: dict | None = None
         self._last_rng: dict | None = None
 
     def before_fit(self, trainer):
-        self._main = trainer.is_main_process
+        self._main, trainer.checkpoint_dir = trainer.is_main_process, self.path
         if self._main:  # a folder that cannot be written fails now, not after the first epoch
             check_writable(self.path, "CheckpointCB")
             remove_stale_temp_files(self.path, trainer.run_id)  # this run's own, whose writer is gone
         # _pos: where the fit could continue from now (the last finished step's batch, trainer.trained_to).
         self._pos, self._saved_pos, self._finished, self._step_saved = None, None, False, -1
+        self._phase_end_rng = None
 
     def before_epoch(self, trainer):
         # A loader that loads a batch ahead loads batch k+1 right after batch k-1's cleanup: the RNG state there is
@@ -104,6 +106,9 @@ class CheckpointCB(Callback):
 
     def cleanup_epoch(self, trainer):
         if self.writer.failed: self.writer.raise_failed()
+        # The RNG states a validation cut short resumes from: the validation is redone from its start, whose loader
+        # draws again (a DataLoader draws a seed at each pass, shuffled or not).
+        if trainer.training and trainer.phase_complete: self._phase_end_rng = get_rng_state()
         # A phase cut short (an error, an interrupt, a cancel): keep the progress now, before cleanup_fit, where
         # SaveBestCB puts the best weights back into the model.
         if not trainer.phase_complete: return self._save_on_the_way_out(trainer)
@@ -125,7 +130,8 @@ class CheckpointCB(Callback):
 
     def _save_on_the_way_out(self, trainer) -> None:
         # The fit stopped early: keep its progress, unless a training step was cut off halfway (its weights are
-        # then neither before nor after that step). The RNG states are those of the moment it stopped.
+        # then neither before nor after that step). The RNG states are those of the moment it stopped (in a
+        # validation, those it began with: the resumed fit redoes it).
         # With several processes only after a preemption, where they all stop at the same point (see the docstring).
         if trainer.num_processes > 1 and trainer.preempted is None: return
         if not self._finished and not trainer.in_step and self._pos is not None and self._pos[:2] != self._saved_pos:
@@ -134,13 +140,14 @@ class CheckpointCB(Callback):
     def _save(self, trainer, at: tuple[int, int]) -> None:
         if at == self._saved_pos: return  # written already (by batches and by steps at once, say)
         fetch_rng = self._prev_rng if self._ahead and at[1] >= 2 else None  # batch `at` loaded after at-2's cleanup
-        processes = trainer.gather_object({"rng": get_rng_state(), "loader_rng": trainer.loader_rng,
-                                           "fetch_rng": fetch_rng})
+        cut_validation = not trainer.training and not trainer.phase_complete and self._phase_end_rng is not None
+        rng = self._phase_end_rng if cut_validation else get_rng_state()
+        processes = trainer.gather_object({"rng": rng, "loader_rng": trainer.loader_rng, "fetch_rng": fetch_rng})
         if processes is None: return  # another process stopped the fit
         epoch, batch = at
         pos = self._pos if self._pos is not None and self._pos[:2] == at else None
         state = trainer_state(trainer, epoch, batch, pos[2] if pos else trainer.loader_rng,
-                              processes, fetch_rng, with_checksum=False)  # a sharded model's: collectives
+                              processes, fetch_rng, with_checksum=False, rng=rng)  # a sharded model's: collectives
         # Written only where this process's last finished step is `at` (a batch cancelled before its end is not).
         if not (self._main and not trainer.in_step and pos): return
         self._saved_pos = at

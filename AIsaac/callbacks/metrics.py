@@ -108,6 +108,7 @@ class MetricsCB(Callback):
         self._chunks: list[torch.Tensor] = []
         self._metric_device: torch.device | None = None
         self._phase_values: dict[str, float] = {}  # the epoch's train metrics and logged values, until it ends
+        self._cut_last = False  # the record's last phase was cut short (a checkpoint now resumes inside the record)
 
     def _all_metrics(self) -> tuple: return (*self.metrics.values(), *self.train_metrics.values())
 
@@ -126,7 +127,7 @@ class MetricsCB(Callback):
                 | ({'valid', *self.metrics} if trainer.run_valid else set()))
 
     def before_epoch(self, trainer):
-        self._phase_training = trainer.training
+        self._phase_training, self._cut_last = trainer.training, False
         self._start = time.perf_counter()
         # Resumed in the middle of this phase: its losses so far came from the checkpoint (load_state_dict).
         if trainer.training and trainer.resume_at is not None: return
@@ -185,7 +186,8 @@ class MetricsCB(Callback):
         '''compute metrics and append to epoch stats'''
         if not trainer.phase_complete:  # interrupted or cancelled: this record gets no row
             self._partial = True
-            if trainer.last_phase: self._record_done = True
+            # A checkpoint written now resumes before this phase, in the same record (see state_dict).
+            if trainer.last_phase: self._record_done, self._cut_last = True, True
             return
         if self._pending: self._chunks.append(torch.stack(self._pending))
         if self._chunks:  # one transfer per phase, not one per batch
@@ -230,7 +232,9 @@ class MetricsCB(Callback):
                 "sizes": list(self._sizes) if in_train else [], "batch_nums": list(self._batch_nums) if in_train else [],
                 # the epoch's values read so far: train metrics and logged values, lr/momentum and phase times
                 "phase_values": dict(self._phase_values), "records": dict(self._records),
-                "record_done": self._record_done}
+                # A record whose last phase was cut short is not over for the fit resumed from here: it redoes that
+                # phase, and the record's row is the uninterrupted fit's.
+                "record_done": self._record_done and not self._cut_last}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.losses_epoch, self.metrics_epoch = list(state["losses_epoch"]), list(state["metrics_epoch"])

@@ -16,13 +16,17 @@ class Preempted(SystemExit):
     """The fit was stopped by a preemption signal after a finished step (its checkpoint written where CheckpointCB
     is); the process exits with `REQUEUE_EXIT_CODE` unless this is caught."""
 
-    def __init__(self, signum: int, step: int):
+    def __init__(self, signum: int, step: int, checkpoint_dir: Any = None):
         super().__init__(REQUEUE_EXIT_CODE)
-        self.signum, self.step = signum, step
+        self.signum, self.step, self.checkpoint_dir = signum, step, checkpoint_dir
 
     def __str__(self) -> str:
-        return (f"Preempted by {signal.Signals(self.signum).name} after optimizer step {self.step}; exit code "
-                f"{REQUEUE_EXIT_CODE} (requeue, then fit(..., resume_from=<the checkpoint folder>)).")
+        said = f"Preempted by {signal.Signals(self.signum).name} after optimizer step {self.step}; exit code " \
+               f"{REQUEUE_EXIT_CODE}"
+        if self.checkpoint_dir is None:
+            return (f"{said}. Nothing was saved: this fit has no CheckpointCB, so a requeued job starts over. Add "
+                    f"CheckpointCB('ckpt') to the fit's callbacks and fit(..., resume_from='ckpt') to continue instead.")
+        return f"{said} (requeue, then fit(..., resume_from={str(self.checkpoint_dir)!r}))."
 
 
 @contextlib.contextmanager
@@ -44,6 +48,6 @@ def catching_preemption(trainer: Any, signals: tuple[int, ...]) -> Iterator[None
     finally:
         for s, h in previous.items(): signal.signal(s, h)
     if trainer.preempted is not None:
-        stop = Preempted(trainer.preempted, trainer.step)
+        stop = Preempted(trainer.preempted, trainer.step, trainer.checkpoint_dir)
         warnings.warn(str(stop), RuntimeWarning, stacklevel=4)  # said where a job's log shows it
         raise stop

@@ -153,7 +153,9 @@ def test_saves_every_n_batches_and_every_epoch_and_keeps_the_newest(tmp_path):
     class Spy(Callback):
         order = 200  # after CheckpointCB
 
-        def after_batch(self, trainer): written.append(sorted(plain(p.name) for p in tmp_path.iterdir()))
+        def after_batch(self, trainer):
+            trainer.CheckpointCB.writer.wait()  # the write in the background complete
+            written.append(sorted(plain(p.name) for p in tmp_path.iterdir()))
 
     trainer = make_trainer()
     trainer.fit(2, lr=1e-2, callbacks=[CheckpointCB(tmp_path, every_n_batches=4, keep=2), Spy()])

@@ -26,6 +26,7 @@ class MarkAndWait(Callback):
     def before_batch(self, t):
         # CheckpointCB saved at the previous batch's cleanup: the file is on disk when the marker appears.
         if t.training and t.process_index == 0 and (t.epoch, t.batch_num) == KILL_AT:
+            if (cb := t.named_callbacks.get("CheckpointCB")) is not None: cb.writer.wait()  # written in the background
             tmp = self.path.with_suffix(".tmp")
             tmp.write_text(f"{t.step}")
             os.replace(tmp, self.path)  # whole when it appears: the test kills as soon as it sees it

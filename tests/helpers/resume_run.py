@@ -55,6 +55,8 @@ class HangCB(Callback):
 
     def after_batch(self, trainer):
         if (trainer.epoch, trainer.batch_num) == self.at:
+            # CheckpointCB writes in the background: its last checkpoint is on disk before the kill.
+            if (cb := trainer.named_callbacks.get("CheckpointCB")) is not None: cb.writer.wait()
             with open(self.marker, "w") as f: f.write("ready")
             time.sleep(120)
 
