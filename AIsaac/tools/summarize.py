@@ -54,13 +54,36 @@ def rows_html(rows: Sequence[tuple[str, ...]], columns: tuple[str, ...] = COLUMN
     return html_table(columns, rows)
 
 
+def _cell() -> int | None:
+    """The number of the notebook cell running now (None outside a notebook)."""
+    if not in_notebook(): return None
+    import IPython
+    return getattr(IPython.get_ipython(), "execution_count", None)
+
+
+class CallbackRows(list):
+    """The rows of `summarize_callbacks`, a list of (Step, Callback, Doc String); in a notebook, the value of a cell
+    shows as the table, except in the cell that has just shown it (so the table appears once, not as a table and
+    then a list)."""
+
+    shown_in: int | None = None
+
+    def _ipython_display_(self) -> None:
+        if self.shown_in is not None and self.shown_in == _cell(): return
+        from IPython.display import HTML, display
+        display(HTML(rows_html(self)))
+
+
 def summarize_callbacks(trainer: Trainer, show: bool = True) -> list[tuple[str, str, str]]:
-    """Show (HTML in a notebook, else text) and return the rows (Step, Callback, Doc String): who runs at each event."""
-    rows = callback_rows(trainer)
+    """Show (HTML in a notebook, else text) and return the rows (Step, Callback, Doc String): who runs at each event.
+
+    In a notebook the table shows once: the rows returned are not shown again as the cell's value."""
+    rows = CallbackRows(callback_rows(trainer))
     if show:
         if in_notebook():
             from IPython.display import HTML, display
             display(HTML(rows_html(rows)))
+            rows.shown_in = _cell()
         else: print(format_rows(rows))
     return rows
 
