@@ -47,8 +47,8 @@ OPTIONS = {"Trainer": ("inherited_members: true",)}
 # A short example of each headline class, shown under its name and before its constructor. `trainer`, `dls`,
 # `model` are the reader's; each example is Python that compiles (tests/docs/test_api_pages.py).
 EXAMPLES = {
-    "Trainer": "trainer = Trainer(dls, nn.CrossEntropyLoss(), torch.optim.AdamW, model,\n"
-               "                  callbacks=[DeviceCB(), BasicTrainCB(), MetricsCB(Accuracy=Accuracy()), ProgressCB()])\n"
+    "Trainer": "cbs = [DeviceCB(), BasicTrainCB(), MetricsCB(acc=Accuracy()), ProgressCB()]\n"
+               "trainer = Trainer(dls, nn.CrossEntropyLoss(), torch.optim.AdamW, model, cbs)\n"
                "trainer.fit(3, lr=1e-3)",
     "TrainerVerbs": "trainer.lr_find().suggestion\ntrainer.summarize_callbacks()\ntrainer.freeze()",
     "Callback": "class PrintLossCB(Callback):\n    order = Order.LOGGER\n"
@@ -62,34 +62,41 @@ EXAMPLES = {
     "Logged": "trainer.log('kl', kl)   # any value, from any callback: table, epoch_log, trackers",
     "CancelBatchException": "class SkipEmptyCB(Callback):\n    def before_batch(self, trainer):\n"
                             "        if len(trainer.batch[0]) == 0: raise CancelBatchException()",
-    "BasicTrainCB": "Trainer(dls, loss_func, opt_func, model, [DeviceCB(), BasicTrainCB(), MetricsCB()])\n"
+    "BasicTrainCB": "cbs = [DeviceCB(), BasicTrainCB(), MetricsCB()]\n"
+                    "trainer = Trainer(dls, loss_func, opt_func, model, cbs)\n"
                     "BasicTrainCB(n_inp=2)   # two inputs: model(x1, x2); the rest of the batch are targets",
     "MomentumTrainCB": "trainer.fit(3, callbacks=[MomentumTrainCB(0.9)])   # instead of BasicTrainCB",
     "GradAccumCB": "trainer.fit(3, callbacks=[GradAccumCB(4)])   # one optimizer step per 4 batches",
     "GradClipCB": "trainer.fit(3, callbacks=[GradClipCB(1.0)])   # clip the gradients' norm before each real step",
     "MixedPrecisionCB": "trainer.fit(3, callbacks=[MixedPrecisionCB(torch.bfloat16)])   # float16 adds a scaler",
     "CompileCB": "trainer.fit(3, callbacks=[CompileCB()])   # torch.compile for the fit, eager if it fails",
-    "CudaGraphCB": "Trainer(dls, loss_func, functools.partial(torch.optim.Adam, capturable=True), model,\n"
-                   "        [CudaGraphCB(), DeviceCB(), MetricsCB()])",
+    "CudaGraphCB": "opt_func = functools.partial(torch.optim.Adam, capturable=True)\n"
+                   "cbs = [CudaGraphCB(), DeviceCB(), MetricsCB()]\n"
+                   "Trainer(dls, loss_func, opt_func, model, cbs)",
     "DeviceCB": "DeviceCB()          # CUDA, MPS or CPU, whichever is there\nDeviceCB('cpu')",
-    "AccelerateCB": "Trainer(dls, loss_func, opt_func, model, [AccelerateCB(mixed_precision='bf16'), DeviceCB(),\n"
-                    "                                          MetricsCB(), ProgressCB()])",
-    "CoreCBs": "Trainer(dls, nn.CrossEntropyLoss(), torch.optim.AdamW, model, [CoreCBs(Accuracy=Accuracy())])",
+    "AccelerateCB": "cbs = [AccelerateCB(mixed_precision='bf16'), DeviceCB(), MetricsCB()]\n"
+                    "Trainer(dls, loss_func, opt_func, model, cbs)   # python, torchrun or accelerate launch",
+    "CoreCBs": "cbs = [CoreCBs(Accuracy=Accuracy())]   # DeviceCB, BasicTrainCB, MetricsCB, ...\n"
+               "Trainer(dls, nn.CrossEntropyLoss(), torch.optim.AdamW, model, cbs)",
     "MetricsCB": "trainer.fit(3, callbacks=[MetricsCB(Accuracy=Accuracy())])\n"
-                 "trainer.epoch_log            # {'epoch': 2, 'train': ..., 'valid': ..., 'Accuracy': ...}\n"
-                 "trainer.MetricsCB.plot()     # the losses and metrics",
+                 "trainer.epoch_log         # {'epoch': 2, 'train': ..., 'valid': ...}\n"
+                 "trainer.MetricsCB.plot()  # the losses and metrics",
     "ProgressCB": "trainer.fit(3, callbacks=[ProgressCB()])   # bars and the epoch table (HTML in a notebook)",
     "ActivationStatsCB": "trainer.fit(1, callbacks=[ActivationStatsCB()])\n"
                          "trainer.ActivationStatsCB.color_dim()",
-    "HooksCallback": "def record_mean(hook, module, inputs, output): hook.mean = output.mean().item()\n\n"
+    "HooksCallback": "def record_mean(hook, module, inputs, output):\n"
+                     "    hook.mean = output.mean().item()\n\n"
                      "trainer.fit(1, callbacks=[HooksCallback(record_mean)])",
     "ProfileCB": "trainer.profile(1)   # fits under ProfileCB and prints its table",
     "BatchSchedulerCB": "trainer.fit(5, lr=1e-2, callbacks=[OneCycleSchedulerCB()])\n"
-                        "trainer.fit(5, callbacks=[EpochSchedulerCB(functools.partial(StepLR, step_size=2))])\n"
+                        "step_lr = functools.partial(StepLR, step_size=2)\n"
+                        "trainer.fit(5, callbacks=[EpochSchedulerCB(step_lr)])\n"
                         "trainer.fit(5, callbacks=[WarmupCosineSchedulerCB(warmup=0.1)])",
-    "FitSchedulerCB": "class LinearDecayCB(FitSchedulerCB):   # sized by the fit: its optimizer steps\n"
-                      "    def build(self, opt, total): return LinearLR(opt, 1.0, 0.01, total_iters=total)",
-    "ReduceLROnPlateauCB": "trainer.fit(10, callbacks=[ReduceLROnPlateauCB(monitor='valid', factor=0.1, patience=2)])",
+    "FitSchedulerCB": "class LinearDecayCB(FitSchedulerCB):   # sized by the fit\n"
+                      "    def build(self, opt, total):\n"
+                      "        return LinearLR(opt, 1.0, 0.01, total_iters=total)",
+    "ReduceLROnPlateauCB": "plateau = ReduceLROnPlateauCB(monitor='valid', factor=0.1, patience=2)\n"
+                           "trainer.fit(10, callbacks=[plateau])",
     "LRFinderCB": "trainer.fit(3, lr=trainer.lr_find().suggestion)   # lr_find runs LRFinderCB",
     "CheckpointCB": "trainer.fit(5, callbacks=[CheckpointCB('ckpt', every_n_batches=500)])\n"
                     "trainer.fit(5, resume_from='ckpt')   # exact resume, mid-epoch included",
@@ -113,10 +120,12 @@ EXAMPLES = {
     "MLflowLoggerCB": "trainer.fit(2, callbacks=[MLflowLoggerCB(run_name='conv-fashion')])",
     "WandbLoggerCB": "trainer.fit(2, callbacks=[WandbLoggerCB(project='fashion', mode='offline')])",
     "OptunaPruningCB": "trainer.fit(5, lr=lr, callbacks=[OptunaPruningCB(trial, monitor='valid')])",
-    "DataLoaders": "dls = DataLoaders.from_tensors((x_train, y_train), (x_valid, y_valid), batch_size=64)\n"
+    "DataLoaders": "dls = DataLoaders.from_tensors((x_train, y_train), (x_valid, y_valid), 64)\n"
                    "dls = DataLoaders.from_dataset_dict(dd.with_transform(normalize), 64)\ndls.show_batch()",
-    "TensorLoader": "dls = DataLoaders.from_tensors((x_train, y_train), (x_valid, y_valid), 64, device='cuda')",
-    "DictCollate": "DataLoaders.from_dataset_dict(dd, 32, inputs=['input_ids'], targets=['label'])",
+    "TensorLoader": "dls = DataLoaders.from_tensors((x_train, y_train), (x_valid, y_valid), 64,\n"
+                    "                               device='cuda')   # TensorLoaders on the GPU",
+    "DictCollate": "DataLoaders.from_dataset_dict(dd, 32, inputs=['input_ids'],\n"
+                   "                              targets=['label'])",
     "LRFindResult": "result = trainer.lr_find()\ntrainer.fit(3, lr=result.suggestion)",
     "Predictions": "preds, targets = trainer.get_preds()",
     "PredictionCB": "preds, targets = trainer.get_preds(tta=[TF.hflip])",
@@ -125,7 +134,7 @@ EXAMPLES = {
     "PPDict": "trainer.epoch_log",
     "Mean": "m = Mean().update(torch.tensor(2.0)).update(torch.tensor(4.0))\nm.compute()   # tensor(3.)",
     "Accuracy": "trainer.fit(3, callbacks=[MetricsCB(Accuracy=Accuracy())])",
-    "Hooks": "with Hooks(model, lambda hook, mod, inp, out: print(mod, out.shape)): model(xb)",
+    "Hooks": "with Hooks(model, lambda hook, mod, inp, out: print(out.shape)):\n    model(xb)",
     "Preempted": "trainer.fit(10, callbacks=[CheckpointCB('ckpt')])   # SIGTERM: saves, raises Preempted (exit 75)",
     "OneProcess": "trainer.is_main_process, trainer.num_processes",
 }
@@ -185,12 +194,25 @@ def nav_block(mods: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def fitted(code: str, width: int = 76) -> str:
+    """`code` with the comment of a line longer than `width` moved to a line of its own above it (the page shows
+    about 76 characters of a code line)."""
+    out = []
+    for line in code.splitlines():
+        code_part, sep, comment = line.partition("   # ")
+        if len(line) > width and sep:
+            indent = line[:len(line) - len(line.lstrip())]
+            out += [f"{indent}# {comment}", code_part.rstrip()]
+        else: out.append(line)
+    return "\n".join(out)
+
+
 def page_text(module: str) -> str:
     """The Markdown of `module`'s API page: each headline object with its example, then the rest of the module."""
     names = headline(module)
     parts = [f"# {', '.join(f'`{n}`' for n in names)}\n" if names else f"# `AIsaac.{module}`\n"]
     for name in names:
-        if name in EXAMPLES: parts.append(f"```python\n{EXAMPLES[name]}\n```\n")
+        if name in EXAMPLES: parts.append(f"```python\n{fitted(EXAMPLES[name])}\n```\n")
         options = "".join(f"      {o}\n" for o in ("show_root_heading: true", "show_root_full_path: false",
                                                  *OPTIONS.get(name, ())))
         parts.append(f"::: AIsaac.{module}.{name}\n    options:\n{options}")
