@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import sys
 
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Sequence
@@ -55,23 +56,24 @@ def rows_html(rows: Sequence[tuple[str, ...]], columns: tuple[str, ...] = COLUMN
 
 
 def _cell() -> int | None:
-    """The number of the notebook cell running now (None outside a notebook)."""
-    if not in_notebook(): return None
-    import IPython
-    return getattr(IPython.get_ipython(), "execution_count", None)
+    """The number of the IPython cell running now (None outside IPython)."""
+    ipython = sys.modules.get("IPython")
+    return getattr(ipython.get_ipython(), "execution_count", None) if ipython is not None else None
 
 
 class CallbackRows(list):
-    """The rows of `summarize_callbacks`, a list of (Step, Callback, Doc String); in a notebook, the value of a cell
-    shows as the table, except in the cell that has just shown it (so the table appears once, not as a table and
-    then a list)."""
+    """The rows of `summarize_callbacks`, a list of (Step, Callback, Doc String). As the value of an IPython cell
+    they show as the table (HTML in a notebook, else text), except in the cell that has just shown it: the table
+    appears once, not as a table and then a list."""
 
     shown_in: int | None = None
 
     def _ipython_display_(self) -> None:
         if self.shown_in is not None and self.shown_in == _cell(): return
-        from IPython.display import HTML, display
-        display(HTML(rows_html(self)))
+        if in_notebook():
+            from IPython.display import HTML, display
+            display(HTML(rows_html(self)))
+        else: print(format_rows(self))
 
 
 def summarize_callbacks(trainer: Trainer, show: bool = True) -> list[tuple[str, str, str]]:
@@ -83,8 +85,8 @@ def summarize_callbacks(trainer: Trainer, show: bool = True) -> list[tuple[str, 
         if in_notebook():
             from IPython.display import HTML, display
             display(HTML(rows_html(rows)))
-            rows.shown_in = _cell()
         else: print(format_rows(rows))
+        rows.shown_in = _cell()
     return rows
 
 def summarize_model(trainer: Trainer, show: bool = True, **torchinfo_kwargs: Any):
