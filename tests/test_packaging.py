@@ -225,3 +225,9 @@ def test_setup_sh_makes_an_editable_install_type_checkers_see():
     """setuptools' default editable install is an import hook mypy and pyright cannot follow; compat is a .pth path."""
     setup = (ROOT / "setup.sh").read_text()
     assert re.search(r"pip_install -e \S+ --config-settings editable_mode=compat", setup)
+
+
+def test_readme_says_how_long_the_demo_takes_on_a_cpu_and_its_quick_run():
+    assert re.search(r"On a CPU it takes about \d+ minutes", README)
+    quick = re.search(r"`aisaac demo ([^`]+)` is the quick run", README)
+    assert quick and "--n-train" in quick.group(1) and "--epochs 1" in quick.group(1)
