@@ -15,6 +15,7 @@ from .callbacks.cuda_graph import CudaGraphCB
 from .callbacks.device import DeviceCB
 from .callbacks.early_stopping import EarlyStoppingCB
 from .callbacks.ema import EMACB, SWACB
+from .callbacks.frozen_modules import FrozenModulesCB
 from .callbacks.grad_accum import GradAccumCB
 from .callbacks.grad_clip import GradClipCB
 from .callbacks.hooks_callback import HooksCallback
@@ -34,9 +35,10 @@ from .callbacks.profile import ProfileCB
 from .callbacks.progress import ProgressCB
 from .callbacks.save_best import SaveBestCB
 from .callbacks.schedulers import (BaseSchedulerCB, BatchSchedulerCB, EpochSchedulerCB, FitSchedulerCB, OneCycleSchedulerCB,
-                                  WarmupCosineSchedulerCB, warmup_cosine)
+                                  WarmupCosineSchedulerCB, warmup_cosine, warmup_decay)
 from .callbacks.tensorboard import TensorBoardCB
 from .callbacks.terminate_on_nan import TerminateOnNaNCB
+from .callbacks.throughput import ThroughputCB
 from .callbacks.wandb_logger import WandbLoggerCB
 from .data.columns import DictCollate
 from .data.dataset_dict import sample_dataset_dict
@@ -91,8 +93,10 @@ __all__ = [
     "OneCycleSchedulerCB", "TensorBoardCB", "TerminateOnNaNCB", "LoggerCB", "MLflowLoggerCB", "WandbLoggerCB",
     "OptunaPruningCB", "epoch_scalars", "fit_hparams", "optimizer_records",
     # issue 20: schedules over the fit, plateaus, weight averaging, batch transforms
-    "FitSchedulerCB", "WarmupCosineSchedulerCB", "warmup_cosine", "ReduceLROnPlateauCB", "EMACB", "SWACB",
+    "FitSchedulerCB", "WarmupCosineSchedulerCB", "warmup_cosine", "warmup_decay", "ReduceLROnPlateauCB", "EMACB", "SWACB",
     "BatchTransformCB", "MixUpCB", "CutMixCB",
+    # issue 34: throughput, modules a fit uses but does not train
+    "ThroughputCB", "FrozenModulesCB",
     # metrics
     "Accuracy", "Mean",
     # data

@@ -32,14 +32,16 @@ class CallbackSet:
         BatchTransformCB: _all.BatchTransformCB; CheckpointCB: _all.CheckpointCB; CompileCB: _all.CompileCB
         CoreCBs: _all.CoreCBs; CSVLoggerCB: _all.CSVLoggerCB; CudaGraphCB: _all.CudaGraphCB; CutMixCB: _all.CutMixCB
         DeviceCB: _all.DeviceCB; EarlyStoppingCB: _all.EarlyStoppingCB; EMACB: _all.EMACB
-        EpochSchedulerCB: _all.EpochSchedulerCB; FitSchedulerCB: _all.FitSchedulerCB; GradAccumCB: _all.GradAccumCB
+        EpochSchedulerCB: _all.EpochSchedulerCB; FitSchedulerCB: _all.FitSchedulerCB; FrozenModulesCB: _all.FrozenModulesCB
+        GradAccumCB: _all.GradAccumCB
         GradClipCB: _all.GradClipCB; HooksCallback: _all.HooksCallback; LoggerCB: _all.LoggerCB
         LRFinderCB: _all.LRFinderCB; MetricsCB: _all.MetricsCB; MixedPrecisionCB: _all.MixedPrecisionCB
         MixUpCB: _all.MixUpCB; MLflowLoggerCB: _all.MLflowLoggerCB; MomentumTrainCB: _all.MomentumTrainCB
         MonitorCB: _all.MonitorCB; OneBatchCB: _all.OneBatchCB; OneCycleSchedulerCB: _all.OneCycleSchedulerCB
         OptunaPruningCB: _all.OptunaPruningCB; ProfileCB: _all.ProfileCB; ProgressCB: _all.ProgressCB
         ReduceLROnPlateauCB: _all.ReduceLROnPlateauCB; SaveBestCB: _all.SaveBestCB; SWACB: _all.SWACB
-        TensorBoardCB: _all.TensorBoardCB; TerminateOnNaNCB: _all.TerminateOnNaNCB; WandbLoggerCB: _all.WandbLoggerCB
+        TensorBoardCB: _all.TensorBoardCB; TerminateOnNaNCB: _all.TerminateOnNaNCB; ThroughputCB: _all.ThroughputCB
+        WandbLoggerCB: _all.WandbLoggerCB
         WarmupCosineSchedulerCB: _all.WarmupCosineSchedulerCB
 
     # ---- running events ----

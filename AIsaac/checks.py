@@ -3,14 +3,45 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+from torch import nn
+
 from .events import EXCLUSIVE_PHASES
 from .exceptions import CallbackSetupError
 from .runtime.args import whole_number
 from .runtime.batch import loader_length
 
 
-def check_trainer_args(dls: Any, loss_func: Any, opt_func: Any, splitter: Any) -> None:
-    """Raise for Trainer arguments that could not work, naming the fix."""
+ORDER = "Trainer(dls, loss_func, opt_func, model, callbacks)"
+_NO_MODEL = object()
+
+
+def _what(obj: Any) -> str:
+    return f"the class {obj.__name__}" if isinstance(obj, type) else f"a {type(obj).__name__}"
+
+
+def check_model(model: Any) -> None:
+    """Raise for a model that is not a module instance (a class passed uncalled, an optimizer in its place)."""
+    if isinstance(model, type):
+        if issubclass(model, torch.optim.Optimizer) or not issubclass(model, nn.Module):
+            raise TypeError(f"model is {_what(model)}, not a model: the arguments go {ORDER} (fastai's Learner takes "
+                            f"the model second; AIsaac takes it fourth).")
+        raise TypeError(f"model is the class {model.__name__}; pass an instance: {model.__name__}() (with its "
+                        f"arguments).")
+
+
+def check_trainer_args(dls: Any, loss_func: Any, opt_func: Any, splitter: Any, model: Any = _NO_MODEL) -> None:
+    """Raise for Trainer arguments that could not work, naming the fix (the argument order, where they are swapped)."""
+    # fastai's order, Learner(dls, model, loss_func, opt_func), or other swaps: a module, a loss function or a built
+    # optimizer where the optimizer's class belongs, an optimizer class where the loss belongs.
+    if isinstance(opt_func, (nn.Module, torch.optim.Optimizer)) or getattr(opt_func, "__module__", None) == \
+            "torch.nn.functional" or (isinstance(loss_func, type) and issubclass(loss_func, torch.optim.Optimizer)):
+        given = ", ".join(f"{n}={_what(v)}" for n, v in (("loss_func", loss_func), ("opt_func", opt_func)))
+        hint = (" an optimizer class or function, like torch.optim.Adam (not a built optimizer)"
+                if isinstance(opt_func, torch.optim.Optimizer) else " an optimizer class, like torch.optim.Adam")
+        raise TypeError(f"The Trainer's arguments go {ORDER}, with opt_func{hint}; got {given}. fastai's Learner "
+                        f"takes (dls, model, loss_func, opt_func): reorder them.")
+    if model is not _NO_MODEL: check_model(model)
     if not callable(opt_func):
         raise TypeError(f"opt_func must be callable, like torch.optim.Adam or functools.partial(torch.optim.SGD, "
                         f"momentum=0.9); got {type(opt_func).__name__}.")
@@ -40,7 +71,8 @@ def fit_lengths(n_epochs: Any, max_steps: Any, valid_every: Any, train: bool) ->
 
 
 def check_step_phases(trainer: Any, train: bool, valid: bool) -> None:
-    """Raise before any event when the fit could not train or would silently do nothing."""
+    """Raise before any event when the fit could not train or would silently do nothing (or has no model to run)."""
+    check_model(trainer.model)  # the Trainer does not pass its model to check_trainer_args yet
     phases = EXCLUSIVE_PHASES if train else ("predict", "get_loss") if valid else ()
     missing = [ev for ev in phases if not any(ev not in getattr(getattr(m, "__self__", m), "observes", ())
                                               for m in trainer.plan.get(ev, ()))]

@@ -18,8 +18,10 @@ PlanWrapper = Callable[[str, str, Callable], Callable]
 class with_cbs:
     """Decorator: run `before_{nm}`, the function, `after_{nm}`; `exception` skips the rest; `cleanup_{nm}` always runs.
 
-    Every callback's `cleanup_{nm}` runs even when one of them raises (`o.run_cleanup`); an error already on its way
-    out is the one that propagates, with the cleanup errors attached to it as notes.
+    On a Trainer, the scope's end goes through `Trainer._end_scope`: `trainer.exception` is set to what ended the scope
+    (the caught cancel, an error, a KeyboardInterrupt; None when it ended normally), the processes agree on it, and
+    every callback's `cleanup_{nm}` runs even when one of them raises; an error already on its way out is the one
+    that propagates, with the cleanup errors attached to it as notes. Any other object: `o.run_callbacks(cleanup)`.
     """
 
     def __init__(self, nm: str, exception: type[BaseException]):
@@ -32,29 +34,29 @@ class with_cbs:
 
         @functools.wraps(f)
         def _f(o, *args, **kwargs):
+            ended: BaseException | None = None
             try:
                 try:
                     o.run_callbacks(before)
                     if args or kwargs: f(o, *args, **kwargs)
                     else: f(o)  # the loop's own calls (one_batch, one_phase): no argument tuple to unpack
                     o.run_callbacks(after)
-                except exception: pass
+                except exception as e: ended = e
             except BaseException as e:
-                _cleanup(o, cleanup, e)
+                _end(o, cleanup, e)
                 raise
-            # A trainer lists the cleanup events that have methods (`_planned_cleanups`): the others cost nothing.
-            try: planned = o._planned_cleanups
-            except AttributeError: _cleanup(o, cleanup, None)
+            if ended is None: _end(o, cleanup, None)
             else:
-                if cleanup in planned: o.run_cleanup(cleanup)
+                try: _end(o, cleanup, ended)
+                finally: ended = None  # its traceback holds this frame: no reference cycle through it
         return _f
 
 
-def _cleanup(o: Any, name: str, pending: BaseException | None) -> None:
-    # A Trainer runs every cleanup (run_cleanup); any other object with run_callbacks is served by that.
-    run = getattr(o, "run_cleanup", None)
-    if run is not None: run(name, pending)
-    else: o.run_callbacks(name)
+def _end(o: Any, cleanup: str, ended: BaseException | None) -> None:
+    # A Trainer ends its scopes itself (Trainer._end_scope); any other object with run_callbacks is served by that.
+    try: end = o._end_scope
+    except AttributeError: o.run_callbacks(cleanup)
+    else: end(cleanup, ended)
 
 
 def run_callbacks(callbacks: Iterable[Any], event: str | Iterable[str], trainer: Any = None) -> None:
@@ -63,15 +65,15 @@ def run_callbacks(callbacks: Iterable[Any], event: str | Iterable[str], trainer:
     The one-off form, for use outside a `Trainer`; a trainer runs from its prepared plan instead.
     """
     events = (event,) if isinstance(event, str) else tuple(event)
-    cbs = flatten_callbacks(callbacks)
+    cbs = sorted(flatten_callbacks(callbacks), key=callback_order)
     for ev in events:
-        for cb in sorted(cbs, key=lambda c: callback_order(c, ev)):
+        for cb in cbs:
             method = event_methods(cb, ev)
             if method is not None: method(trainer)
 
 
 def build_plan(callbacks: list[Any], events: tuple[str, ...] = EVENTS) -> dict[str, tuple[Callable, ...]]:
-    """Per event, the tuple of bound methods to call, sorted by `order` (stable; `event_orders` where given), claims
+    """Per event, the tuple of bound methods to call, sorted by `order` (stable: ties keep the order added), claims
     applied.
 
     When one callback `claims` a phase only it runs there; two claims on one phase raise CallbackSetupError. Callbacks
@@ -80,8 +82,8 @@ def build_plan(callbacks: list[Any], events: tuple[str, ...] = EVENTS) -> dict[s
     observing nor yielding it get a warning (it runs twice).
     """
     plan = {}
+    ordered = sorted(callbacks, key=callback_order)  # stable: ties keep the order added
     for ev in events:
-        ordered = sorted(callbacks, key=lambda cb: callback_order(cb, ev))  # stable: ties keep the order added
         doers = [(cb, m) for cb in ordered if (m := event_methods(cb, ev)) is not None]
         if ev in EXCLUSIVE_PHASES:
             claimers = [cb for cb, _ in doers if ev in getattr(cb, "claims", ())]

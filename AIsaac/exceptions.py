@@ -46,7 +46,6 @@ class CallbackError(RuntimeError):
 
 
 _TYPED: dict[type, type | None] = {}
-_HEAP_TYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class made at run time (in Python, or by a C extension's PyType_FromSpec)
 # Kept by the exception machinery itself (the chain, the traceback, `args`), not copied from the original.
 _OWN = frozenset({"args", "__traceback__", "__context__", "__cause__", "__suppress_context__", "__dict__",
                   "__weakref__", "__notes__"})
@@ -82,10 +81,10 @@ def _copy_state(error: BaseException, original: BaseException) -> None:
     error.args = original.args  # a handler reading `e.args[0]` (a KeyError's key) reads what the original held
 
 
-def _static_base(cls: type) -> type:
-    """The first class of `cls`'s layout chain that is not made at run time (OSError, RuntimeError...): the only one
-    whose `__new__` Python accepts for `cls` ("X.__new__(Y) is not safe" otherwise)."""
-    while cls.__flags__ & _HEAP_TYPE and cls.__base__ is not None: cls = cls.__base__
+def _builtin_base(cls: type) -> type:
+    """The first built-in class of `cls`'s layout chain (OSError, RuntimeError...): the one whose `__new__` Python
+    accepts for `cls` ("X.__new__(Y) is not safe" otherwise)."""
+    while cls.__module__ != "builtins" and cls.__base__ is not None: cls = cls.__base__
     return cls
 
 
@@ -102,7 +101,7 @@ def callback_error(callback: str, event: str, where: str, original: BaseExceptio
     typed = _typed_class(type(original))
     if typed is not None:
         try:
-            error: Any = _static_base(typed).__new__(typed, *original.args)
+            error: Any = _builtin_base(typed).__new__(typed, *original.args)
             CallbackError.__init__(error, callback, event, where, original)
             _copy_state(error, original)
             return error

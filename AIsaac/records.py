@@ -180,7 +180,20 @@ def log_value(trainer: Any, name: str, value: Any) -> None:
 
 def check_log_name(trainer: Any, name: str) -> None:
     """Refuse a `trainer.log` name that would replace a loss, a metric, the epoch or step number, or a record of the run
-    in `epoch_log` (early stopping and save-best would then decide on it)."""
+    in `epoch_log` (early stopping and save-best would then decide on it), or that is empty, padded with spaces, or
+    begins with 'train_' (where a training value's key and a validation value's would meet)."""
+    if not isinstance(name, str):
+        raise TypeError(f"trainer.log(name, value) takes the name as a string; got {type(name).__name__} {name!r}.")
+    if not name.strip():
+        raise ValueError(f"trainer.log({name!r}, ...) needs a name of letters, digits or underscores, shown in the table "
+                         f"and the epoch log; got {'an empty' if not name else 'a blank'} one.")
+    if name != name.strip():
+        raise ValueError(f"trainer.log({name!r}, ...): the name has leading or trailing spaces, which the table and the "
+                         f"CSV would hide; log it as {name.strip()!r}.")
+    if name.startswith("train_"):
+        raise ValueError(f"trainer.log({name!r}, ...): 'train_' is the prefix the epoch log gives values logged in "
+                         f"training (log('x') in training shows as 'train_x'), so this name would meet one of those; "
+                         f"log '{name[6:]}' instead (in training it shows as '{name}').")
     key = ("train_" if trainer.training else "") + name
     taken = {"epoch", "step", "train", "valid"}
     for cb in trainer.cbs:

@@ -1,6 +1,6 @@
 """`Trainer`: the training loop, in which every piece of work is a callback event. It reads in call order: `fit` ->
 `_fit` -> `_train_epoch` -> `run_phase` -> `one_phase` -> `one_batch`; the callback set, the verbs users call around a
-fit and the one-process defaults are its bases (callback_set.py, verbs.py, runtime/distributed.py)."""
+fit are its bases (callback_set.py, verbs.py); the processes it runs on are `trainer.processes` (runtime/distributed.py)."""
 from __future__ import annotations
 
 import itertools
@@ -19,7 +19,7 @@ from .events import EVENTS
 from .exceptions import CancelBatchException, CancelEpochException, CancelFitException
 from .records import BatchLosses, Logged, log_value
 from .runtime.batch import loader_length, split_batch
-from .runtime.distributed import OneProcess
+from .runtime.distributed import Processes
 from .runtime.optimizers import LR, Optimizers, check_lr, fit_optimizers
 from .runtime.model_state import apply_opt_states
 from .runtime.preemption import catching_preemption
@@ -31,7 +31,7 @@ from .verbs import TrainerVerbs
 if TYPE_CHECKING:
     from .models.splitters import Splitter
 
-class Trainer(CallbackSet, TrainerVerbs, OneProcess):
+class Trainer(CallbackSet, TrainerVerbs):
     """Runs `fit` as events on its callbacks; the callbacks do all the work, the training step included.
 
     ```python
@@ -43,8 +43,8 @@ class Trainer(CallbackSet, TrainerVerbs, OneProcess):
     ```
 
     Each callback is reachable by its class name: `trainer.MetricsCB` (typed for the callbacks AIsaac ships), or
-    `trainer.callback(MyCB)` (typed for any class). Below come the Trainer's methods (`fit`, `log`), then its bases':
-    `OneProcess` (`reduce_sum`, `gather_object`), `TrainerVerbs` (`get_preds`, `predict`, `validate`, `save`, `load`,
+    `trainer.callback(MyCB)` (typed for any class). Below come the Trainer's methods (`fit`, `log`, `reduce_sum`,
+    `gather_object`, `use_processes`), then its bases': `TrainerVerbs` (`get_preds`, `predict`, `validate`, `save`, `load`,
     `export`, `lr_find`, `profile`, `summarize_callbacks`, `summarize_model`, `show_image_batch`, `freeze`,
     `freeze_to`, `unfreeze`), `CallbackSet` (`add_callbacks`, `remove_callbacks`, `callback`, `run_callbacks`, ...).
 
@@ -83,6 +83,12 @@ class Trainer(CallbackSet, TrainerVerbs, OneProcess):
         dl (DataLoader): Set by the trainer: the loader of the current phase.
         batch_num (int): Set by the trainer: the current batch's index in its epoch.
         batch (Any): Set by the trainer: the current batch, as the loader gave it (DeviceCB moves it).
+        in_step (bool): Set by the trainer: True while a training step's phases run (predict to zero_grad), and after
+            a step cut short until the next one finishes: the weights or gradients may be between two states.
+        trained_to (int): Set by the trainer: how many of the epoch's training batches have finished their step (the
+            batch a checkpoint taken now resumes at).
+        exception (BaseException | None): Set by the trainer during each `cleanup_*` event: what ended that scope (a
+            cancel, an error, a KeyboardInterrupt), None when it ended normally (and outside cleanup events).
         n_inp (int): Set by `BasicTrainCB(n_inp=...)` (default 1): the leading items of a tuple batch that are inputs.
         xb (tuple): Set by the trainer after `before_batch`: the batch's inputs (`runtime.batch.split_batch`).
         yb (tuple): Set by the trainer, with `xb`: the batch's targets; `()` when it has none.
@@ -104,9 +110,12 @@ class Trainer(CallbackSet, TrainerVerbs, OneProcess):
         resuming (bool): Set by `fit`: whether this fit resumed from a checkpoint.
         run_id (str | None): Set by `fit`: the run's id, kept by a resumed fit.
         setup (dict | None): Set by `fit`: what the fit was started with, compared when resuming.
-        is_main_process (bool): Set by AccelerateCB (True with one process): whether this process logs and saves.
-        num_processes (int): Set by AccelerateCB (1 with one process): the processes of the fit.
-        process_index (int): Set by AccelerateCB (0 with one process): this process's index.
+        processes (Processes): Set by `use_processes` (AccelerateCB installs its own for a fit): the processes the
+            fit runs on; it prepares what they share, does the backward and decides how they stop together
+            (AIsaac.runtime.distributed). A plain `Processes()`, one process, by default.
+        is_main_process (bool): Set by `use_processes` (True with one process): whether this process logs and saves.
+        num_processes (int): Set by `use_processes` (1 with one process): the processes of the fit.
+        process_index (int): Set by `use_processes` (0 with one process): this process's index.
     """
 
     events: tuple[str, ...] = EVENTS
@@ -115,15 +124,17 @@ class Trainer(CallbackSet, TrainerVerbs, OneProcess):
     # many there are (a dict of over 30 names gets slow reads and calls). Callbacks' names, and what they set: the dict.
     __slots__ = ("model", "dls", "loss_func", "opt_func", "splitter", "opts", "opt", "lr", "n_epochs", "max_steps",
                  "valid_every", "epochs", "run_train", "run_valid", "step", "epoch", "epoch_done", "training",
-                 "last_phase", "phase_complete", "dl", "batch_num", "batch", "n_inp", "xb", "yb", "out", "preds",
-                 "loss", "logged", "epoch_log", "batch_losses", "model_to_save", "opt_state", "preempted",
-                 "loader_rng", "resume_at", "resuming", "run_id", "setup", "_callbacks", "_methods", "_calls",
-                 "_planned_cleanups", "_optimizers", "_count_batches", "_validated_at", "_stop_at", "_train_batches")
+                 "last_phase", "phase_complete", "dl", "batch_num", "batch", "in_step", "trained_to", "exception", "n_inp",
+                 "xb", "yb", "out", "preds", "loss", "logged", "epoch_log", "batch_losses", "model_to_save",
+                 "opt_state", "preempted", "loader_rng", "resume_at", "resuming", "run_id", "setup", "processes",
+                 "is_main_process", "num_processes", "process_index", "_callbacks", "_methods", "_calls",
+                 "_planned_cleanups", "_optimizers", "_count_batches", "_validated_at", "_stop_at", "_train_batches",
+                 "_coordinated")
 
     def __init__(self, dls: Any, loss_func: Callable | None, opt_func: Callable, model: nn.Module,
                  callbacks: Iterable[Any] | None = None, splitter: Splitter | None = None):
         """`splitter(model)` cuts the parameters into groups (see AIsaac.models.splitters); None: one group."""
-        check_trainer_args(dls, loss_func, opt_func, splitter)
+        check_trainer_args(dls, loss_func, opt_func, splitter, model)
         self.dls, self.loss_func, self.opt_func, self.model, self.splitter = dls, loss_func, opt_func, model, splitter
         self.opt: Any = None
         self.opts: dict[str, Any] = {}
@@ -135,6 +146,8 @@ class Trainer(CallbackSet, TrainerVerbs, OneProcess):
         self.training, self.last_phase, self.phase_complete, self.resuming = False, True, False, False
         self.dl: Any = None
         self.batch_num, self.batch, self.n_inp, self.xb, self.yb = 0, None, 1, (), ()
+        self.in_step, self.trained_to = False, 0
+        self.exception: BaseException | None = None
         self.out: Any = None
         self.preds: Any = None
         self.loss: Any = None
@@ -150,6 +163,7 @@ class Trainer(CallbackSet, TrainerVerbs, OneProcess):
         self.setup: dict[str, Any] | None = None
         self._count_batches, self._validated_at, self._stop_at = False, 0, math.inf
         self._train_batches: Iterator[tuple[int, Any]] | None = None
+        self.use_processes(Processes())
         self._set_plan(Plan(self.events))
         self.add_callbacks(callbacks or [])
 
@@ -259,10 +273,11 @@ class Trainer(CallbackSet, TrainerVerbs, OneProcess):
             if self._train_batches is None: self._train_batches = self._epoch_batches()
             batches = self._train_batches
         else: batches = enumerate(self.dl)
+        if self._coordinated: self.processes.begin_phase()
         for self.batch_num, self.batch in batches:
             self.one_batch()
-            # A signal: stop after this finished step (with several processes, once they agree: AccelerateCB).
-            if self.preempted is not None and self.num_processes == 1: raise CancelFitException()
+            # A signal: stop after this finished step (with several processes, once they all know: their vote).
+            if self.preempted is not None and self.processes.preempt_agreed: raise CancelFitException()
             if self.step >= stop:
                 self.epoch_done = self.batch_num + 1 == loader_length(self.dl)
                 break
@@ -274,18 +289,35 @@ class Trainer(CallbackSet, TrainerVerbs, OneProcess):
         """`enumerate(self.dl)`, first recording `loader_rng`; resuming, the interrupted epoch's remaining batches."""
         resume, self.resume_at = self.resume_at, None
         if resume is not None:
-            self.loader_rng = resume["loader_rng"]
+            self.loader_rng, self.trained_to = resume["loader_rng"], resume["batch"]
             return iter(replay_batches(self.dl, resume))
-        self.loader_rng = loader_rng_state(self.dl)
+        self.loader_rng, self.trained_to = loader_rng_state(self.dl), 0
         return enumerate(self.dl)
 
     @with_cbs('batch', CancelBatchException)
     def one_batch(self) -> None:
         self.xb, self.yb = split_batch(self.batch, self.n_inp)
+        if self._coordinated: self.processes.before_forward()
         if self.training:
+            self.in_step = True
             self.run_callbacks(('predict', 'get_loss', 'before_backward', 'backward', 'step', 'zero_grad'))
+            self.in_step, self.trained_to = False, self.batch_num + 1
             if self._count_batches: self.step += 1
-        else: self.run_callbacks(('predict', 'get_loss'))
+        else:
+            self.run_callbacks(('predict', 'get_loss'))
+            if self._coordinated: self.processes.gather_batch(self)
+
+    def _end_scope(self, cleanup: str, exception: BaseException | None) -> None:
+        """What `with_cbs` does as a scope ends: `exception` set, the processes' agreement on how it ended, the cleanup
+        event, then the stop the processes agreed on where it is more severe than this process's own."""
+        self.exception, processes, stop = exception, self.processes, None  # (cleanup_fit may put one process back)
+        try:
+            if self._coordinated: processes.end_scope(cleanup, exception)
+            if cleanup in self._planned_cleanups: self.run_cleanup(cleanup, exception)
+        finally:
+            self.exception = None  # only the cleanup event sees it (it holds the frames of its traceback)
+            if processes.several: stop = processes.take_stop()
+        if stop is not None: raise stop
 
     # ---- logging any value ----
     def log(self, name: str, value: torch.Tensor | float) -> None:
@@ -297,3 +329,21 @@ class Trainer(CallbackSet, TrainerVerbs, OneProcess):
         a loss, a metric or a record of the run, or a value with more than one element, is refused.
         """
         log_value(self, name, value)
+
+    # ---- the processes ----
+    def reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        """`tensor` summed over the processes (a collective under AccelerateCB); with one process, `tensor` itself."""
+        return self.processes.reduce_sum(tensor)
+
+    def gather_object(self, obj: Any) -> list[Any] | None:
+        """Every process's `obj`, by process index (a voting collective under AccelerateCB; None when another process
+        stopped the fit); with one process, `[obj]`."""
+        return self.processes.gather_object(obj)
+
+    def use_processes(self, processes: Processes | None) -> None:
+        """Run on `processes` from now on (None: one process again, keeping `is_main_process` and the others as they
+        are, so code after a distributed fit still knows which process it is); AccelerateCB's before_fit does this."""
+        if processes is None: processes = Processes()
+        else: self.is_main_process, self.num_processes, self.process_index = (
+            processes.is_main_process, processes.num_processes, processes.process_index)
+        self.processes, self._coordinated = processes, processes.several

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Sequence, cast, overload
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence, cast
 
 import torch
 
@@ -28,18 +28,11 @@ class TrainerVerbs:
     """The verbs of `Trainer` (see there); typed against the Trainer they run on."""
 
     # ---- the verbs around a fit (their work is in AIsaac.tools) ----
-    @overload
-    def get_preds(self, dl: Any = None, with_targets: Literal[True] = True, tta: Sequence[Callable] | None = None,
-                  act: Callable | None = None, decode: bool = False) -> Predictions: ...
-    @overload
-    def get_preds(self, dl: Any = None, with_targets: bool = True, tta: Sequence[Callable] | None = None,
-                  act: Callable | None = None, decode: bool = False) -> Any: ...
-
-    def get_preds(self, dl: Any = None, with_targets: bool = True, tta: Sequence[Callable] | None = None,
-                  act: Callable | None = None, decode: bool = False) -> Any:
+    def get_preds(self, dl: Any = None, with_targets: bool | None = None, tta: Sequence[Callable] | None = None,
+                  act: Callable | None = None, decode: bool = False) -> Predictions:
         """Predictions for every batch of `dl` (default `dls.valid`), concatenated on the CPU, with the targets: a
-        `Predictions(preds, targets)` pair (`preds, targets = trainer.get_preds()`), or the predictions alone with
-        `with_targets=False`."""
+        `Predictions(preds, targets)` pair (`preds, targets = trainer.get_preds()`), `targets` None with
+        `with_targets=False` or for a `dls.test_dl` loader of unlabelled data."""
         from .tools.predict import get_preds
         return get_preds(_host(self), dl, with_targets, tta, act, decode)
 

@@ -21,10 +21,11 @@ CONCEPTS = [
     ("Callbacks: the training step", ("callbacks.basic_train", "callbacks.momentum_train", "callbacks.grad_accum",
                                       "callbacks.grad_clip", "callbacks.mixed_precision", "callbacks.compile",
                                       "callbacks.cuda_graph")),
-    ("Callbacks: device and processes", ("callbacks.device", "callbacks.accelerate", "callbacks.accelerate_launch")),
+    ("Callbacks: device, processes, extra modules", ("callbacks.device", "callbacks.accelerate",
+                                                     "callbacks.accelerate_launch", "callbacks.frozen_modules")),
     ("Callbacks: metrics and display", ("callbacks.presets", "callbacks.metrics", "callbacks.progress",
                                         "callbacks.activation_stats", "callbacks.hooks_callback",
-                                        "callbacks.profile")),
+                                        "callbacks.throughput", "callbacks.profile")),
     ("Callbacks: learning rates", ("callbacks.schedulers", "callbacks.plateau", "callbacks.lr_finder")),
     ("Callbacks: checkpoints, monitoring, weights", ("callbacks.checkpoint", "callbacks.monitor",
                                                      "callbacks.early_stopping", "callbacks.save_best",
@@ -87,6 +88,9 @@ EXAMPLES = {
     "HooksCallback": "def record_mean(hook, module, inputs, output):\n"
                      "    hook.mean = output.mean().item()\n\n"
                      "trainer.fit(1, callbacks=[HooksCallback(record_mean)])",
+    "ThroughputCB": "trainer.fit(3, callbacks=[ThroughputCB()])   # samples_per_s in epoch_log and the table",
+    "FrozenModulesCB": "# a teacher moved with the model, in eval mode, without gradients\n"
+                       "trainer.fit(3, callbacks=[FrozenModulesCB(teacher=teacher), DistillCB()])",
     "ProfileCB": "trainer.profile(1)   # fits under ProfileCB and prints its table",
     "BatchSchedulerCB": "trainer.fit(5, lr=1e-2, callbacks=[OneCycleSchedulerCB()])\n"
                         "step_lr = functools.partial(StepLR, step_size=2)\n"

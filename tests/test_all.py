@@ -30,12 +30,10 @@ OLD_STAR_EXPORT = """Callback AccelerateCB ActivationStatsCB BasicTrainCB BatchA
 
 # Public names in the user-facing subpackages that are deliberately not exported, each with why.
 INTERNAL = {
-    "AIsaac.callbacks.accelerate_stop": {"AccelerateStopCB",  # added by AccelerateCB itself
-                                         "runs_base_method"},  # whether a subclass's override reaches AccelerateCB's
     "AIsaac.callbacks.accelerate_launch": {"launched_processes", "make_accelerator", "check_launch",  # AccelerateCB's
                                            "vote_group", "check_timeout", "set_timeout"},  # launch
     "AIsaac.callbacks.hooks_callback": {"all_modules"},  # the default module picker of HooksCallback and ActivationStatsCB
-    "AIsaac.callbacks.basic_train": {"describe", "check_inputs", "check_targets", "check_shapes",  # first-batch checks
+    "AIsaac.callbacks.basic_train": {"describe", "check_inputs", "check_targets", "check_shapes", "check_loss",  # first-batch checks
                                      "output_reader", "output_loss",  # and its reading of the model's output
                                      "takes_predictions_only"},  # how a loss of the predictions alone is told apart
     "AIsaac.callbacks.schedulers": {"fit_length"},  # the length FitSchedulerCB's schedules are spread over
@@ -48,7 +46,8 @@ INTERNAL = {
     "AIsaac.data.dataset_loader": {"usable_cores", "loading_plan",  # how from_dataset_dict plans its workers
                                    "DatasetLoader"},  # what from_dataset_dict builds (reached through DataLoaders)
     "AIsaac.data.columns": {"split_tensors",  # from_dataset_dict(in_memory=True)'s reading of a split
-                            "batch_columns"},  # from_dataset_dict's inputs/targets check
+                            "batch_columns",  # from_dataset_dict's inputs/targets check
+                            "check_format"},  # from_dataset_dict's check of a split without a format
     "AIsaac.data.tensor_loader": {"as_tensor"},
     # the splitters' building blocks, used by Trainer.freeze_to and fit (the splitters themselves are exported)
     "AIsaac.models.splitters": {"norm_params", "find_head", "param_groups", "layer_index"},

@@ -4,6 +4,7 @@ import functools
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 
@@ -124,3 +125,32 @@ def test_step_counts_must_be_whole_numbers_and_say_what_they_count(kwargs, match
     t = Trainer(DataLoaders(*loaders()), nn.CrossEntropyLoss(), torch.optim.SGD, nn.Linear(4, 2), [BasicTrainCB()])
     with pytest.raises(ValueError, match=match): t.fit(**kwargs)
     assert t.step == 0 and t.opt is None
+
+
+def test_fastais_argument_order_is_refused_at_construction_naming_the_order():
+    """Issue 33: Trainer(dls, model, loss_func, opt_func) was accepted, then failed deep in fit with `type object
+    'Adam' has no attribute 'parameters'`."""
+    dls = DataLoaders(*loaders())
+    model = nn.Linear(4, 2)
+    for args in [(model, nn.CrossEntropyLoss(), torch.optim.Adam),  # fastai's Learner(dls, model, loss_func, opt_func)
+                 (nn.CrossEntropyLoss(), model, torch.optim.Adam),
+                 (model, F.cross_entropy, torch.optim.Adam),  # with a loss function
+                 (nn.CrossEntropyLoss(), torch.optim.Adam(model.parameters()), model)]:
+        with pytest.raises(TypeError, match=r"Trainer\(dls, loss_func, opt_func, model"):
+            Trainer(dls, *args, [BasicTrainCB()])
+
+
+def test_a_model_class_is_refused_naming_the_call():
+    """Issue 33: a model passed uncalled (nn.Linear, not nn.Linear(4, 2)) failed in fit with `Module.parameters()
+    missing 1 required positional argument: 'self'`."""
+    dls = DataLoaders(*loaders())
+    class Net(nn.Module):
+        def __init__(self): super().__init__(); self.lin = nn.Linear(4, 2)
+        def forward(self, x): return self.lin(x)
+    with pytest.raises(TypeError, match=r"model is the class Net; pass an instance: Net\(\)"):
+        Trainer(dls, nn.CrossEntropyLoss(), torch.optim.SGD, Net, [BasicTrainCB()]).fit(1)
+
+
+def test_a_model_class_is_refused_at_construction():
+    with pytest.raises(TypeError, match=r"pass an instance: Linear\(\)"):
+        Trainer(DataLoaders(*loaders()), nn.CrossEntropyLoss(), torch.optim.SGD, nn.Linear, [BasicTrainCB()])

@@ -121,27 +121,8 @@ def test_a_yielded_phase_goes_to_the_other_callback_and_is_done_when_alone():
     assert build_plan([fallback])["step"] == (fallback.step,)
 
 
-def test_event_orders_place_one_event_apart_from_order():
-    log = []
-    class Early(Callback):
-        order, event_orders = -20, {"before_batch": 5}
-        def before_fit(self, trainer): log.append("early fit")
-        def before_batch(self, trainer): log.append("early batch")
-    class Middle(Callback):
-        def before_fit(self, trainer): log.append("middle fit")
-        def before_batch(self, trainer): log.append("middle batch")
-    early, middle = Early(), Middle()
-    plan = build_plan([middle, early])
-    assert plan["before_fit"] == (early.before_fit, middle.before_fit)
-    assert plan["before_batch"] == (middle.before_batch, early.before_batch)
-    run_callbacks([middle, early], ["before_fit", "before_batch"])  # the one-off form sorts the same way
-    assert log == ["early fit", "middle fit", "middle batch", "early batch"]
-
-
-def test_bad_event_orders_and_yields_are_setup_errors():
-    class Misspelt(Callback): event_orders = {"before_bach": 0}
-    class NotANumber(Callback): event_orders = {"before_batch": "late"}
+def test_bad_orders_and_yields_are_setup_errors():
+    class NotANumber(Callback): order = "late"
     class BadYield(Callback): yields = ("stepp",)
-    with pytest.raises(CallbackSetupError, match="did you mean 'before_batch'"): build_plan(flatten_callbacks([Misspelt()]))
     with pytest.raises(CallbackSetupError, match="must be a number"): build_plan(flatten_callbacks([NotANumber()]))
     with pytest.raises(CallbackSetupError, match="did you mean 'step'"): build_plan(flatten_callbacks([BadYield()]))

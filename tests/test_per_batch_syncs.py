@@ -13,8 +13,9 @@ from torch import nn
 
 import pytest
 
-from AIsaac.all import (Accuracy, Callback, CoreCBs, CutMixCB, DataLoaders, EMACB, MixUpCB, OneCycleSchedulerCB,
-                        ReduceLROnPlateauCB, SWACB, TensorLoader, Trainer, WarmupCosineSchedulerCB, get_model_conv)
+from AIsaac.all import (Accuracy, Callback, CoreCBs, CutMixCB, DataLoaders, EMACB, FitSchedulerCB, MixUpCB,
+                        OneCycleSchedulerCB, ReduceLROnPlateauCB, SWACB, TensorLoader, ThroughputCB, Trainer,
+                        WarmupCosineSchedulerCB, get_model_conv)
 
 
 class OwnLoss(nn.Module):
@@ -95,7 +96,10 @@ def test_loggers_add_no_host_reads_per_batch(monkeypatch, tmp_path):
     lambda: [ReduceLROnPlateauCB(patience=0)],
     lambda: [WarmupCosineSchedulerCB()],
     lambda: [OneCycleSchedulerCB()],
-], ids=["EMACB", "SWACB", "MixUpCB", "CutMixCB", "ReduceLROnPlateauCB", "WarmupCosineSchedulerCB", "OneCycleSchedulerCB"])
+    lambda: [FitSchedulerCB("linear", warmup=0.1)],
+    lambda: [ThroughputCB(tokens=lambda batch: (batch[0] > 0).sum(), flops_per_sample=1e6, peak_flops=1e12)],
+], ids=["EMACB", "SWACB", "MixUpCB", "CutMixCB", "ReduceLROnPlateauCB", "WarmupCosineSchedulerCB", "OneCycleSchedulerCB",
+        "FitSchedulerCB", "ThroughputCB"])
 def test_issue_20_callbacks_add_no_host_reads_per_batch(monkeypatch, make):
     few, many = count_reads(monkeypatch, 2, make), count_reads(monkeypatch, 8, make)
     assert many == few, f"{many - few} extra host reads for 4x the batches: the callback reads the device per batch"

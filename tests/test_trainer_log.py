@@ -160,3 +160,21 @@ def test_log_refuses_a_loss_name_a_record_name_and_a_vector_at_the_first_call(na
     t = Trainer(dls, F.cross_entropy, torch.optim.SGD, nn.Linear(3, 2), [BasicTrainCB(), MetricsCB(), Logs()])
     with pytest.raises(ValueError, match=match): t.fit(1)
     assert len(t.MetricsCB.losses_epoch) == 0  # refused during the first validation batch: no row built on it
+
+
+@pytest.mark.parametrize("train_name, valid_name, match", [
+    ("x", "train_x", r"'train_' is the prefix.*log 'x'"),  # would both land on 'train_x'
+    ("train_x", None, r"'train_' is the prefix"),
+    ("", None, "a name of letters"), (" ", None, "a name of letters"), (None, "x ", "spaces"), (None, 3, "a string")])
+def test_log_refuses_names_that_collide_or_say_nothing(train_name, valid_name, match):
+    """Issue 33: log('x') in training and log('train_x') in validation landed on one key ('train_x') and one value
+    was lost; '' and ' ' were accepted as names."""
+    class Logs(Callback):
+        def after_batch(self, trainer):
+            name = train_name if trainer.training else valid_name
+            if name is not None: trainer.log(name, 1.0)
+
+    x = torch.randn(16, 3)
+    dls = DataLoaders(TensorLoader(x, x[:, 0].gt(0).long(), batch_size=8), TensorLoader(x, x[:, 0].gt(0).long(), batch_size=8))
+    t = Trainer(dls, F.cross_entropy, torch.optim.SGD, nn.Linear(3, 2), [BasicTrainCB(), MetricsCB(), Logs()])
+    with pytest.raises((ValueError, TypeError), match=match): t.fit(1)

@@ -72,6 +72,20 @@ REGRESSION_FUNCTIONS = (F.mse_loss, F.l1_loss, F.smooth_l1_loss, F.huber_loss, F
                         F.binary_cross_entropy_with_logits)
 
 
+def _loss_name(loss_func: Any) -> str:
+    return type(loss_func).__name__ if isinstance(loss_func, nn.Module) else getattr(loss_func, "__name__", "loss_func")
+
+
+def check_loss(loss: Any, loss_func: Any) -> None:
+    """Raise when the loss is a tensor of more than one number (`reduction='none'`): backward and the averages need
+    one number per batch."""
+    if isinstance(loss, torch.Tensor) and loss.numel() != 1:
+        raise ValueError(f"{_loss_name(loss_func)} returned a tensor of shape {tuple(loss.shape)}, not one number: the "
+                         f"step backpropagates one number per batch and MetricsCB averages them. Use reduction='mean' "
+                         f"(the default of torch's losses), or reduce it yourself, e.g. loss_func=lambda p, y: "
+                         f"per_item(p, y).mean().")
+
+
 def check_shapes(trainer: Any) -> None:
     """For an element-wise loss (MSE, L1, Huber, BCE...), raise when predictions and targets differ in shape."""
     loss_func, preds = trainer.loss_func, trainer.preds
@@ -80,7 +94,7 @@ def check_shapes(trainer: Any) -> None:
     if not isinstance(preds, torch.Tensor) or not isinstance(target, torch.Tensor) or preds.shape == target.shape: return
     hint = (" Squeeze the model's last dimension (e.g. end it with nn.Flatten(0)) or give targets shape "
             f"{tuple(preds.shape)} (y.unsqueeze(-1))." if preds.ndim == target.ndim + 1 and preds.shape[-1] == 1 else "")
-    raise ValueError(f"{type(loss_func).__name__ if isinstance(loss_func, nn.Module) else loss_func.__name__} gets "
+    raise ValueError(f"{_loss_name(loss_func)} gets "
                      f"predictions of shape {tuple(preds.shape)} and targets of shape {tuple(target.shape)}: they "
                      f"would broadcast into a loss over every pair, and the model would learn the wrong thing.{hint}")
 
@@ -118,6 +132,12 @@ def check_targets(trainer: Any, n_inp: int = 1) -> None:
     # Float targets are class probabilities, and unbatched predictions have no class dimension to check against.
     if not isinstance(preds, torch.Tensor) or not isinstance(target, torch.Tensor) or preds.ndim < 2: return
     if target.is_floating_point(): return
+    if target.ndim == preds.ndim and target.shape[1] == 1:  # a column of labels: one index per row was meant
+        squeeze = "y.squeeze(-1)" if target.ndim == 2 else "y.squeeze(1)"
+        raise ValueError(f"{_loss_name(loss_func)} takes one class index per row, targets of shape "
+                         f"{(target.shape[0], *target.shape[2:])}, but gets targets of shape {tuple(target.shape)} "
+                         f"with predictions of shape {tuple(preds.shape)}. Squeeze the labels' column: {squeeze} "
+                         f"(in the dataset, or a collate_fn).")
     n = preds.shape[1]
     bad = ((target < 0) | (target >= n)) & (target != getattr(loss_func, "ignore_index", -100))
     if bad.any():
@@ -215,7 +235,10 @@ class BasicTrainCB(Callback):
         if not self.targets_checked:
             check_targets(trainer, self.n_inp)
             check_shapes(trainer)
+            trainer.loss = trainer.loss_func(trainer.preds, *trainer.yb)
+            check_loss(trainer.loss, trainer.loss_func)
             self.targets_checked = True
+            return
         trainer.loss = trainer.loss_func(trainer.preds, *trainer.yb)
 
     def backward(self, trainer): trainer.loss.backward()

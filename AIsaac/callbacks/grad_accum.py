@@ -17,14 +17,20 @@ class GradAccumCB(Callback):
     and GradClipCB's pre-step clipping apply, once per real step). The averaging divides the summed gradients by
     the number of batches just before the step: the same as dividing each loss by n, but `trainer.loss` stays the
     true loss for the metrics. A partial group left at the end of a training epoch still steps, averaged over its
-    own batches. Schedulers stepped per batch still step every batch. `state_dict` holds the count and the gradients
-    accumulated so far, so a checkpoint in the middle of a group resumes exactly.
+    own batches. BatchSchedulerCB still steps every batch; FitSchedulerCB's schedules step once per real step (and
+    are sized by `optimizer_steps`). `state_dict` holds the count and the gradients accumulated so far, so a
+    checkpoint in the middle of a group resumes exactly.
     '''
 
     claims = ('step', 'zero_grad')
 
     def __init__(self, n: int):
         self.n, self.count = whole_number("n", n, owner="GradAccumCB", what="batches per optimizer step"), 0
+
+    def optimizer_steps(self, batches: int) -> int:
+        """The optimizer steps of an epoch of `batches` training batches (the partial group at its end steps too);
+        FitSchedulerCB sizes its schedule by it."""
+        return -(-batches // self.n)
 
     def before_fit(self, trainer):
         self.count = 0

@@ -1,6 +1,9 @@
 """`GradClipCB`: clips the gradients by total norm or by value just before each optimizer step."""
 from __future__ import annotations
 
+import math
+import numbers
+
 import torch
 from torch import nn
 
@@ -17,10 +20,18 @@ class GradClipCB(Callback):
     for inf/nan gradients is not clipped). `last_norm` is the total norm before the last norm clipping (on the device).
     '''
 
-    def __init__(self, max_norm: float | None = None, norm_type: float = 2.0, max_value: float | None = None):
+    def __init__(self, max_norm: float | None = None, norm_type: float | str = 2.0, max_value: float | None = None):
         if (max_norm is None) == (max_value is None):
             raise ValueError("GradClipCB needs exactly one of max_norm (clip the total gradient norm, e.g. "
                              "GradClipCB(1.0)) or max_value (clip each gradient element, e.g. GradClipCB(max_value=0.5)).")
+        for name, value, example in (("max_norm", max_norm, "GradClipCB(1.0)"),
+                                     ("max_value", max_value, "GradClipCB(max_value=0.5)"),
+                                     ("norm_type", norm_type, "2.0, or float('inf') for the largest element")):
+            if value is None or (name == "norm_type" and value == "inf"): continue  # torch takes 'inf' too
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0 or (
+                    name != "norm_type" and not math.isfinite(value)):
+                raise ValueError(f"GradClipCB: {name} must be a number > 0{' (finite)' * (name != 'norm_type')}, "
+                                 f"e.g. {example}; got {value!r}.")
         self.max_norm, self.norm_type, self.max_value = max_norm, norm_type, max_value
         self.last_norm: torch.Tensor | None = None
         self._handles: list[torch.utils.hooks.RemovableHandle] = []

@@ -1,7 +1,6 @@
 """`LoggerCB`: the base of the experiment-tracker loggers (TensorBoard, MLflow, W&B); a tracker is four short methods."""
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from ..callback import Callback, Order, check_log_key, final_epoch_log, is_record_key
@@ -62,8 +61,6 @@ class LoggerCB(Callback):
         self._main = trainer.is_main_process
         if not self._main: return
         self.last_scalars, self.failed = {}, False
-        # An error already being handled when the fit starts (a fit inside an `except` block) is not this fit's.
-        self._outer_error = sys.exc_info()[1]
         self._seen = len(trainer.batch_losses) if trainer.batch_losses is not None else 0
         self._lrs: list[tuple[float, ...]] = []
         groups = trainer.opt.param_groups if trainer.opt is not None else []
@@ -111,9 +108,8 @@ class LoggerCB(Callback):
 
     def cleanup_fit(self, trainer):
         # Run while the fit's error (if any) is being handled: the tracker marks the run failed.
-        error = sys.exc_info()[1]
-        self.failed = error is not None and error is not getattr(self, "_outer_error", None) and \
-            not isinstance(error, CANCEL_EXCEPTIONS)
+        error = trainer.exception
+        self.failed = error is not None and not isinstance(error, CANCEL_EXCEPTIONS)
         self._deferred = False
         try:
             if self._open: self.close()  # also after a failed fit, so what was logged is kept

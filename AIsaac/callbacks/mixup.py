@@ -1,6 +1,7 @@
 """`MixUpCB` and `CutMixCB`: training batches mixed with a shuffled copy of themselves, targets as mixed soft labels."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -9,6 +10,17 @@ import torch.nn.functional as F
 from ..runtime.batch import join_batch
 from ..runtime.args import whole_number
 from .batch_transform import BatchTransformCB
+
+
+def _mixed_key(batch: Mapping, owner: str) -> str:
+    """The key of a mapping batch's input to mix: its first floating-point tensor (`pixel_values`, embeddings)."""
+    key = next((k for k, v in batch.items() if isinstance(v, torch.Tensor) and v.is_floating_point()), None)
+    if key is None:
+        raise TypeError(f"{owner} mixes a floating-point input (images, embeddings), but the batch is a mapping with "
+                        f"no floating-point tensor (keys: {list(batch)}); token ids cannot be mixed. Mix the "
+                        f"embeddings inside the model instead, or make the batch carry float inputs "
+                        f"(e.g. 'pixel_values').")
+    return key
 
 
 class MixUpCB(BatchTransformCB):
@@ -21,7 +33,9 @@ class MixUpCB(BatchTransformCB):
     None to read it from the predictions' dimension 1 at the fit's first training batch (whose targets are then made
     at `get_loss`, just before the loss). Validation batches are never mixed, so MetricsCB's validation metrics see
     the true labels; leave training metrics (`MetricsCB(on_train=True)`) out, their targets are mixed. The first
-    input and the first target are mixed; further inputs and targets are shuffled along, not mixed.
+    input and the first target are mixed; further inputs and targets are shuffled along, not mixed. Of a mapping
+    batch (Hugging Face style), the first floating-point tensor is mixed (`pixel_values`), the other tensors
+    shuffled along, and `labels` made soft labels.
     '''
 
     observes = ('get_loss',)  # at the first batch without num_classes: the soft targets, just before the loss
@@ -56,11 +70,17 @@ class MixUpCB(BatchTransformCB):
         return lam * x + (1 - lam) * x[perm], lam
 
     def transform(self, xb: tuple, yb: tuple) -> tuple[tuple, tuple]:
-        x = xb[0]
+        inputs = xb[0]
+        key = _mixed_key(inputs, type(self).__name__) if isinstance(inputs, Mapping) else None
+        x = inputs if key is None else inputs[key]
         device = x.device
         lam = self.draw(x, device)
         perm = torch.randperm(x.shape[0], device=device)
         x, lam = self.mix(x, perm, lam)
+        if key is not None:  # a mapping batch: its other tensors of the batch's rows are shuffled along
+            n = len(perm)
+            x = {k: x if k == key else v[perm] if isinstance(v, torch.Tensor) and v.ndim and len(v) == n else v
+                 for k, v in inputs.items()}
         xb = (x, *[o[perm] for o in xb[1:]]) if len(xb) > 1 else (x,)
         if not yb: return xb, yb
         y, rest = yb[0], tuple([o[perm] for o in yb[1:]]) if len(yb) > 1 else ()

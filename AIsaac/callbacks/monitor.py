@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 from typing import Any
 
 from ..callback import Callback, Order, check_log_key, final_epoch_log, is_record_key
-from ..exceptions import CallbackSetupError
+from ..exceptions import CallbackSetupError, CancelEpochException
 from ..runtime.batch import loader_length
 from ..runtime.messages import inform
 
@@ -75,7 +74,8 @@ class MonitorCB(Callback):
         log = final_epoch_log(trainer)
         # One decision per record: an epoch, or each validation of a fit validated every K steps.
         if not log or self._last_epoch == (trainer.epoch, trainer.step): return
-        if sys.exc_info()[1] is not None: return  # the fit is stopping: no decision (and no error over its own)
+        # The fit is stopping (an error, or a cancel of more than this phase): no decision, and no error over its own.
+        if not isinstance(trainer.exception, (type(None), CancelEpochException)): return
         if self.monitor not in log:
             # A loss is missing when its phase had no batch: a fit without validation (lr_find, say), or a phase
             # cancelled before its first batch.

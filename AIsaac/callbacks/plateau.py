@@ -1,11 +1,13 @@
 """`ReduceLROnPlateauCB`: torch's `ReduceLROnPlateau`, stepped with a monitored number after each validation record."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from ..runtime.args import whole_number
+from ..runtime.messages import warn
 from .monitor import MonitorCB
 
 
@@ -18,7 +20,8 @@ class ReduceLROnPlateauCB(MonitorCB):
     MonitorCB's ('auto': min for losses, max otherwise); `kwargs` go to `ReduceLROnPlateau` (`threshold`,
     `threshold_mode`, `cooldown`, `min_lr`, `eps`), which decides what counts as an improvement. `schedulers` holds
     them by optimizer name, `scheduler` the one when there is one. `state_dict` holds them: a resumed fit reduces the
-    lr where the uninterrupted one would.
+    lr where the uninterrupted one would. A NaN value is passed over with a warning (torch would count it as no
+    improvement and cut the lr).
     '''
 
     def __init__(self, monitor: str = 'valid', factor: float = 0.1, patience: int = 2, mode: str = 'auto',
@@ -46,6 +49,11 @@ class ReduceLROnPlateauCB(MonitorCB):
                                                    **self.kwargs) for name, opt in trainer.opts.items()}
 
     def on_value(self, trainer, value, improved):
+        if math.isnan(value):  # torch counts NaN as no improvement: a diverged run would lose its lr without a word
+            warn(f"ReduceLROnPlateauCB: '{self.monitor}' is nan at epoch {trainer.epoch} (step {trainer.step}): not "
+                 f"counted as a record without improvement, the lr is left as it is. A NaN loss usually means the "
+                 f"training diverged: lower the lr, or stop at it with TerminateOnNaNCB().")
+            return
         for scheduler in self.schedulers.values(): scheduler.step(value)
 
     def state_dict(self) -> dict[str, Any]:

@@ -74,7 +74,15 @@ def split_tensors(split: Any, keys: Sequence[str] | None = None) -> tuple[torch.
 def batch_columns(split: Any, inputs: Sequence[str] | None, targets: Sequence[str] | None) -> list[str]:
     """The batch's columns, `[*inputs, *targets]` (all features in declared order when neither is given), checked."""
     features = list(split.features)
-    if inputs is None and targets is None: return features
+    if inputs is None and targets is None:
+        labels = [k for k in features if type(split.features[k]).__name__ == "ClassLabel"]
+        if len(features) > 1 and features[0] in labels:
+            others = [k for k in features if k not in labels] or features[1:]
+            raise ValueError(f"from_dataset_dict: the dataset's first column, '{features[0]}', holds the labels (a "
+                             f"ClassLabel), but by default the columns go in their declared order with the inputs "
+                             f"first, so the model would get the labels as its input. Name them: "
+                             f"from_dataset_dict(dd, bs, inputs={others!r}, targets={labels!r}).")
+        return features
     for name, given in (("inputs", inputs), ("targets", targets)):
         if isinstance(given, str):
             raise TypeError(f"from_dataset_dict: {name} is a list of column names; got the string {given!r} "
@@ -84,3 +92,21 @@ def batch_columns(split: Any, inputs: Sequence[str] | None, targets: Sequence[st
     if unknown: raise ValueError(f"from_dataset_dict: no column {unknown} in the dataset (its columns: {features}).")
     if len(set(keys)) < len(keys): raise ValueError(f"from_dataset_dict: a column is named twice in {keys}.")
     return keys
+
+
+def check_format(split: Any, keys: Sequence[str]) -> None:
+    """Raise when `split` has no format or transform and a column of its first row is no integer: Python lists (of one
+    length: sequences to pad get their own error), floats, images or text, which a batch cannot hold as the tensors a
+    model takes."""
+    fmt = getattr(split, "format", None)
+    if not isinstance(fmt, dict) or fmt.get("type") is not None or not len(split): return
+    rows = split[:8]
+    for k in keys:
+        value = rows[k][0]
+        if isinstance(value, int): continue
+        if _ragged_column([{k: v} for v in rows[k]], [k]): continue  # sequences to pad: the ragged error says so
+        what = "Python lists" if isinstance(value, (list, tuple)) else f"{type(value).__name__} values"
+        raise ValueError(f"from_dataset_dict: the dataset has no format, so its column '{k}' comes as {what}, which "
+                         f"do not batch into the tensors a model takes. Give it the torch format: dd = "
+                         f"dd.with_format('torch') (or dd.with_transform(f) to make tensors of images or text), or "
+                         f"pass a collate_fn that makes the batch.")

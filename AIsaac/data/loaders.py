@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from ..runtime.args import whole_number
 from ..runtime.messages import inform
-from .columns import DictCollate, batch_columns, split_tensors
+from .columns import DictCollate, batch_columns, check_format, split_tensors
 from .dataset_loader import DatasetLoader, loading_plan, usable_cores
 from .tensor_loader import TensorLoader, as_tensor
 
@@ -118,8 +118,14 @@ class DataLoaders:
         torch Dataset (a `TensorDataset(x)` of inputs only too), a tensor or array of inputs, or a tuple of them as
         columns (`(x, y)`); a list is a list of items. For in-memory loaders (`TensorLoader`s) the data is read whole
         into one, checked against the validation data's shapes and kinds. `with_labels=False` leaves the labels out
-        even where the data has them (batches are then `(inputs,)`; `get_preds(dl, with_targets=False)`).
+        even where the data has them (batches are then `(inputs,)`). `get_preds(dl)` takes the loader's targets where
+        its batches have them, and predicts without them where they have none (its `for_prediction` is True).
         """
+        loader = self._test_loader(dataset, batch_size, with_labels)
+        loader.for_prediction = True  # get_preds takes its targets where its batches have them, else predicts alone
+        return loader
+
+    def _test_loader(self, dataset: Any, batch_size: int | None, with_labels: bool | None) -> Any:
         valid = self.valid
         bs = batch_size or getattr(valid, "batch_size", None) or 64
         collate = getattr(self.train, "collate_fn", None)
@@ -134,7 +140,8 @@ class DataLoaders:
             dataset = _with_transform_of(dataset, getattr(self.train, "dataset", None))
             if isinstance(collate, DictCollate):
                 keys = [k for k in collate.keys if k in features]
-                collate = DictCollate(keys[:1] if with_labels is False else keys)
+                # The user's collate_fn (a padding collator) stays: it gets the columns the new data has.
+                collate = DictCollate(keys[:1] if with_labels is False else keys, collate.collate_fn)
         kwargs = {k: getattr(valid, k) for k in ("num_workers", "pin_memory") if hasattr(valid, k)}
         if kwargs.get("num_workers"): kwargs["persistent_workers"] = False
         return DataLoader(dataset, batch_size=bs, shuffle=False, collate_fn=collate, **kwargs)
@@ -168,12 +175,17 @@ class DataLoaders:
         return split_tensors(dataset, keys)
 
     @classmethod
-    def from_tensors(cls, train: Sequence[Any], valid: Sequence[Any], batch_size: int, drop_last: bool = False,
+    def from_tensors(cls, train: Sequence[Any], valid: Sequence[Any] | None, batch_size: int, drop_last: bool = False,
                      device: torch.device | str | None = None) -> "DataLoaders":
         """`TensorLoader`s over in-memory data: `train` (a tuple like `(x, y)` of tensors or arrays) shuffled, `valid`
-        in order at twice `batch_size`; `drop_last` applies to the training loader only; `device` makes them resident."""
+        in order at twice `batch_size` (None: no validation loader); `drop_last` applies to the training loader only;
+        `device` makes them resident."""
+        for name, data in (("train", train), ("valid", valid)):
+            if data is not None and not isinstance(data, (tuple, list)):
+                raise TypeError(f"DataLoaders.from_tensors takes {name} as a tuple like (x, y) of tensors or arrays "
+                                f"(inputs first, then targets); got {type(data).__name__}. For inputs alone: (x,).")
         dls = cls(TensorLoader(*train, batch_size=batch_size, shuffle=True, drop_last=drop_last),
-                  TensorLoader(*valid, batch_size=batch_size * 2, shuffle=False))
+                  None if valid is None else TensorLoader(*valid, batch_size=batch_size * 2, shuffle=False))
         return dls.to_device(device) if device is not None else dls
 
     def _keep_source(self, split: Any, columns: Sequence[str]) -> "DataLoaders":
@@ -184,11 +196,11 @@ class DataLoaders:
     def to_device(self, device: torch.device | str) -> "DataLoaders":
         """The same loaders with their data held on `device` (each batch then costs no copy); `TensorLoader`s only."""
         for name, dl in (("train", self.train), ("valid", self.valid)):
-            if not callable(getattr(dl, "to", None)):
+            if dl is not None and not callable(getattr(dl, "to", None)):
                 raise TypeError(f"DataLoaders.to_device moves in-memory loaders only, but the {name} loader is a "
                                 f"{type(dl).__name__}; build them with DataLoaders.from_tensors(...) or "
                                 f"from_dataset_dict(..., in_memory=True), or keep DeviceCB moving each batch.")
-        moved = type(self)(self.train.to(device), self.valid.to(device))
+        moved = type(self)(self.train.to(device), None if self.valid is None else self.valid.to(device))
         if hasattr(self, "_columns"): moved._keep_source(self._split, self._columns)
         return moved
 
@@ -228,6 +240,7 @@ class DataLoaders:
                 raise ValueError(f"from_dataset_dict(in_memory=True) builds TensorLoaders, which take only drop_last; "
                                  f"leave out {sorted(extra) + (['collate_fn'] if collate_fn is not None else [])} "
                                  f"(workers are not needed: a batch is one gather).")
+            check_format(train, keys)
             dls = cls.from_tensors(split_tensors(train, keys), split_tensors(valid, keys), batch_size,
                                    **dataloader_kwargs)
             return dls._keep_source(train, keys)
@@ -235,6 +248,7 @@ class DataLoaders:
         for k in ("shuffle", "batch_size"):
             if k in kwargs: raise ValueError(f"from_dataset_dict sets {k} itself; pass batch_size positionally and "
                                              f"build DataLoaders(train, valid) yourself for other choices.")
+        if collate_fn is None: check_format(train, keys)
         kwargs.update(_loading_choices(kwargs))
         return cls(DatasetLoader(train, batch_size=batch_size, shuffle=True, **kwargs),
                    DatasetLoader(valid, batch_size=batch_size * 2, shuffle=False, **kwargs))

@@ -38,6 +38,14 @@ SAVE_FORMAT = "AIsaac model 1"  # the files trainer.save and SaveBestCB write (w
 _NAME = re.compile(r"checkpoint-e(\d+)-b(\d+)(?:-([0-9a-f]+))?\.pt")
 
 
+def newer_format(found: Any, current: str) -> bool:
+    """Whether `found` names a later version of the format `current` ("AIsaac checkpoint 2" for "... 1")."""
+    kind, _, version = current.rpartition(" ")
+    if not isinstance(found, str) or not found.startswith(kind + " "): return False
+    later = found[len(kind) + 1:]
+    return later.isdigit() and int(later) > int(version)
+
+
 def checkpoint_name(epoch: int, batch: int, run_id: str | None = None) -> str:
     """The file name for a checkpoint at `batch` batches into epoch `epoch` of the run `run_id`."""
     return f"checkpoint-e{epoch}-b{batch}" + (f"-{run_id}" if run_id else "") + ".pt"
@@ -203,6 +211,9 @@ def load_checkpoint_file(path: Path) -> dict[str, Any]:
     except Exception as e:  # a changed byte can make the unpickler fail in any way (UnicodeDecodeError, KeyError...)
         raise CheckpointError(f"{path} is not a readable checkpoint (truncated or corrupt?): {type(e).__name__}: "
                               f"{e}. Resume from another checkpoint.") from e
+    if isinstance(state, dict) and newer_format(state.get("format"), FORMAT):
+        raise CheckpointError(f"{path} was written by a newer version of AIsaac (format '{state['format']}'; this "
+                              f"version reads '{FORMAT}'). Upgrade AIsaac to resume from it: pip install -U aisaac.")
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an AIsaac checkpoint (written by CheckpointCB); to load bare weights "
                               f"use model.load_state_dict(torch.load(path, weights_only=True)).")

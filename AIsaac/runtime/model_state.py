@@ -95,12 +95,13 @@ def stateful_callbacks(trainer: Any) -> dict[str, Any]:
 
 
 def trainer_state(trainer: Any, epoch: int, batch: int, loader_rng: dict | None,
-                  processes: list[dict[str, Any]] | None = None, fetch_rng: dict | None = None) -> dict[str, Any]:
+                  processes: list[dict[str, Any]] | None = None, fetch_rng: dict | None = None,
+                  with_checksum: bool = True) -> dict[str, Any]:
     """Everything needed to continue `trainer`'s fit `batch` batches into epoch `epoch` (see `checkpoint_file`).
 
     `processes`: each process's {rng, loader_rng, fetch_rng} (from `trainer.gather_object`) when several train
     together. `fetch_rng`: see `checkpoint_file`. The model and optimizer states of a sharded model are gathered
-    by collectives: every process calls this.
+    by collectives: every process calls this. `with_checksum=False` leaves the checksum to the writer.
     """
     state = {"format": FORMAT,
              "position": {"epoch": epoch, "batch": batch, "loader_rng": loader_rng if batch else None,
@@ -114,7 +115,7 @@ def trainer_state(trainer: Any, epoch: int, batch: int, loader_rng: dict | None,
                             "fetch_rng": p.get("fetch_rng") if batch else None} for p in processes]
              if processes and len(processes) > 1 else None}
     if trainer.setup is not None: state["setup"] = trainer.setup
-    state["checksum"] = checksum(state)
+    if with_checksum: state["checksum"] = checksum(state)
     return state
 
 

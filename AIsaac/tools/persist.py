@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..exceptions import CheckpointError
-from ..runtime.checkpoint_file import SAVE_FORMAT, save_checkpoint
+from ..runtime.checkpoint_file import FORMAT, SAVE_FORMAT, newer_format, save_checkpoint
 from ..runtime.model_state import apply_opt_states, saving_model
 from ..runtime.resume import check_model_state
 from ..runtime.placement import model_device, to_device
@@ -59,6 +59,10 @@ def load(trainer: Trainer, path: str | os.PathLike, with_opt: bool = True, stric
     except Exception as e:
         raise CheckpointError(f"{path} cannot be loaded safely: {e}. trainer.load reads files written by "
                               f"trainer.save or CheckpointCB (tensors and plain values only).") from e
+    fmt = state.get("format") if isinstance(state, dict) else None
+    if newer_format(fmt, SAVE_FORMAT) or newer_format(fmt, FORMAT):
+        raise CheckpointError(f"{path} was written by a newer version of AIsaac (format '{fmt}'; this version reads "
+                              f"'{SAVE_FORMAT}' and '{FORMAT}'). Upgrade AIsaac to load it: pip install -U aisaac.")
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointError(f"{path} is not a file written by trainer.save or CheckpointCB (no 'model' entry); for "
                               f"a bare state_dict use trainer.model.load_state_dict(torch.load(path, weights_only=True)).")
@@ -138,6 +142,10 @@ def safetensors_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     out: dict[str, torch.Tensor] = {}
     seen: dict[int, tuple] = {}
     for name, t in model.state_dict().items():
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"save(format='safetensors') stores tensors only, but the model's state entry '{name}' is "
+                            f"a {type(t).__name__} (a module's get_extra_state). Save with format='torch' (the "
+                            f"default), which keeps it, or have get_extra_state return a tensor.")
         t = t.detach()
         key = (t.dtype, tuple(t.shape), t.stride(), t.storage_offset())
         ptr = t.untyped_storage().data_ptr() if t.numel() else None

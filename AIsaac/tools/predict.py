@@ -22,12 +22,13 @@ if TYPE_CHECKING:
     from ..trainer import Trainer
 
 class Predictions(NamedTuple):
-    """What `get_preds` returns: `preds, targets = trainer.get_preds()`, or `.preds` and `.targets` by name.
+    """What `get_preds` returns, always: `preds, targets = trainer.get_preds()`, or `.preds` and `.targets` by name.
 
-    Typed as the tensors they are for one output and one target; a model with several outputs gives a tuple of them
-    (a dict for a mapping), several targets a tuple, `decode=True` a list of class names or a tensor of indices."""
+    `preds` is typed as the tensor it is for one output; a model with several outputs gives a tuple of them (a dict
+    for a mapping), `decode=True` a list of class names or a tensor of indices. `targets` is a tensor for one target,
+    a tuple for several, and None when the batches have none (or `with_targets=False`)."""
     preds: torch.Tensor
-    targets: torch.Tensor
+    targets: Any
 
 
 def concat(parts: list[Any]) -> Any:
@@ -44,8 +45,9 @@ class PredictionCB(Callback):
 
     order = Order.LAST  # after AccelerateCB's gather and every other step callback
 
-    def __init__(self, with_targets: bool, act: Callable | None):
-        self.with_targets, self.act = with_targets, act
+    def __init__(self, with_targets: bool | None, act: Callable | None):
+        # None: the targets where the batches have them (a loader from `test_dl`), else predictions alone.
+        self.with_targets, self.optional, self.act = with_targets is not False, with_targets is None, act
         self.preds: list[Any] = []
         self.targets: list[Any] = []
         self.no_targets = False
@@ -58,8 +60,10 @@ class PredictionCB(Callback):
 
     def after_batch(self, trainer):
         if self.with_targets and not trainer.yb:
-            self.no_targets = True  # get_preds raises, outside the fit
-            raise CancelFitException()
+            if self.optional and not self.targets: self.with_targets = False  # unlabelled data: predictions alone
+            else:
+                self.no_targets = True  # get_preds raises, outside the fit
+                raise CancelFitException()
         preds = trainer.preds if self.act is None else self.act(trainer.preds)
         self.preds.append(to_cpu(preds))
         if self.with_targets: self.targets.append(to_cpu(trainer.yb))
@@ -88,11 +92,12 @@ def step_callbacks(trainer: Trainer) -> list[Any]:
     return flatten_callbacks(keep)
 
 
-def predictions(trainer: Trainer, dl: Any, with_targets: bool, tta: Sequence[Callable] | None,
-                act: Callable | None, decode: bool = False) -> Any:
+def predictions(trainer: Trainer, dl: Any, with_targets: bool | None, tta: Sequence[Callable] | None,
+                act: Callable | None, decode: bool = False) -> Predictions:
     """`get_preds`: a validation-only fit of `dl` with the step callbacks, collecting the predictions, all put back."""
     from ..callbacks.basic_train import BasicTrainCB
     from ..data.loaders import DataLoaders
+    if with_targets is None and not getattr(dl, "for_prediction", False): with_targets = True
     collect = PredictionCB(with_targets, None if tta else act)
     with restoring(trainer):
         keep = {id(cb) for cb in step_callbacks(trainer)}
@@ -107,14 +112,17 @@ def predictions(trainer: Trainer, dl: Any, with_targets: bool, tta: Sequence[Cal
         trainer.dls = DataLoaders(None, trainer.dls.valid if dl is None else dl)
         trainer.fit(1, train=False, callbacks=[collect])
     if collect.no_targets:
-        raise ValueError("get_preds: the loader's batches have no targets (expected (inputs, targets), or a "
-                         "mapping with 'labels'); pass with_targets=False.")
+        some = " (after some that had them)" if collect.targets else ""
+        raise ValueError(f"get_preds: the loader's batches have no targets{some} (expected (inputs, targets), or a "
+                         f"mapping with 'labels'); pass with_targets=False to predict without them.")
     if not collect.preds: raise ValueError("get_preds: the loader gave no batches.")
     preds = concat(collect.preds)
     if decode: preds = decoded(trainer, preds, dl)
-    if not with_targets: return preds
-    targets = concat(collect.targets)
-    return Predictions(preds, targets[0] if len(targets) == 1 else targets)
+    targets: Any = None
+    if collect.with_targets and collect.targets:
+        targets = concat(collect.targets)
+        if len(targets) == 1: targets = targets[0]
+    return Predictions(preds, targets)
 
 
 def decoded(trainer: Trainer, preds: torch.Tensor, dl: Any) -> list[str] | torch.Tensor:
@@ -125,15 +133,18 @@ def decoded(trainer: Trainer, preds: torch.Tensor, dl: Any) -> list[str] | torch
     return [names[i] for i in idx.tolist()] if names else idx
 
 
-def get_preds(trainer: Trainer, dl: Any = None, with_targets: bool = True, tta: Sequence[Callable] | None = None,
-              act: Callable | None = None, decode: bool = False) -> Any:
-    """Predictions for every batch of `dl` (default `dls.valid`), concatenated on the CPU, with the targets if asked
-    (a `Predictions(preds, targets)` pair).
+def get_preds(trainer: Trainer, dl: Any = None, with_targets: bool | None = None,
+              tta: Sequence[Callable] | None = None, act: Callable | None = None, decode: bool = False) -> Predictions:
+    """Predictions for every batch of `dl` (default `dls.valid`), concatenated on the CPU, with the targets: always a
+    `Predictions(preds, targets)` pair, `targets` None when there are none.
+
+    `with_targets`: True requires targets in every batch (an error names the batches without); False leaves them
+    out (a batch may then be the inputs alone); None, the default, is True except for a loader made by
+    `dls.test_dl`, whose targets are taken where its batches have them.
 
     Tuple predictions (several heads) stay tuples of tensors; several targets come as a tuple, one as a tensor.
     `act` (e.g. `partial(torch.softmax, dim=-1)`) is applied to the predictions; `tta` is a list of transforms of
     the (first) input whose predictions are averaged (include `lambda x: x` to count the plain input too).
-    With `with_targets=False` a batch may also be the inputs alone.
     `decode=True` returns, instead of the outputs, each row's predicted class (the arg-max): its name where the
     data has class names (a `ClassLabel` feature of `dl`'s or the training data), else its index (a tensor).
     """
@@ -143,4 +154,4 @@ def get_preds(trainer: Trainer, dl: Any = None, with_targets: bool = True, tta: 
 def predict(trainer: Trainer, x: Any, tta: Sequence[Callable] | None = None, act: Callable | None = None) -> Any:
     """The model's output for the input batch `x` (for one item pass `x[None]`; a tuple for several inputs, a
     mapping for a Hugging Face model), on the CPU; `tta`/`act` as in get_preds."""
-    return trainer.get_preds([x], with_targets=False, tta=tta, act=act)
+    return trainer.get_preds([x], with_targets=False, tta=tta, act=act).preds

@@ -20,7 +20,7 @@ from AIsaac.callbacks.device import DeviceCB
 from AIsaac.callbacks.metrics import MetricsCB
 from AIsaac.callbacks.progress import ProgressCB
 from AIsaac.data.loaders import DataLoaders
-from AIsaac.runtime.distributed import (BATCH, EPOCH, ERROR, FIT, OK, ProcessLostError, ProcessStopError, stop_code,
+from AIsaac.runtime.distributed import (AcceleratedProcesses, BATCH, EPOCH, ERROR, FIT, OK, ProcessLostError, ProcessStopError, stop_code,
                                 stop_exception)
 from AIsaac.exceptions import (CallbackError, CallbackSetupError, CancelBatchException,
                                CancelEpochException, CancelFitException)
@@ -221,8 +221,9 @@ def test_an_error_on_rank_1_ends_both_with_the_error_shown(two):
 
 
 def test_a_collective_failed_elsewhere_is_named_in_the_cleanup_and_no_vote_follows(tmp_path, monkeypatch):
-    """A collective outside AccelerateCB (a sharded forward, the loader's RNG sync) failed: its cleanup votes no more
-    (the vote would wait for the lost process again) and leaves a ProcessLostError naming it to be raised."""
+    """A collective outside the processes' own (a sharded forward, the loader's RNG sync) failed: the scope's end votes
+    no more (the vote would wait for the lost process again) and gives a ProcessLostError naming it to raise."""
+    import types
     import torch.distributed as dist
     if dist.is_initialized(): pytest.skip("a process group is already set up in this process")
     dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
@@ -234,12 +235,19 @@ def test_a_collective_failed_elsewhere_is_named_in_the_cleanup_and_no_vote_follo
             preempted, messages = 0, []
             def __call__(self, *args): return votes.append(args) or OK
 
-        cb = AccelerateCB()
-        cb.vote = Vote()
+        acc = types.SimpleNamespace(num_processes=2, is_main_process=True, process_index=0)
+        class Owner: preempted = None
+        trainer = Owner()
+        processes = AcceleratedProcesses(acc, Vote(), trainer)
         failed = RuntimeError("[../third_party/gloo/gloo/transport/tcp/pair.cc:561] Connection closed by peer")
-        assert cb._agree(BATCH, failed, raise_from=EPOCH) == ERROR and votes == []
-        assert isinstance(cb.pending, ProcessLostError) and str(cb.pending).startswith("Lost process 1 of 2")
-        assert cb._fit_stop == ERROR and cb._phase_stop  # the cleanups of the phase and the fit vote no more
-        cb.pending = None
-        assert cb._agree(BATCH, ValueError("boom"), raise_from=EPOCH) == OK and len(votes) == 1  # a user's error votes
+        processes.end_scope("cleanup_batch", failed)
+        lost = processes.take_stop()
+        assert isinstance(lost, ProcessLostError) and str(lost).startswith("Lost process 1 of 2") and votes == []
+        assert processes.fit_stop == ERROR and processes.phase_stop  # the ends of the phase and the fit vote no more
+        processes.end_scope("cleanup_epoch", None), processes.end_scope("cleanup_fit", None)
+        assert votes == [] and processes.take_stop() is None
+        fresh = AcceleratedProcesses(acc, Vote(), trainer)
+        fresh.end_scope("cleanup_batch", ValueError("boom"))
+        assert fresh.take_stop() is None and len(votes) == 1  # a user's error votes
+        assert votes[0][0] == ERROR and votes[0][1] == "ValueError: boom"
     finally: dist.destroy_process_group()

@@ -76,7 +76,8 @@ def test_one_process_resumes_on_two_each_sample_of_the_epoch_once(tmp_path):
     saved = launch("save1", tmp_path, 1)
     position = newest_position(tmp_path)
     epoch, done = position["epoch"], position["batch"]
-    assert epoch == 1 and 0 < done <= worker.CANCEL_AT[1]
+    # Cancelled in after_batch, after the step of batch CANCEL_AT: the checkpoint on the way out keeps that batch.
+    assert epoch == 1 and done == worker.CANCEL_AT[1] + 1
     resumed = launch("resume", tmp_path, 2)
     for r in resumed: assert "error" not in r["resumed"], r["resumed"]["error"]
     before, after = ids(saved, "crashed", epoch, before=done), ids(resumed, "resumed", epoch)
@@ -88,5 +89,6 @@ def test_one_process_resumes_on_two_each_sample_of_the_epoch_once(tmp_path):
     nxt = ids(resumed, "resumed", epoch + 1)
     assert set(nxt) == set(ALL) and len(nxt) == 2 * 6 * worker.BS
     # a checkpoint written in the resumed epoch says how its batches were dealt (it resumes on any number too)
-    state = torch.load(next((tmp_path / "ckpt").glob(f"checkpoint-e{epoch}-b{done + 2}-*.pt")), weights_only=True)
+    periodic = done + worker.EVERY - done % worker.EVERY  # the first periodic checkpoint of the resumed epoch
+    state = torch.load(next((tmp_path / "ckpt").glob(f"checkpoint-e{epoch}-b{periodic}-*.pt")), weights_only=True)
     assert state["position"]["loader_rng"]["dealt"] == [[1, done]]

@@ -81,7 +81,7 @@ def test_a_killed_node_ends_the_survivor_soon_naming_the_lost_process(tmp_path):
     assert code not in (None, 0), f"the survivor {'still ran' if code is None else 'exited 0'}:\n{err[-3000:]}"
     assert seconds < KILLED_BOUND
     assert ("ProcessLostError: Lost process 1 of 2 (node 1): it broke the connection while process 0 (this one, "
-            "node 0) waited for it in AccelerateCB's stop vote") in err, err[-3000:]
+            "node 0) waited for it in the processes' stop vote") in err, err[-3000:]
     assert "AccelerateCB failed at event 'backward' (epoch 1, batch 3, training)" in err
 
 
@@ -94,4 +94,4 @@ def test_a_frozen_node_ends_the_survivor_after_the_timeout_naming_the_lost_proce
     assert code not in (None, 0), f"the survivor {'still ran' if code is None else 'exited 0'}:\n{err[-3000:]}"
     assert seconds < FROZEN_BOUND  # (its wait began in the vote, before the freeze: it can end sooner than the timeout)
     assert ("ProcessLostError: Lost process 1 of 2 (node 1): it did not answer while process 0 (this one, node 0) "
-            "waited for it in AccelerateCB's stop vote") in err, err[-3000:]
+            "waited for it in the processes' stop vote") in err, err[-3000:]

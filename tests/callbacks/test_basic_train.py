@@ -134,3 +134,24 @@ def test_a_subclass_replacing_init_and_before_fit_runs_the_first_batch_checks_at
     x, y = torch.randn(8, 6), torch.full((8,), 5)
     trainer.dls = DataLoaders(DataLoader(TensorDataset(x, y), batch_size=4), None)
     with pytest.raises(CallbackError, match=r"Labels \[5\] are not among the model's 3 classes"): trainer.fit(1)
+
+
+def _fit_with(y, loss, train=True):
+    x = torch.randn(16, 4)
+    dls = DataLoaders(DataLoader(TensorDataset(x, y), batch_size=8), DataLoader(TensorDataset(x, y), batch_size=8))
+    Trainer(dls, loss, torch.optim.SGD, nn.Linear(4, 3), [BasicTrainCB()]).fit(1, train=train)
+
+
+def test_cross_entropy_with_a_column_of_labels_names_the_squeeze():
+    """Issue 33: (N, 1) class labels gave torch's raw '0D or 1D target tensor expected, multi-target not supported'."""
+    y = torch.randint(0, 3, (16, 1))
+    for loss in (nn.CrossEntropyLoss(), F.cross_entropy, nn.NLLLoss()):
+        with pytest.raises(CallbackError, match=r"shape \(8, 1\).*y\.squeeze\(-1\)"): _fit_with(y, loss)
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_a_loss_of_more_than_one_number_names_the_reduction(train):
+    """Issue 33: reduction='none' failed in backward ('grad can be implicitly created only for scalar outputs') or,
+    with fit(train=False), in MetricsCB with a size mismatch."""
+    with pytest.raises(CallbackError, match=r"shape \(8,\).*reduction='mean'"):
+        _fit_with(torch.randint(0, 3, (16,)), nn.CrossEntropyLoss(reduction="none"), train=train)

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from AIsaac.all import (BasicTrainCB, Callback, CheckpointCB, DataLoaders, MetricsCB, Trainer, latest_checkpoint,
+from AIsaac.all import (BasicTrainCB, Callback, CancelFitException, CheckpointCB, DataLoaders, MetricsCB, Trainer, latest_checkpoint,
                         set_seed)
 from tests.helpers.resume_run import NoisyData, OneCycleCB
 
@@ -106,12 +106,23 @@ def test_resume_mid_epoch_matches_uninterrupted(tmp_path, uninterrupted):
     trainer = make_trainer()
     with pytest.raises(KeyboardInterrupt):
         trainer.fit(3, lr=1e-2, callbacks=[CheckpointCB(tmp_path, every_n_batches=2), StopAfterBatch((1, 4))])
-    # Stopped after a step but before CheckpointCB's after_batch: the newest checkpoint is the periodic one.
-    assert plain(latest_checkpoint(tmp_path).name) == "checkpoint-e1-b4.pt"
+    # Stopped after the step of batch 4, in another callback's after_batch: that batch is kept on the way out.
+    assert plain(latest_checkpoint(tmp_path).name) == "checkpoint-e1-b5.pt"
     resumed = make_trainer(seed=99)
     resumed.fit(3, lr=1e-2, resume_from=tmp_path)
     assert_same_weights(weights(resumed), uninterrupted)
     assert resumed.OneCycleCB.sched.last_epoch == 3 * 6  # the scheduler went on from where it was, not from 0
+
+
+def test_a_cancel_from_another_callbacks_after_batch_keeps_that_batch(tmp_path, uninterrupted):
+    """The step of batch 2 is done when another callback's after_batch cancels the fit: the trainer says so
+    (`in_step` False, `trained_to` 3), so the checkpoint on the way out is at that batch, and resumes exactly."""
+    trainer = make_trainer()
+    trainer.fit(3, lr=1e-2, callbacks=[CheckpointCB(tmp_path), RaiseAt("after_batch", (1, 2), CancelFitException)])
+    assert plain(latest_checkpoint(tmp_path).name) == "checkpoint-e1-b3.pt"
+    resumed = make_trainer(seed=5)
+    resumed.fit(3, lr=1e-2, resume_from=tmp_path)
+    assert_same_weights(weights(resumed), uninterrupted)
 
 
 def test_resume_from_epoch_end_matches_uninterrupted(tmp_path, uninterrupted):

@@ -40,3 +40,10 @@ def test_hook_removed_after_fit(make_trainer):
 def test_needs_exactly_one_limit():
     with pytest.raises(ValueError, match="exactly one"): GradClipCB()
     with pytest.raises(ValueError, match="exactly one"): GradClipCB(1.0, max_value=1.0)
+
+
+@pytest.mark.parametrize("kwargs", [dict(max_norm=-1), dict(max_norm=0), dict(max_value=-0.5), dict(max_norm=float("nan")),
+                                    dict(max_norm="1"), dict(max_norm=1.0, norm_type=0)])
+def test_bad_limits_are_refused(kwargs):
+    """Issue 33: GradClipCB(-1) was accepted."""
+    with pytest.raises(ValueError, match="GradClipCB"): GradClipCB(**kwargs)

@@ -212,3 +212,40 @@ def test_a_killed_fit_resumes_bit_exactly(tmp_path, make_cb):
     resumed.fit(3, lr=0.01, resume_from=tmp_path, allow_changes=("callbacks",))
     for p, q in zip(resumed.model.parameters(), full.model.parameters()): assert torch.equal(p, q)
     assert resumed.MetricsCB.losses_epoch == full.MetricsCB.losses_epoch
+
+
+class _DictImages(torch.utils.data.Dataset):
+    """Hugging Face style items: {'pixel_values': image, 'labels': class}."""
+
+    def __init__(self, n=16):
+        g = torch.Generator().manual_seed(0)
+        self.x, self.y = torch.randn(n, 1, 6, 6, generator=g), torch.randint(0, 3, (n,), generator=g)
+
+    def __len__(self): return len(self.x)
+    def __getitem__(self, i): return {"pixel_values": self.x[i], "labels": self.y[i]}
+
+
+class _DictModel(nn.Module):
+    def __init__(self): super().__init__(); self.lin = nn.Linear(36, 3)
+    def forward(self, pixel_values, labels=None): return self.lin(pixel_values.flatten(1))
+
+
+@pytest.mark.parametrize("cb", [MixUpCB(0.4), CutMixCB(1.0)], ids=["MixUp", "CutMix"])
+def test_mixing_trains_on_mapping_batches(cb):
+    """Issue 33: a dict batch (Hugging Face style) failed with `'dict' object has no attribute 'device'`; its float
+    tensor (pixel_values) is mixed, the targets become soft labels."""
+    ds = _DictImages()
+    dls = DataLoaders(DataLoader(ds, batch_size=8, shuffle=True), DataLoader(ds, batch_size=8))
+    seen = []
+
+    class Watch:
+        order, observes = 99, ("get_loss",)
+        def get_loss(self, trainer):
+            if trainer.training: seen.append((trainer.xb[0]["pixel_values"].clone(), trainer.yb[0].clone()))
+    torch.manual_seed(0)
+    Trainer(dls, nn.CrossEntropyLoss(), torch.optim.SGD, _DictModel(), [BasicTrainCB(), cb, Watch()]).fit(1)
+    x, y = seen[0]
+    assert x.shape == (8, 1, 6, 6) and y.shape == (8, 3) and y.is_floating_point()
+    torch.testing.assert_close(y.sum(1), torch.ones(8))
+    ints = {"input_ids": torch.zeros(4, 5, dtype=torch.long), "labels": torch.zeros(4, dtype=torch.long)}
+    with pytest.raises(TypeError, match="no floating-point tensor"): MixUpCB().apply(ints)

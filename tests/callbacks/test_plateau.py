@@ -94,3 +94,16 @@ def test_resumes_exactly(make_trainer, tmp_path):
     assert resumed.opt.param_groups[0]['lr'] == full.opt.param_groups[0]['lr'] == 0.025
     assert resumed.ReduceLROnPlateauCB.scheduler.state_dict() == full.ReduceLROnPlateauCB.scheduler.state_dict()
     for p, q in zip(resumed.model.parameters(), full.model.parameters()): assert torch.equal(p, q)
+
+
+def test_nan_values_do_not_cut_the_lr_and_are_said(make_dls, make_model):
+    """Issue 33: NaN validation numbers counted as 'no improvement' and cut the lr (1e-3 to 1e-5 in 4 epochs) without
+    a word; a NaN record is now passed over, with a warning."""
+    nan = float("nan")
+    rec = EpochLRs()
+    t = Trainer(make_dls(), torch.nn.CrossEntropyLoss(), torch.optim.SGD, make_model(),
+                [BasicTrainCB(), Scripted([1.0, nan, nan, nan, nan]), ReduceLROnPlateauCB(patience=1), rec])
+    with pytest.warns(UserWarning, match=r"ReduceLROnPlateauCB: 'valid' is nan.*lr is left as it is"):
+        t.fit(5, lr=1e-3)
+    assert rec.lrs == [[1e-3]] * 5
+    assert t.ReduceLROnPlateauCB.scheduler.num_bad_epochs == 0

@@ -220,7 +220,7 @@ def test_a_step_budget_sizes_the_schedule_in_optimizer_steps(make_trainer, make_
         want.append(opt.param_groups[0]['lr'])
         opt.step()
         sched.step()
-    assert t.step == 11 and cb.total == 11 and cb.per_step
+    assert t.step == 11 and cb.total == 11
     assert rec.lrs == pytest.approx(want, rel=1e-12, abs=1e-15)
 
 
@@ -246,3 +246,153 @@ def test_a_loader_without_length_needs_max_steps(make_trainer, make_dls, cb):
     assert t.step == 5 and cb.total == 5
     t.fit(1, train=False)  # a fit without training builds no schedule, and needs no length
     assert cb.scheduler is None
+
+
+# ---- FitSchedulerCB: any schedule sized by the fit's optimizer steps, against Hugging Face's stepped by hand ----
+from AIsaac.all import FitSchedulerCB
+
+
+class StepLRs(RealStepLRs):
+    '''RealStepLRs, also counting GradAccumCB's last step of an epoch (taken at after_epoch)'''
+
+    def after_epoch(self, trainer): self.after_batch(trainer)
+
+
+def hf_schedule(name, opt, warmup, total, end_factor=0., power=1.):
+    """transformers' scheduler for `name`, `end_factor` as its floor (polynomial: lr_end; cosine: min_lr_rate)."""
+    tf = pytest.importorskip("transformers")
+    if name == "linear": return tf.get_linear_schedule_with_warmup(opt, warmup, total)
+    if name == "cosine": return tf.get_cosine_with_min_lr_schedule_with_warmup(opt, warmup, total, min_lr_rate=end_factor)
+    if name == "polynomial":
+        return tf.get_polynomial_decay_schedule_with_warmup(opt, warmup, total, lr_end=end_factor * opt.defaults["lr"],
+                                                            power=power)
+    return tf.get_constant_schedule_with_warmup(opt, warmup)
+
+
+def stepped_by_hand(make_sched, n_steps, lr=0.05):
+    """The lr of each of `n_steps` optimizer steps, the scheduler stepped after each, as a plain loop does."""
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr)
+    sched, lrs = make_sched(opt), []
+    for _ in range(n_steps):
+        lrs.append(opt.param_groups[0]['lr'])
+        opt.step()
+        sched.step()
+    return lrs
+
+
+@pytest.mark.parametrize("accumulate", [1, 4])
+@pytest.mark.parametrize("name, kwargs", [("linear", {}), ("cosine", {"end_factor": 0.1}),
+                                          ("polynomial", {"power": 2., "end_factor": 0.01}), ("constant", {})])
+def test_named_schedules_match_hugging_face_in_optimizer_steps(make_trainer, name, kwargs, accumulate):
+    rec, cb = StepLRs(), FitSchedulerCB(name, warmup=3, **kwargs)
+    t = make_trainer([cb, rec, *([GradAccumCB(accumulate)] if accumulate > 1 else [])], n_train=168)
+    t.fit(3, lr=0.05)  # 21 batches an epoch: 21 steps, or 6 accumulating 4 (the last of 1 batch)
+    total = 3 * (21 if accumulate == 1 else 6)
+    assert cb.total == total == t.step
+    want = stepped_by_hand(lambda opt: hf_schedule(name, opt, 3, total, **kwargs), total)
+    assert rec.lrs == pytest.approx(want, rel=1e-12, abs=1e-15)
+    assert rec.lrs[0] == 0 and rec.lrs[3] == pytest.approx(0.05)
+
+
+@pytest.mark.parametrize("accumulate", [1, 4])
+def test_a_schedule_function_gets_the_fit_s_total_steps_under_max_steps(make_trainer, accumulate):
+    tf = pytest.importorskip("transformers")
+    rec, totals = StepLRs(), []
+
+    def schedule(opt, total_steps):
+        totals.append(total_steps)
+        return tf.get_linear_schedule_with_warmup(opt, 2, total_steps)
+
+    cb = FitSchedulerCB(schedule)
+    t = make_trainer([cb, rec, *([GradAccumCB(accumulate)] if accumulate > 1 else [])])
+    t.fit(max_steps=10, lr=0.05)  # 8 batches an epoch: across epochs, or 2 steps an epoch accumulating 4
+    assert totals == [10] and t.step == 10
+    assert rec.lrs == pytest.approx(stepped_by_hand(lambda opt: tf.get_linear_schedule_with_warmup(opt, 2, 10), 10),
+                                    rel=1e-12, abs=1e-15)
+    t.fit(2, max_steps=100, lr=0.05)  # two epochs end the fit first: the schedule is theirs
+    assert totals[-1] == 2 * (8 if accumulate == 1 else 2)
+
+
+def test_a_linear_schedule_with_grad_accum_trains_as_a_plain_loop(make_trainer, make_dls, make_model):
+    tf = pytest.importorskip("transformers")
+    t = make_trainer([FitSchedulerCB("linear", warmup=2), GradAccumCB(4)], n_train=88)  # 11 batches: 3 steps an epoch
+    t.fit(2, lr=0.1, valid=False)
+    # Plain PyTorch: the gradients of 4 batches averaged (3 for the last), a step, the scheduler stepped.
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = tf.get_linear_schedule_with_warmup(opt, 2, 6)
+    for _ in range(2):
+        batches = list(make_dls(n_train=88).train)
+        for i in range(0, len(batches), 4):
+            group = batches[i:i + 4]
+            for x, y in group: torch.nn.functional.cross_entropy(model(x), y).backward()
+            for p in model.parameters(): p.grad /= len(group)
+            opt.step(); sched.step(); opt.zero_grad()
+    for p, q in zip(t.model.parameters(), model.parameters()): torch.testing.assert_close(p, q)
+    assert t.FitSchedulerCB.scheduler.get_last_lr() == sched.get_last_lr() == [0.]
+
+
+def test_warmup_cosine_is_the_cosine_configuration(make_trainer):
+    a, b = WarmupCosineSchedulerCB(warmup=3, end_factor=0.1), FitSchedulerCB("cosine", warmup=3, end_factor=0.1)
+    lrs = []
+    for cb in (a, b):
+        rec = StepLRs()
+        make_trainer([cb, rec, GradAccumCB(3)]).fit(2, lr=0.05)
+        lrs.append(rec.lrs)
+    assert lrs[0] == lrs[1] and len(lrs[0]) == a.total == 2 * 3
+    assert isinstance(a, FitSchedulerCB) and repr(a) == "WarmupCosineSchedulerCB(warmup=3, end_factor=0.1)"
+
+
+def test_fit_scheduler_refusals():
+    with pytest.raises(ValueError, match="unknown schedule 'constant_with_warmup'.*'constant' with warmup"):
+        FitSchedulerCB("constant_with_warmup", warmup=10)
+    with pytest.raises(TypeError, match="opt, total_steps"): FitSchedulerCB(3)
+    with pytest.raises(ValueError, match="configure a named schedule"): FitSchedulerCB(lambda o, n: None, warmup=5)
+    with pytest.raises(ValueError, match="power"): FitSchedulerCB("polynomial", power=0)
+    with pytest.raises(ValueError, match="FitSchedulerCB: warmup"): FitSchedulerCB("linear", warmup=1.5)
+
+
+def test_valid_every_and_warmup_count_optimizer_steps_under_grad_accum(make_trainer):
+    # Every interval a user sets counts optimizer steps: validation every 3 steps and a 3-step warmup, accumulating 4.
+    rec, cb = StepLRs(), FitSchedulerCB("linear", warmup=3)
+
+    class ValidSteps(Callback):
+        def before_fit(self, trainer): self.at = []
+        def before_epoch(self, trainer):
+            if not trainer.training: self.at.append(trainer.step)
+
+    v = ValidSteps()
+    t = make_trainer([cb, rec, v, GradAccumCB(4)], n_train=128)  # 16 batches: 4 steps an epoch
+    t.fit(2, lr=0.05, valid_every=3)
+    assert v.at == [3, 6, 8] and cb.total == 8
+    assert rec.lrs[:4] == pytest.approx([0, 0.05 / 3, 0.1 / 3, 0.05])
+
+
+def test_a_skipped_step_does_not_move_the_schedule(make_trainer):
+    # As a GradScaler's skipped step (inf gradients): no optimizer step, so trainer.step and the schedule stay.
+    class SkipEveryThird(Callback):
+        claims = ('step',)
+        def step(self, trainer):
+            if trainer.batch_num % 3 != 2: trainer.opt.step()
+
+    rec, cb = StepLRs(), FitSchedulerCB("linear", warmup=2)
+    t = make_trainer([cb, rec, SkipEveryThird()])
+    t.fit(2, lr=0.05)  # 8 batches an epoch, 2 of them skipped: 12 real steps of a schedule sized for 16
+    assert t.step == 12 and cb.total == 16 and cb.scheduler.last_epoch == 12
+    want = stepped_by_hand(lambda opt: hf_schedule("linear", opt, 2, 16), 12)
+    assert rec.lrs == pytest.approx(want, rel=1e-12, abs=1e-15)
+
+
+def test_a_resumed_fit_under_grad_accum_continues_the_schedule(make_trainer, recorder, tmp_path):
+    from AIsaac.all import CheckpointCB
+    make = lambda: [FitSchedulerCB("polynomial", warmup=2, power=2.), GradAccumCB(3)]
+    full = make_trainer([*make(), recorder])
+    full.fit(3, lr=0.1)  # 8 batches an epoch: 3 steps (3 + 3 + 2 batches), 9 in all
+    lrs, weights = recorder.lrs, [p.detach().clone() for p in full.model.parameters()]
+    assert full.FitSchedulerCB.total == 9
+    with pytest.raises(KeyboardInterrupt):
+        make_trainer(make()).fit(3, lr=0.1, callbacks=[CheckpointCB(tmp_path, every_n_batches=2), _StopAt((1, 4))])
+    resumed = make_trainer([*make(), recorder])
+    resumed.fit(3, lr=0.1, resume_from=tmp_path, allow_changes=("callbacks",))  # from 4 batches into epoch 1, mid-group
+    assert recorder.lrs == lrs[8 + 4:]
+    for p, q in zip(resumed.model.parameters(), weights): assert torch.equal(p, q)

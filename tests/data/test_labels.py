@@ -1,5 +1,6 @@
 """`class_names` and `label_titles` (AIsaac/data/labels.py): a loader's label names, and labels as image titles."""
 import datasets
+import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -30,8 +31,9 @@ def test_class_names_of_a_hugging_face_loader_come_from_its_label_feature():
     assert class_names(DataLoader(ds, batch_size=3, collate_fn=DictCollate(["image", "coarse"]))) == COARSE
     dls = DataLoaders.from_dataset_dict(dd, 3, inputs=["image"], targets=["fine"])
     assert class_names(dls.train) == class_names(dls.valid) == FINE
-    # All features in their declared order: position 1 is 'image', which has no names, so there are none to show.
-    assert class_names(DataLoaders.from_dataset_dict(dd, 3).train) is None
+    # All features in their declared order would give the model the labels ('coarse') as input: refused (issue 33).
+    with pytest.raises(ValueError, match=r"inputs=\['image'\], targets=\['coarse', 'fine'\]"):
+        DataLoaders.from_dataset_dict(dd, 3)
 
 
 def test_class_names_is_none_without_label_names():

@@ -219,8 +219,8 @@ def test_test_dl_get_preds_and_validate_on_every_loader_kind(kind):
     for name, (data, labelled) in sets.items():
         dl = trainer.dls.test_dl(data)
         assert sum(len(b[0]) if isinstance(b, (tuple, list)) else len(b) for b in dl) == 20, name
-        preds = trainer.get_preds(dl, with_targets=False)
-        assert preds.shape == (20, 3), name
+        preds, no_targets = trainer.get_preds(dl, with_targets=False)
+        assert preds.shape == (20, 3) and no_targets is None, name
         torch.testing.assert_close(preds, expected, msg=name)
         if labelled:
             preds, targets = trainer.get_preds(dl)
@@ -232,7 +232,9 @@ def test_test_dl_get_preds_and_validate_on_every_loader_kind(kind):
             with pytest.raises(TypeError) as info: trainer.validate(dl)
             message = str(info.value)
             assert "no targets" in message and "get_preds(dl, with_targets=False)" in message, (name, message)
-            with pytest.raises(ValueError, match="with_targets=False"): trainer.get_preds(dl)
+            preds, targets = trainer.get_preds(dl)  # issue 33: a test_dl loader knows it may have no targets
+            assert targets is None and torch.equal(preds, trainer.get_preds(dl, with_targets=False).preds), name
+            with pytest.raises(ValueError, match="with_targets=False"): trainer.get_preds(dl, with_targets=True)
 
 
 def test_in_memory_hf_test_dl_uses_the_training_columns_and_transform():
@@ -254,3 +256,63 @@ def test_in_memory_test_dl_refuses_data_unlike_the_validation_data():
     dls = DataLoaders.from_tensors((x, y), (x, y), batch_size=4)
     with pytest.raises(ValueError, match=r"shape \(5, 2\).*validation data.*\(3,\)"): dls.test_dl(torch.randn(5, 2))
     with pytest.raises(ValueError, match="uint8.*float32"): dls.test_dl((x * 100).to(torch.uint8))
+
+
+# ---- issue 33: predictions on new data ----
+def test_test_dl_keeps_the_padding_collate_fn_and_predicts_on_unlabelled_text():
+    """Issue 33: test_dl dropped from_dataset_dict's collate_fn, so a padding pipeline could not predict on its
+    unlabelled test set (a ragged column error that told the user to pass the collator they had passed)."""
+    transformers = pytest.importorskip("transformers")
+    tok = transformers.PreTrainedTokenizerFast(tokenizer_object=__import__("tokenizers").Tokenizer(
+        __import__("tokenizers").models.WordLevel({"[PAD]": 0, "[UNK]": 1}, unk_token="[UNK]")), pad_token="[PAD]")
+    dls = DataLoaders.from_dataset_dict(ragged(), 4, inputs=["input_ids"], targets=["label"],
+                                        collate_fn=transformers.DataCollatorWithPadding(tok))
+    unlabelled = ragged()["test"].remove_columns("label")
+    batch = next(iter(dls.test_dl(unlabelled)))
+    assert set(batch) == {"input_ids", "attention_mask"} and batch["attention_mask"].sum(1).tolist() == [1, 2, 3, 4] * 2
+
+    class Bag(nn.Module):
+        def __init__(self): super().__init__(); self.emb = nn.EmbeddingBag(8, 2, mode="sum")
+        def forward(self, input_ids, attention_mask, labels=None):
+            return self.emb(input_ids, per_sample_weights=attention_mask.float())
+    trainer = Trainer(dls, nn.CrossEntropyLoss(), torch.optim.SGD, Bag(), [BasicTrainCB()])
+    preds, targets = trainer.get_preds(dls.test_dl(unlabelled))
+    assert preds.shape == (len(unlabelled), 2) and targets is None
+
+
+def test_from_tensors_without_validation_data():
+    """Issue 33: from_tensors(train, None, bs) raised a raw TypeError, where DataLoaders(train, None) works."""
+    x, y = torch.randn(12, 3), torch.arange(12) % 2
+    dls = DataLoaders.from_tensors((x, y), None, batch_size=4)
+    assert dls.valid is None and len(dls.train) == 3
+    trainer = Trainer(dls, nn.CrossEntropyLoss(), torch.optim.SGD, nn.Linear(3, 2), [BasicTrainCB(), MetricsCB()])
+    trainer.fit(1)
+    assert "train" in trainer.epoch_log and "valid" not in trainer.epoch_log
+    with pytest.raises(TypeError, match=r"a tuple like \(x, y\)"): DataLoaders.from_tensors(x, None, batch_size=4)
+
+
+def test_hf_label_column_first_is_named_not_fed_to_the_model():
+    """Issue 33: a dataset whose ClassLabel column comes first gave its labels to the model as input (a raw dtype
+    error in the model); the default column order now refuses it, naming inputs=/targets=."""
+    feats = datasets.Features({"label": datasets.ClassLabel(names=["a", "b"]),
+                               "x": datasets.Sequence(datasets.Value("float32"), length=2)})
+    ds = datasets.Dataset.from_dict({"label": [0, 1] * 4, "x": [[1.0, 2.0]] * 8}, features=feats)
+    dd = datasets.DatasetDict({"train": ds, "test": ds}).with_format("torch")
+    for in_memory in (False, True):
+        with pytest.raises(ValueError, match=r"inputs=\['x'\], targets=\['label'\]"):
+            DataLoaders.from_dataset_dict(dd, 4, in_memory=in_memory)
+        xb, yb = next(iter(DataLoaders.from_dataset_dict(dd, 4, in_memory=in_memory, inputs=["x"], targets=["label"]).train))
+        assert xb.shape == (4, 2) and yb.dtype == torch.int64
+
+
+def test_hf_dataset_without_a_format_is_named_with_the_fix():
+    """Issue 33: a split without torch format batched its list column as a list of per-position tensors (the model
+    then failed on a list), or as float64 in memory; now the error names with_format('torch')."""
+    feats = datasets.Features({"x": datasets.Sequence(datasets.Value("float32"), length=2),
+                               "label": datasets.ClassLabel(names=["a", "b"])})
+    ds = datasets.Dataset.from_dict({"x": [[1.0, 2.0]] * 8, "label": [0, 1] * 4}, features=feats)
+    dd = datasets.DatasetDict({"train": ds, "test": ds})
+    for in_memory in (False, True):
+        with pytest.raises(ValueError, match=r"with_format\('torch'\)"): DataLoaders.from_dataset_dict(dd, 4, in_memory=in_memory)
+    xb, yb = next(iter(DataLoaders.from_dataset_dict(dd.with_format("torch"), 4).train))
+    assert xb.shape == (4, 2)

@@ -140,7 +140,6 @@ def test_the_trainer_attributes_table_has_one_attribute_a_row_each_with_its_type
     import torch
     from torch import nn
     from AIsaac.all import BasicTrainCB, DataLoaders
-    from AIsaac.runtime.distributed import OneProcess
     page = html(site, "trainer")
     table = re.search(r"<table>.*?</table>", page[page.index("Attributes:"):], re.S).group(0)
     rows = [[re.sub(r"<[^>]+>|\s+", " ", cell).strip() for cell in re.findall(r"<td>(.*?)</td>", row, re.S)]
@@ -159,5 +158,5 @@ def test_the_trainer_attributes_table_has_one_attribute_a_row_each_with_its_type
     # The callbacks are attributes too (`trainer.BasicTrainCB`), reached by name rather than listed as state; the
     # trainer's own are its slots, what callbacks set is in its dict.
     state = {n for n in (*Trainer.__slots__, *vars(trainer)) if not n.startswith("_") and n not in trainer.named_callbacks}
-    state |= {n for cls in (Trainer, OneProcess) for n in cls.__annotations__ if not n.startswith("_")}
+    state |= {n for n in Trainer.__annotations__ if not n.startswith("_")}
     assert sorted(state - set(names)) == [] and sorted(set(names) - state) == []

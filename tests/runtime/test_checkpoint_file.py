@@ -107,3 +107,13 @@ def test_non_finite_names_the_weights_holding_nan_or_infinity():
     state = {"model": {"a": torch.tensor([1., float("nan")]), "b": torch.ones(2), "c": torch.tensor([float("inf")]),
                        "n": torch.tensor([3])}}
     assert non_finite(state) == ["a", "c"]
+
+
+def test_a_checkpoint_of_a_newer_format_says_upgrade(tmp_path):
+    """Issue 33: a checkpoint written by a newer AIsaac was refused as 'not an AIsaac checkpoint'."""
+    newer = FORMAT.rsplit(" ", 1)[0] + f" {int(FORMAT.rsplit(' ', 1)[1]) + 1}"
+    state = {"format": newer, "model": {"w": torch.ones(3)}, "position": {"epoch": 1, "batch": 0}}
+    state["checksum"] = checksum(state)
+    path = save_checkpoint(state, tmp_path / "c.pt")
+    with pytest.raises(CheckpointError, match=r"written by a newer version of AIsaac.*pip install -U aisaac"):
+        load_checkpoint_file(path)

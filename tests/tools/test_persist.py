@@ -247,3 +247,32 @@ def test_safetensors_missing_names_the_package_and_leaves_no_file(tmp_path, monk
         make().save(tmp_path / "m.safetensors", format="safetensors")
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(ValueError, match="'torch'.*'safetensors'"): make().save(tmp_path / "m", format="onnx")
+
+
+def test_safetensors_refuses_non_tensor_extra_state_naming_the_module(tmp_path):
+    """Issue 33: a module whose get_extra_state returns a dict failed `save(format='safetensors')` with a bare
+    `AttributeError: 'dict' object has no attribute 'detach'`."""
+    class WithExtra(nn.Module):
+        def __init__(self): super().__init__(); self.lin = nn.Linear(5, 3)
+        def forward(self, x): return self.lin(x)
+        def get_extra_state(self): return {"vocab": ["a", "b"]}
+        def set_extra_state(self, state): pass
+    x, y = data()
+    model = nn.Sequential(WithExtra())
+    trainer = Trainer(DataLoaders(TensorLoader(x, y, batch_size=8), None), nn.CrossEntropyLoss(), torch.optim.SGD,
+                      model, [BasicTrainCB()])
+    with pytest.raises(TypeError, match=r"'0\._extra_state' is a dict.*format='torch'"):
+        trainer.save(tmp_path / "m.safetensors", format="safetensors")
+    assert not (tmp_path / "m.safetensors").exists()
+    trainer.save(tmp_path / "m.pt")  # the torch format keeps it
+
+
+def test_load_of_a_file_from_a_newer_aisaac_says_upgrade(tmp_path):
+    """Issue 33 (a checkpoint of a newer format): trainer.load read a newer file's entries as if they were this one's."""
+    from AIsaac.runtime.checkpoint_file import SAVE_FORMAT
+    a = make()
+    path = a.save(tmp_path / "model.pt")
+    state = torch.load(path, weights_only=True)
+    state["format"] = SAVE_FORMAT.rsplit(" ", 1)[0] + " 99"
+    torch.save(state, path)
+    with pytest.raises(CheckpointError, match="written by a newer version of AIsaac.*pip install -U aisaac"): a.load(path)

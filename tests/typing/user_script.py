@@ -65,7 +65,8 @@ TRAINER_METHODS: tuple[Callable[..., Any], ...] = (
     Trainer.fit, Trainer.lr_find, Trainer.get_preds, Trainer.predict, Trainer.profile, Trainer.summarize_callbacks,
     Trainer.summarize_model, Trainer.show_image_batch, Trainer.add_callbacks, Trainer.remove_callbacks,
     Trainer.run_callbacks, Trainer.wrap_plan, Trainer.reduce_sum)
-DISTRIBUTED: tuple[bool, int] = (Trainer.is_main_process, Trainer.num_processes)
+def distributed(trainer: Trainer) -> tuple[bool, int, Any]: return trainer.is_main_process, trainer.num_processes, \
+    trainer.processes.reduce_sum
 # The same names from the package itself (read from AIsaac.all when first asked for).
 PACKAGE: tuple[type[Trainer], type[CoreCBs], type[MetricsCB], str] = (
     PackageTrainer, PackageCoreCBs, AIsaac.MetricsCB, AIsaac.__version__)
