@@ -18,5 +18,7 @@ fi
 pip_install() { .venv/bin/python -m pip install -q "$@" 2>&1 | sed "/^WARNING: Location '.*' is ignored/d"; }
 # torch and torchvision must be a matching pair; GPU users may install their own build first and drop this line.
 pip_install torch==2.14.1 torchvision==0.29.1
-pip_install -e ".[test,docs]"
+# editable_mode=compat: a plain path in a .pth file rather than an import hook, so that mypy and pyright run from
+# outside the checkout find AIsaac too (setuptools' default editable finder is invisible to type checkers).
+pip_install -e ".[test,docs]" --config-settings editable_mode=compat
 echo "setup: done (.venv). Next: .venv/bin/aisaac demo"

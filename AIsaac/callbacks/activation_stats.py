@@ -173,7 +173,8 @@ class ActivationStatsCB(HooksCallback):
     def plot_stats(self, figsize: tuple[float, float] = (10, 4)):
         '''Mean and std of each module's activations over training.'''
         import matplotlib.pyplot as plt
-        fig, (ax0, ax1) = plt.subplots(1, 2, figsize=figsize)
+        from ..display.figure import ShownOnceFigure
+        fig, (ax0, ax1) = plt.subplots(1, 2, figsize=figsize, FigureClass=ShownOnceFigure)  # shown once
         for name, m, s in zip(self.names, self.means(), self.stds()):
             ax0.plot(m.numpy(), label=name)
             ax1.plot(s.numpy(), label=name)

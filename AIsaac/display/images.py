@@ -65,6 +65,8 @@ def subplots(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] | None
     nrows = whole_number("nrows", nrows, owner="subplots", what="rows of axes")
     ncols = whole_number("ncols", ncols, owner="subplots", what="columns of axes")
     if figsize is None: figsize = (ncols * imsize, nrows * imsize)
+    from .figure import ShownOnceFigure
+    kwargs.setdefault("FigureClass", ShownOnceFigure)  # a notebook shows it once (see AIsaac.display.figure)
     fig, axs = plt.subplots(nrows, ncols, figsize=figsize, **kwargs)
     if suptitle is not None: fig.suptitle(suptitle)
     if not isinstance(axs, np.ndarray): axs = np.array([axs])

@@ -35,7 +35,8 @@ def plot_losses(source: Any, losses_epoch: Sequence[dict] | None = None, metrics
     per_epoch = len(train) / n_epochs if train and n_epochs else 1
     xs = [(i + 1) * per_epoch for i in range(n_epochs)]
 
-    fig, ax = plt.subplots(figsize=figsize)
+    from .figure import ShownOnceFigure
+    fig, ax = plt.subplots(figsize=figsize, FigureClass=ShownOnceFigure)  # a notebook shows it once
     if train: ax.plot(range(1, len(train) + 1), train, label="train loss (batch)", alpha=0.7)
     valid = [(x, e["valid"]) for x, e in zip(xs, losses_epoch) if "valid" in e]
     if valid: ax.plot(*zip(*valid), "o-", label="valid loss (epoch)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import sys
 
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Sequence
@@ -54,14 +55,38 @@ def rows_html(rows: Sequence[tuple[str, ...]], columns: tuple[str, ...] = COLUMN
     return html_table(columns, rows)
 
 
+def _cell() -> int | None:
+    """The number of the IPython cell running now (None outside IPython)."""
+    ipython = sys.modules.get("IPython")
+    return getattr(ipython.get_ipython(), "execution_count", None) if ipython is not None else None
+
+
+class CallbackRows(list):
+    """The rows of `summarize_callbacks`, a list of (Step, Callback, Doc String). As the value of an IPython cell
+    they show as the table (HTML in a notebook, else text), except in the cell that has just shown it: the table
+    appears once, not as a table and then a list."""
+
+    shown_in: int | None = None
+
+    def _ipython_display_(self) -> None:
+        if self.shown_in is not None and self.shown_in == _cell(): return
+        if in_notebook():
+            from IPython.display import HTML, display
+            display(HTML(rows_html(self)))
+        else: print(format_rows(self))
+
+
 def summarize_callbacks(trainer: Trainer, show: bool = True) -> list[tuple[str, str, str]]:
-    """Show (HTML in a notebook, else text) and return the rows (Step, Callback, Doc String): who runs at each event."""
-    rows = callback_rows(trainer)
+    """Show (HTML in a notebook, else text) and return the rows (Step, Callback, Doc String): who runs at each event.
+
+    In a notebook the table shows once: the rows returned are not shown again as the cell's value."""
+    rows = CallbackRows(callback_rows(trainer))
     if show:
         if in_notebook():
             from IPython.display import HTML, display
             display(HTML(rows_html(rows)))
         else: print(format_rows(rows))
+        rows.shown_in = _cell()
     return rows
 
 def summarize_model(trainer: Trainer, show: bool = True, **torchinfo_kwargs: Any):

@@ -52,7 +52,7 @@ def site(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("api_site")
     (tmp / "sample_module.py").write_text(SAMPLE)
     docs = tmp / "docs"
-    for page in ("trainer", "callback", "callbacks/activation_stats"):
+    for page in ("trainer", "callback", "callbacks/activation_stats", "callbacks/metrics"):
         (docs / page).parent.mkdir(parents=True, exist_ok=True)
         (docs / f"{page}.md").write_text((ROOT / "docs" / "api" / f"{page}.md").read_text())
     (docs / "sample.md").write_text("# Sample\n\n::: sample_module\n")
@@ -106,6 +106,22 @@ def test_a_callback_page_opens_with_its_constructor(site):
     signature = signature_after_heading(html(site, "callbacks/activation_stats"),
                                         "AIsaac.callbacks.activation_stats.ActivationStatsCB")
     assert signature.strip().startswith("ActivationStatsCB(") and "module_filter" in signature
+
+
+def test_a_class_page_opens_with_the_class_its_example_and_its_constructor_then_the_helpers(site):
+    """MetricsCB's page: its name, a short example, the class with its constructor; the module's helpers after."""
+    page = html(site, "callbacks/metrics")
+    title = re.search(r"<h1[^>]*>(.*?)</h1>", page, re.S).group(1)
+    assert re.sub(r"<[^>]+>", "", title).strip().startswith("MetricsCB")
+    article = page[page.index("<h1"):]
+    example = article.index('<code class="language-python">')
+    heading = article.index('<h2 id="AIsaac.callbacks.metrics.MetricsCB"')
+    helpers = article.index("More in")
+    assert example < heading < helpers and "MetricsCB(Accuracy=Accuracy())" in re.sub(r"<[^>]+>", "", article[:heading])
+    signature = signature_after_heading(page, "AIsaac.callbacks.metrics.MetricsCB")
+    assert signature.strip().startswith("MetricsCB(")
+    assert article.count('id="AIsaac.callbacks.metrics.MetricsCB"') == 1  # shown once, not again among the helpers
+    assert 'id="AIsaac.callbacks.metrics.optimizer_records"' in article[helpers:]
 
 
 def test_docstring_sections_render_as_tables_and_members_keep_the_source_order(site):

@@ -144,3 +144,28 @@ def test_suggestion_is_near_the_lr_a_hand_sweep_finds():
     # The stated range: the steepest-descent suggestion within a factor of 4 of the hand-swept best lr
     # (here 0.11 against 0.18).
     assert best / 4 <= res.lr_steep <= best * 4, (res.lr_steep, best)
+
+
+def scripted_loss(values):
+    """A loss function returning `values` in turn (no gradient), to script what the search sees."""
+    it = iter(values)
+    return lambda preds, y: preds.sum() * 0 + next(it)
+
+
+def test_a_raw_loss_that_blew_up_is_a_divergence_without_the_advice_to_search_further():
+    """Raw losses of 16 at the end, four times the lowest (1.0): the smoothed loss lags below 4x, yet no "search
+    further with a larger end_lr"."""
+    t = make()
+    t.loss_func = scripted_loss([1.0] * 17 + [16.0] * 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = t.lr_find(end_lr=1.0, num_it=20, show_plot=False)
+    assert res.losses[-3:] == [16.0] * 3 and res.diverged
+
+
+def test_a_search_that_stopped_before_divergence_says_search_further():
+    t = make()
+    t.loss_func = scripted_loss([1.0] * 19 + [16.0])  # one noisy batch at the end is no divergence
+    with pytest.warns(UserWarning, match="before the loss diverged.*larger end_lr"):
+        res = t.lr_find(end_lr=1.0, num_it=20, show_plot=False)
+    assert not res.diverged and res.lrs[-1] == pytest.approx(1.0)

@@ -99,3 +99,20 @@ def test_summary_counts_match_pytorch(capsys):
 def test_missing_torchinfo(monkeypatch):
     monkeypatch.setitem(sys.modules, "torchinfo", None)
     with pytest.raises(ImportError, match="pip install torchinfo"): make_image_trainer(nn.Linear(1, 1)).summarize_model()
+
+
+def test_the_rows_do_not_show_again_in_the_ipython_cell_that_printed_the_table(capsys):
+    """In a terminal IPython the table is printed once: the rows, the cell's value, are not shown again (a later cell
+    shows them as the table)."""
+    from IPython.core.interactiveshell import InteractiveShell
+    shell = InteractiveShell.instance()
+    try:
+        shell.user_ns["trainer"] = make([DeviceCB('cpu')])
+        shell.run_cell("trainer.summarize_callbacks()", store_history=True)
+        first = capsys.readouterr().out
+        shell.run_cell("rows = trainer.summarize_callbacks(show=False)", store_history=True)
+        shell.run_cell("rows", store_history=True)
+        later = capsys.readouterr().out
+    finally: InteractiveShell.clear_instance()
+    assert first.count("Step") == 1 and "[(" not in first, first
+    assert later.count("Step") == 1 and "[(" not in later, later
