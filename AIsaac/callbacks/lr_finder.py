@@ -90,7 +90,8 @@ class LRFinderCB(Callback):
     def plot(self, suggestions: bool = True):
         '''Loss against lr (log scale): the raw losses faint, the smoothed ones solid, the suggestions marked'''
         import matplotlib.pyplot as plt
-        fig, ax = plt.subplots(figsize=(6, 4))
+        from ..display.figure import ShownOnceFigure
+        fig, ax = plt.subplots(figsize=(6, 4), FigureClass=ShownOnceFigure)  # a notebook shows it once
         ax.plot(self.lrs, self.losses, alpha=0.3, label='loss')
         ax.plot(self.lrs, self.smooth_losses, label='smoothed loss')
         if suggestions and self.lrs:

@@ -31,7 +31,8 @@ CELLS = [("plot_losses(trainer)", "image/png"), ("trainer.MetricsCB.plot()", "im
          ("trainer.summarize_callbacks()", "text/html"),
          ("fig = plot_losses(trainer)", "image/png"),  # drawn, not the cell's value: the inline backend shows it
          ("fig", "image/png"),  # a later cell asks for it again: shown again
-         ("rows = trainer.summarize_callbacks()", "text/html"), ("rows", "text/html")]
+         ("rows = trainer.summarize_callbacks()", "text/html"), ("rows", "text/html"),
+         ("finder = LRFinderCB(num_it=8)\ntrainer.fit(1, lr=1e-4, callbacks=[finder])\nfinder.plot()", "image/png")]
 
 
 def test_each_display_method_shows_once_in_a_notebook(monkeypatch):
