@@ -23,8 +23,7 @@ from .runtime.distributed import OneProcess
 from .runtime.optimizers import LR, Optimizers, check_lr, fit_optimizers
 from .runtime.model_state import apply_opt_states
 from .runtime.preemption import catching_preemption
-from .runtime.resume import fit_setup, prepare_resume, replay_batches, restore_checkpoint
-from .runtime.rng import loader_rng_state
+from .runtime.resume import fit_setup, prepare_resume, restore_checkpoint, train_batches
 from .runtime.steps import counting_steps, phase_stop, validation_due
 from .verbs import TrainerVerbs
 
@@ -271,13 +270,11 @@ class Trainer(CallbackSet, TrainerVerbs, OneProcess):
         self.phase_complete = True
 
     def _epoch_batches(self) -> Iterator[tuple[int, Any]]:
-        """`enumerate(self.dl)`, first recording `loader_rng`; resuming, the interrupted epoch's remaining batches."""
+        """`enumerate(self.dl)`, first recording `loader_rng`; resuming, the interrupted epoch's remaining batches
+        (see runtime.resume.train_batches)."""
         resume, self.resume_at = self.resume_at, None
-        if resume is not None:
-            self.loader_rng = resume["loader_rng"]
-            return iter(replay_batches(self.dl, resume))
-        self.loader_rng = loader_rng_state(self.dl)
-        return enumerate(self.dl)
+        self.loader_rng, batches = train_batches(self, resume)
+        return batches
 
     @with_cbs('batch', CancelBatchException)
     def one_batch(self) -> None:
