@@ -41,7 +41,7 @@ class _PassIndices(list):
     def __init__(self, indices: list, token: tuple[int, int]):
         super().__init__(indices)
         self.token = token
-        self.seeded = (indices.seed, indices.index) if isinstance(indices, SeededIndices) else None
+        self.seeded = (indices.seed, indices.batch) if isinstance(indices, SeededIndices) else None
 
     def __reduce__(self): return _indices_in_worker, (list(self), self.token, self.seeded)
 

@@ -48,16 +48,16 @@ def seed_generators(seed: int) -> None:
 class SeededIndices(list):
     """One batch's indices on their way to a worker process, with the pass's seed and the batch's index."""
 
-    def __init__(self, indices: Iterable[Any], seed: int, index: int):
+    def __init__(self, indices: Iterable[Any], seed: int, batch: int):
         super().__init__(indices)
-        self.seed, self.index = seed, index
+        self.seed, self.batch = seed, batch
 
-    def __reduce__(self): return _seeded_in_worker, (list(self), self.seed, self.index)
+    def __reduce__(self): return _seeded_in_worker, (list(self), self.seed, self.batch)
 
 
-def _seeded_in_worker(indices: list, seed: int, index: int) -> list:
+def _seeded_in_worker(indices: list, seed: int, batch: int) -> list:
     """Unpickled in the worker that loads the batch, right before it does: seeds its generators for that batch."""
-    seed_generators(batch_seed(seed, index))
+    seed_generators(batch_seed(seed, batch))
     return indices
 
 

@@ -298,6 +298,7 @@ def train_batches(trainer: Any, resume: dict[str, Any] | None) -> tuple[dict[str
     worker seeds, see loader_seeding), or, resuming, the interrupted epoch's remaining pairs (`resume_batches`). For
     a stream with a state, `loader_rng[STREAM]` holds its states at the last positions, for the checkpoints."""
     dl = trainer.dl
+    batches: Iterator[tuple[int, Any]]
     if resume is None: loader_rng, batches = loader_rng_state(dl), enumerate(seeded_loader(dl))
     else: loader_rng, batches = resume["loader_rng"], iter(resume_batches(dl, resume, trainer))
     source = state_source(dl)
