@@ -13,7 +13,6 @@ from AIsaac.all import (BasicTrainCB, Callback, CheckpointCB, CheckpointError, D
                         Trainer, set_seed)
 from AIsaac.data.dataset_loader import DatasetLoader
 from AIsaac.runtime.checkpoint_file import checkpoint_files
-from AIsaac.runtime.loader_seeding import seeded_loader
 from AIsaac.runtime.resume import check_setup, fit_setup, prepare_resume
 from tests.helpers.small_fit import ScaleCB, make_trainer
 
@@ -245,15 +244,6 @@ def test_map_style_data_resumes_bit_identical_with_random_augmentation_in_worker
     whole, resumed, position = killed_and_resumed(make_train, tmp_path)
     assert (position["epoch"], position["batch"]) == (1, 3)  # mid-epoch: the periodic checkpoint before the stop
     assert same_weights(whole, resumed)
-
-
-def test_workers_draw_per_batch_so_a_batch_is_the_same_whichever_worker_loads_it():
-    def batches(num_workers):
-        set_seed(0)
-        return [b[0] for b in seeded_loader(DataLoader(Augmented(16), batch_size=4, shuffle=True,
-                                                       num_workers=num_workers))]
-    one, two = batches(1), batches(2)
-    assert all(torch.equal(a, b) for a, b in zip(one, two))
 
 
 @pytest.mark.parametrize("num_workers", [0, 2])
