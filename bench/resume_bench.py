@@ -174,6 +174,7 @@ def main() -> None:
     for kind, name in (("map", "map-style, 2 workers"), ("stream", "stream with a state")):
         with tempfile.TemporaryDirectory() as folder:
             files = checkpoints(kind, n, a.positions, Path(folder))
+            gc.collect()  # that fit's workers end here, not in the next loader's forked workers
             hand = statistics.median(hand_first_batch(kind, n) for _ in range(a.reps))
             for p in a.positions:
                 before = statistics.median(resume_time(kind, n, files[p], True) for _ in range(a.reps))

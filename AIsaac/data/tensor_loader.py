@@ -58,16 +58,20 @@ class TensorLoader:
         return torch.randperm(self.n, generator=gen)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
-        yield from self.iter_from(0)  # (a generator: the order is drawn at the first batch, as before)
+        return self._batches(0)  # the order is drawn at the first batch
 
     def iter_from(self, start: int) -> Iterator[tuple[torch.Tensor, ...]]:
-        """The pass's batches from batch `start` on: the order is drawn now, whole, and the batches before `start`
-        are not gathered (how a resumed fit skips them)."""
-        # One host-to-device copy of the order per epoch; each batch is then one gather per tensor on its device.
-        idx = self.order().to(self.device, non_blocking=True) if self.shuffle else None
-        return self._batches(idx, start * self.batch_size)
+        """The pass's batches from batch `start` on: the order is drawn now, and the batches before `start` are not
+        gathered (how a resumed fit skips them)."""
+        return self._batches(start * self.batch_size, self._device_order())
 
-    def _batches(self, idx: torch.Tensor | None, first: int) -> Iterator[tuple[torch.Tensor, ...]]:
+    def _device_order(self) -> torch.Tensor | None:
+        # One host-to-device copy of the order per epoch; each batch is then one gather per tensor on its device.
+        return self.order().to(self.device, non_blocking=True) if self.shuffle else None
+
+    def _batches(self, first: int, idx: Any = "draw") -> Iterator[tuple[torch.Tensor, ...]]:
+        """The batches from row `first` on, in the order `idx` ("draw": drawn at the first batch; None: in order)."""
+        if isinstance(idx, str): idx = self._device_order()
         tensors, bs, stop = self.tensors, self.batch_size, min(len(self) * self.batch_size, self.n)
         if idx is None:  # slices are views: no copy at all
             for i in range(first, stop, bs): yield tuple(t[i:i + bs] for t in tensors)
