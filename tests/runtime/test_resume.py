@@ -300,3 +300,19 @@ def test_a_stateful_dataloader_resumes_from_its_state_bit_identical(tmp_path):
     assert position["loader_rng"]["stream"][3]  # the loader's state
     assert same_weights(whole, resumed)
     assert datasets[-1].loads.value == 4 * (10 - 3)  # the rest of epoch 1, the last: nothing replayed
+
+
+def test_a_hugging_face_streaming_dataset_resumes_from_its_state_bit_identical(tmp_path, caplog):
+    datasets = pytest.importorskip("datasets")
+    data = Augmented()
+
+    def make():
+        ds = datasets.Dataset.from_dict({"x": data.x.tolist(), "y": data.y.tolist()}).to_iterable_dataset(2)
+        ds = ds.map(lambda e: {"x": [v + 0.1 * float(torch.randn(())) for v in e["x"]], "y": e["y"]})
+        collate = lambda items: (torch.tensor([i["x"] for i in items]), torch.tensor([i["y"] for i in items]))
+        return DataLoader(ds, batch_size=4, collate_fn=collate)
+
+    with caplog.at_level("INFO", logger="AIsaac"):
+        whole, resumed, position = killed_and_resumed(make, tmp_path)
+    assert position["loader_rng"]["stream"][3]  # the dataset's state
+    assert same_weights(whole, resumed) and "loaded again" not in caplog.text
