@@ -302,7 +302,8 @@ def test_a_stateful_dataloader_resumes_from_its_state_bit_identical(tmp_path):
     assert datasets[-1].loads.value == 4 * (10 - 3)  # the rest of epoch 1, the last: nothing replayed
 
 
-def test_a_hugging_face_streaming_dataset_resumes_from_its_state_bit_identical(tmp_path, caplog):
+@pytest.mark.parametrize("at", [(1, 5), (0, 5)], ids=["last epoch", "an epoch before the last"])
+def test_a_hugging_face_streaming_dataset_resumes_from_its_state_bit_identical(tmp_path, caplog, at):
     datasets = pytest.importorskip("datasets")
     data = Augmented()
 
@@ -313,6 +314,6 @@ def test_a_hugging_face_streaming_dataset_resumes_from_its_state_bit_identical(t
         return DataLoader(ds, batch_size=4, collate_fn=collate)
 
     with caplog.at_level("INFO", logger="AIsaac"):
-        whole, resumed, position = killed_and_resumed(make, tmp_path)
-    assert position["loader_rng"]["stream"][3]  # the dataset's state
+        whole, resumed, position = killed_and_resumed(make, tmp_path, at=at)
+    assert position["loader_rng"]["stream"][3]["epoch"] == at[0]  # the dataset's state, told its epoch (set_epoch)
     assert same_weights(whole, resumed) and "loaded again" not in caplog.text
