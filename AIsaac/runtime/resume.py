@@ -299,10 +299,10 @@ def train_batches(trainer: Any, resume: dict[str, Any] | None) -> tuple[dict[str
     a stream with a state, `loader_rng[STREAM]` holds its states at the last positions, for the checkpoints; a
     stream's dataset with `set_epoch` is told the epoch first."""
     dl = trainer.dl
-    ds = getattr(dl, "dataset", None)
     # A stream's pass knows its epoch, as the Hugging Face Trainer and Accelerate tell it: its saved state then
     # names the epoch it belongs to, and restores only that one (a Hugging Face stream's rule).
-    if isinstance(ds, IterableDataset) and callable(getattr(ds, "set_epoch", None)): ds.set_epoch(trainer.epoch)
+    set_epoch = getattr(getattr(dl, "dataset", None), "set_epoch", None)
+    if isinstance(getattr(dl, "dataset", None), IterableDataset) and callable(set_epoch): set_epoch(trainer.epoch)
     batches: Iterator[tuple[int, Any]]
     if resume is None: loader_rng, batches = loader_rng_state(dl), enumerate(seeded_loader(dl))
     else: loader_rng, batches = resume["loader_rng"], iter(resume_batches(dl, resume, trainer))
