@@ -382,10 +382,13 @@ def _replayed(dl: Any, resume: dict[str, Any], trainer: Any) -> Iterator[tuple[i
     """The batches before the position loaded again and dropped: the order and the workers' random streams are then
     as they were in the interrupted run."""
     done = resume["batch"]
-    inform(trainer, f"Resuming {done} batches into epoch {resume['epoch']}: the train loader "
-                    f"({type(dl).__name__}) can neither start at a batch (map-style data in a DataLoader, a "
-                    f"TensorLoader) nor restore a saved state (state_dict/load_state_dict), so the {done} batches "
-                    f"before the checkpoint are loaded again and dropped (replayed).")
+    why = (f"the train loader ({type(dl).__name__}) can neither start at a batch (map-style data in a DataLoader, a "
+           f"TensorLoader) nor restore a saved state (state_dict/load_state_dict)")
+    if _stateful(getattr(dl, "dataset", None)) and getattr(dl, "num_workers", 0):
+        why = ("the train stream's state is held by the loader's worker processes, out of reach (num_workers > 0; "
+               "torchdata's StatefulDataLoader gathers it, or num_workers=0 keeps it here)")
+    inform(trainer, f"Resuming {done} batches into epoch {resume['epoch']}: {why}, so the {done} batches before the "
+                    f"checkpoint are loaded again and dropped (replayed).")
     it = iter(dl)
     fetch_rng = resume.get("fetch_rng") if loads_ahead(dl) else None
     for i in range(done):

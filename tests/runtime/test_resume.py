@@ -180,8 +180,8 @@ class Augmented(torch.utils.data.Dataset):
 class Stream(torch.utils.data.IterableDataset):
     """A stream of `n` augmented items, shuffled anew each pass, whose position is a state (`state_dict`)."""
 
-    def __init__(self, n=40):
-        self.items, self.epoch, self.pos, self.start, self.served = Augmented(n), 0, 0, 0, 0
+    def __init__(self, n=40, items=Augmented):
+        self.items, self.epoch, self.pos, self.start, self.served = items(n), 0, 0, 0, 0
 
     def __iter__(self):
         order = torch.randperm(len(self.items.x), generator=torch.Generator().manual_seed(self.epoch))
@@ -271,6 +271,26 @@ def test_a_stream_with_a_state_resumes_from_it_bit_identical_and_replays_nothing
     assert same_weights(whole, resumed)
     assert streams[-1].served == 40 - 12  # the rest of epoch 1, the last: nothing replayed
     assert "loaded again" not in caplog.text
+
+
+def test_a_stream_stopped_before_a_batch_resumes_from_its_state_one_position_back(tmp_path):
+    class StopBefore(Callback):  # the loader has handed out batch 5 already: the state saved must be batch 5's start
+        def before_batch(self, trainer):
+            if trainer.training and (trainer.epoch, trainer.batch_num) == (1, 5): raise KeyboardInterrupt
+
+    class Still(Augmented):  # no draws while loading: the RNGs at the interrupt are those after batch 4's step
+        def __getitem__(self, i): return self.x[i], self.y[i]
+
+    make = lambda: DataLoader(Stream(items=Still), batch_size=4)
+    whole = augmented_fit(make())
+    whole.fit(2, lr=1e-2)
+    with pytest.raises(KeyboardInterrupt):
+        augmented_fit(make()).fit(2, lr=1e-2, callbacks=[CheckpointCB(tmp_path, every_epoch=False), StopBefore()])
+    position = torch.load(checkpoint_files(tmp_path)[-1], weights_only=True)["position"]
+    assert position["batch"] == 5 and position["loader_rng"]["stream"] == {5: {"epoch": 1, "pos": 20}}
+    resumed = augmented_fit(make(), seed=7)
+    resumed.fit(2, lr=1e-2, resume_from=tmp_path)
+    assert same_weights(whole, resumed)
 
 
 def test_a_stream_without_a_state_is_replayed_and_the_resume_says_how_many_batches(tmp_path, caplog):
