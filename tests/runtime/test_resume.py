@@ -203,8 +203,10 @@ class StopAfter(Callback):
         if trainer.training and (trainer.epoch, trainer.batch_num) == self.at: raise KeyboardInterrupt
 
 
-def augmented_fit(train, seed=0):
+def augmented_fit(make_train, seed=0):
+    """A trainer on the loader `make_train()` builds after `set_seed(seed)` (a loader may draw as it is built)."""
     set_seed(seed)
+    train = make_train()
     model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Dropout(0.3), nn.Linear(8, 2))
     dls = DataLoaders(train, DataLoader(Augmented(8, seed=1), batch_size=8))
     return Trainer(dls, nn.CrossEntropyLoss(), torch.optim.Adam, model, [BasicTrainCB(), MetricsCB()])
@@ -212,13 +214,13 @@ def augmented_fit(train, seed=0):
 
 def killed_and_resumed(make_train, tmp_path, n_epochs=2, at=(1, 5)):
     """(the uninterrupted fit, the fit resumed after a stop at batch `at`, the position it resumed from)."""
-    whole = augmented_fit(make_train())
+    whole = augmented_fit(make_train)
     whole.fit(n_epochs, lr=1e-2)
-    killed = augmented_fit(make_train())
+    killed = augmented_fit(make_train)
     with pytest.raises(KeyboardInterrupt):
         killed.fit(n_epochs, lr=1e-2, callbacks=[CheckpointCB(tmp_path, every_n_batches=3), StopAfter(at)])
     position = torch.load(checkpoint_files(tmp_path)[-1], weights_only=True)["position"]
-    resumed = augmented_fit(make_train(), seed=7)  # another seed: what matters comes from the checkpoint
+    resumed = augmented_fit(make_train, seed=7)  # another seed: what matters comes from the checkpoint
     resumed.fit(n_epochs, lr=1e-2, resume_from=tmp_path)
     return whole, resumed, position
 
@@ -251,10 +253,10 @@ def test_resuming_loads_no_batch_before_the_position(tmp_path, num_workers):
     data = Augmented()  # ten batches of four
     make = lambda: DataLoader(data, batch_size=4, shuffle=True, num_workers=num_workers)
     with pytest.raises(KeyboardInterrupt):
-        augmented_fit(make()).fit(1, lr=1e-2, callbacks=[CheckpointCB(tmp_path, every_n_batches=3), StopAfter((0, 7))])
+        augmented_fit(make).fit(1, lr=1e-2, callbacks=[CheckpointCB(tmp_path, every_n_batches=3), StopAfter((0, 7))])
     assert torch.load(checkpoint_files(tmp_path)[-1], weights_only=True)["position"]["batch"] == 6
     data.loads.value = 0
-    augmented_fit(make()).fit(1, lr=1e-2, resume_from=tmp_path)
+    augmented_fit(make).fit(1, lr=1e-2, resume_from=tmp_path)
     assert data.loads.value == 4 * (10 - 6)  # only the batches after the position were loaded
 
 
@@ -278,17 +280,15 @@ def test_a_stream_stopped_before_a_batch_resumes_from_its_state_one_position_bac
         def before_batch(self, trainer):
             if trainer.training and (trainer.epoch, trainer.batch_num) == (1, 5): raise KeyboardInterrupt
 
-    class Still(Augmented):  # no draws while loading: the RNGs at the interrupt are those after batch 4's step
-        def __getitem__(self, i): return self.x[i], self.y[i]
-
+    # No draws while loading (Still): the RNGs at the interrupt are then those after batch 4's step.
     make = lambda: DataLoader(Stream(items=Still), batch_size=4)
-    whole = augmented_fit(make())
+    whole = augmented_fit(make)
     whole.fit(2, lr=1e-2)
     with pytest.raises(KeyboardInterrupt):
-        augmented_fit(make()).fit(2, lr=1e-2, callbacks=[CheckpointCB(tmp_path, every_epoch=False), StopBefore()])
+        augmented_fit(make).fit(2, lr=1e-2, callbacks=[CheckpointCB(tmp_path, every_epoch=False), StopBefore()])
     position = torch.load(checkpoint_files(tmp_path)[-1], weights_only=True)["position"]
     assert position["batch"] == 5 and position["loader_rng"]["stream"] == {5: {"epoch": 1, "pos": 20}}
-    resumed = augmented_fit(make(), seed=7)
+    resumed = augmented_fit(make, seed=7)
     resumed.fit(2, lr=1e-2, resume_from=tmp_path)
     assert same_weights(whole, resumed)
 
@@ -308,13 +308,24 @@ def test_a_stream_without_a_state_is_replayed_and_the_resume_says_how_many_batch
                                                                 "again and dropped (replayed)" in caplog.text
 
 
-def test_a_stateful_dataloader_resumes_from_its_state_bit_identical(tmp_path):
+class Still(Augmented):
+    """The same rows, loaded without random draws."""
+
+    def __getitem__(self, i):
+        with self.loads.get_lock(): self.loads.value += 1
+        return self.x[i], self.y[i]
+
+
+# torchdata's state holds the position, not its workers' generators: a random transform in them draws otherwise
+@pytest.mark.parametrize("num_workers, data", [(0, Augmented), (2, Still)], ids=["augmented, no workers",
+                                                                                 "2 workers"])
+def test_a_stateful_dataloader_resumes_from_its_state_bit_identical(tmp_path, num_workers, data):
     stateful = pytest.importorskip("torchdata.stateful_dataloader")
     datasets = []
 
     def make():
-        datasets.append(Augmented())
-        return stateful.StatefulDataLoader(datasets[-1], batch_size=4, shuffle=True)
+        datasets.append(data())
+        return stateful.StatefulDataLoader(datasets[-1], batch_size=4, shuffle=True, num_workers=num_workers)
 
     whole, resumed, position = killed_and_resumed(make, tmp_path)
     assert position["loader_rng"]["stream"][3]  # the loader's state
