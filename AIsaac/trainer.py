@@ -98,7 +98,8 @@ class Trainer(CallbackSet, TrainerVerbs, OneProcess):
         preempt_signals (tuple[int, ...]): Yours to set (SIGTERM, SIGUSR1 by default): signals that stop a fit
             after the current step, checkpointed, `fit` raising `Preempted` (exit code 75; see docs/resume.md).
         preempted (int | None): Set by the trainer: the preempting signal received, or None.
-        loader_rng (dict | None): Set by the trainer: the RNG state the epoch's shuffle began with (for resuming).
+        loader_rng (dict | None): Set by the trainer: the RNG state the epoch's shuffle began with, and a stream's
+            state at its last positions (for resuming; see runtime.resume.train_batches).
         resume_at (dict | None): Set by `fit(resume_from=...)`: the position a resumed fit has yet to reach.
         resuming (bool): Set by `fit`: whether this fit resumed from a checkpoint.
         run_id (str | None): Set by `fit`: the run's id, kept by a resumed fit.
