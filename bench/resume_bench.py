@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import random
 import statistics
 import tempfile
@@ -165,7 +166,9 @@ def main() -> None:
     logging.getLogger("AIsaac").setLevel(logging.WARNING)  # the replay's message, once per resume
     torch.set_num_threads(1)  # the workers take the other cores: torch's threads would spin against them
     n = BS * (max(a.positions) + 10)
-    lines = [f"# torch {torch.__version__}, {torch.get_num_threads()} threads; a batch of {BS} costs {DELAY * 1e3:.1f} "
+    load = os.getloadavg()[0]
+    lines = [f"# torch {torch.__version__}, {torch.get_num_threads()} thread, {os.cpu_count()} cores (load average "
+             f"{load:.1f} at the start: a shared machine); a batch of {BS} costs {DELAY * 1e3:.1f} "
              f"ms to load (plus a random augmentation); median of {a.reps}; seconds from fit(resume_from=...) to the "
              f"first trained batch, and ratios to a hand-written loop's time to its first trained batch",
              "| loader | position | hand loop s | before (replay) s | after s | before / hand | after / hand |",

@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterator
 import torch
 from torch.utils.data import get_worker_info
 
-from ..runtime.loader_seeding import SeededDataLoader, SeededIndices, _seeded_in_worker
+from ..runtime.loader_seeding import SeededDataLoader, SeededIndices, seeded_in_worker
 
 
 def usable_cores() -> int:
@@ -60,7 +60,7 @@ def _indices_in_worker(indices: list, token: tuple[int, int], seeded: tuple[int,
         _seeded_for = token
         info = get_worker_info()
         if info is not None: _reseed_worker(info, token[1])
-    return indices if seeded is None else _seeded_in_worker(indices, *seeded)
+    return indices if seeded is None else seeded_in_worker(indices, *seeded)
 
 
 def _reseed_worker(info: Any, base_seed: int) -> None:

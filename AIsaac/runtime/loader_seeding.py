@@ -52,10 +52,10 @@ class SeededIndices(list):
         super().__init__(indices)
         self.seed, self.batch = seed, batch
 
-    def __reduce__(self): return _seeded_in_worker, (list(self), self.seed, self.batch)
+    def __reduce__(self): return seeded_in_worker, (list(self), self.seed, self.batch)
 
 
-def _seeded_in_worker(indices: list, seed: int, batch: int) -> list:
+def seeded_in_worker(indices: list, seed: int, batch: int) -> list:
     """Unpickled in the worker that loads the batch, right before it does: seeds its generators for that batch."""
     seed_generators(batch_seed(seed, batch))
     return indices

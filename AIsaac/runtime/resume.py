@@ -384,7 +384,7 @@ def _replayed(dl: Any, resume: dict[str, Any], trainer: Any) -> Iterator[tuple[i
     done = resume["batch"]
     why = (f"the train loader ({type(dl).__name__}) can neither start at a batch (map-style data in a DataLoader, a "
            f"TensorLoader) nor restore a saved state (state_dict/load_state_dict)")
-    if _stateful(getattr(dl, "dataset", None)) and getattr(dl, "num_workers", 0):
+    if _stateful(getattr(dl, "dataset", None)) and getattr(dl, "num_workers", 0) > 0:
         why = ("the train stream's state is held by the loader's worker processes, out of reach (num_workers > 0; "
                "torchdata's StatefulDataLoader gathers it, or num_workers=0 keeps it here)")
     inform(trainer, f"Resuming {done} batches into epoch {resume['epoch']}: {why}, so the {done} batches before the "
