@@ -25,8 +25,7 @@ from .runtime.optimizers import LR, Optimizers, check_lr, fit_optimizers
 from .runtime.messages import inform
 from .runtime.model_state import apply_opt_states
 from .runtime.preemption import catching_preemption
-from .runtime.resume import fit_setup, prepare_resume, replay_batches, restore_checkpoint
-from .runtime.rng import loader_rng_state
+from .runtime.resume import fit_setup, prepare_resume, restore_checkpoint, train_batches
 from .runtime.steps import counting_steps, phase_stop, validation_due
 from .verbs import TrainerVerbs
 
@@ -109,7 +108,8 @@ class Trainer(CallbackSet, TrainerVerbs):
         preempted (int | None): Set by the trainer: the preempting signal received, or None.
         checkpoint_dir (Path | None): Set by CheckpointCB at before_fit: the folder this fit's checkpoints go to (a
             preempted fit says to resume from it); None: this fit writes none.
-        loader_rng (dict | None): Set by the trainer: the RNG state the epoch's shuffle began with (for resuming).
+        loader_rng (dict | None): Set by the trainer: the RNG state the epoch's shuffle began with, and a stream's
+            state at its last positions (for resuming; see runtime.resume.train_batches).
         resume_at (dict | None): Set by `fit(resume_from=...)`: the position a resumed fit has yet to reach.
         resuming (bool): Set by `fit`: whether this fit resumed from a checkpoint.
         run_id (str | None): Set by `fit`: the run's id, kept by a resumed fit.
@@ -316,13 +316,12 @@ class Trainer(CallbackSet, TrainerVerbs):
         return False
 
     def _epoch_batches(self) -> Iterator[tuple[int, Any]]:
-        """`enumerate(self.dl)`, first recording `loader_rng`; resuming, the interrupted epoch's remaining batches."""
+        """`enumerate(self.dl)`, first recording `loader_rng`; resuming, the interrupted epoch's remaining batches
+        (see runtime.resume.train_batches)."""
         resume, self.resume_at = self.resume_at, None
-        if resume is not None:
-            self.loader_rng, self.trained_to = resume["loader_rng"], resume["batch"]
-            return iter(replay_batches(self.dl, resume))
-        self.loader_rng, self.trained_to = loader_rng_state(self.dl), 0
-        return enumerate(self.dl)
+        self.loader_rng, batches = train_batches(self, resume)
+        self.trained_to = resume["batch"] if resume is not None else 0
+        return batches
 
     @with_cbs('batch', CancelBatchException)
     def one_batch(self) -> None:

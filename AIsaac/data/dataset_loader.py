@@ -8,7 +8,9 @@ import random
 from typing import Any, Callable, Iterator
 
 import torch
-from torch.utils.data import DataLoader, get_worker_info
+from torch.utils.data import get_worker_info
+
+from ..runtime.loader_seeding import SeededDataLoader, SeededIndices, seeded_in_worker
 
 
 def usable_cores() -> int:
@@ -33,29 +35,32 @@ def loading_plan(num_workers: int, cores: int | None = None) -> tuple[int, int |
 
 
 class _PassIndices(list):
-    """One batch's indices on their way to a worker process, tagged with the pass they belong to."""
+    """One batch's indices on their way to a worker process, tagged with the pass they belong to (and, as
+    `SeededIndices`, with the batch's seed)."""
 
     def __init__(self, indices: list, token: tuple[int, int]):
         super().__init__(indices)
         self.token = token
+        self.seeded = (indices.seed, indices.batch) if isinstance(indices, SeededIndices) else None
 
-    def __reduce__(self): return _indices_in_worker, (list(self), self.token)
+    def __reduce__(self): return _indices_in_worker, (list(self), self.token, self.seeded)
 
 
 _seeded_for: tuple[int, int] | None = None  # in a worker process: the pass its RNGs were seeded for (None: its first)
 _init_fn: Callable[[int], Any] | None = None  # in a worker process: the user's worker_init_fn
 
 
-def _indices_in_worker(indices: list, token: tuple[int, int]) -> list:
+def _indices_in_worker(indices: list, token: tuple[int, int], seeded: tuple[int, int] | None = None) -> list:
     """Unpickled in a worker: the first batch of a new pass reseeds the worker as torch seeds a fresh one (the
-    pass's base seed plus the worker's id, for `random`, torch and NumPy; then `worker_init_fn`), so random
-    transforms draw what they would with workers started anew each pass, and a resumed run draws the same."""
+    pass's base seed plus the worker's id, for `random`, torch and NumPy; then `worker_init_fn`), so that
+    `worker_init_fn` and the worker's info see what they would with workers started anew each pass; then the batch's
+    own seed (`seeded`: the pass's seed and the batch's index, see runtime.loader_seeding) seeds the draws."""
     global _seeded_for
     if token != _seeded_for:
         _seeded_for = token
         info = get_worker_info()
         if info is not None: _reseed_worker(info, token[1])
-    return indices
+    return indices if seeded is None else seeded_in_worker(indices, *seeded)
 
 
 def _reseed_worker(info: Any, base_seed: int) -> None:
@@ -95,16 +100,18 @@ class _PassBatches:
             for b in self.batches: yield _PassIndices(b, token)
 
 
-class DatasetLoader(DataLoader):
+class DatasetLoader(SeededDataLoader):
     """A `torch.utils.data.DataLoader` (every argument as there) that, with workers, keeps them across passes
-    (epochs, and fits on the same loaders), and runs the main process on `main_threads` threads during a pass.
+    (epochs, and fits on the same loaders), seeds them per batch, and runs the main process on `main_threads`
+    threads during a pass.
 
-    A reused worker costs nothing to start, yet everything comes out as with a plain DataLoader starting fresh
-    workers each pass: each pass draws the workers' base seed from torch's RNG as a new iterator does (so the
-    shuffle, and every later draw, follow the same seed), and each worker reseeds from it at the pass's first
-    batch (so random transforms draw the same; `worker_init_fn` runs again then). The workers hold the dataset as it
-    was when they started: build new loaders after changing its transform in place. `main_threads=None` leaves
-    torch's thread count alone.
+    A reused worker costs nothing to start, yet everything comes out as with fresh workers each pass: each pass
+    draws the workers' base seed from torch's RNG as a new iterator does (so the shuffle, and every later draw,
+    follow the same seed), and each worker reseeds from it at the pass's first batch (`worker_init_fn` runs again
+    then). Random transforms in the workers draw from each batch's own seed (see runtime.loader_seeding), so a
+    resumed fit loads any batch as the uninterrupted one did. The workers hold the dataset as it was when they
+    started: build new loaders after changing its transform in place. `main_threads=None` leaves torch's thread
+    count alone.
     """
 
     def __init__(self, dataset: Any, *args: Any, main_threads: int | None = None, **kwargs: Any):
@@ -123,12 +130,13 @@ class DatasetLoader(DataLoader):
         sampler = super()._index_sampler
         return _PassBatches(sampler, self) if self._reuses_workers and self._auto_collation else sampler
 
+    def _new_pass(self) -> int | None:
+        seed = super()._new_pass()  # drawn for reused workers
+        if self._reuses_workers:
+            self._pass = None if seed is None else ((self._pass[0] + 1) if self._pass else 1, seed)
+        return seed
+
     def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
-        if self._reuses_workers and self._iterator is not None:
-            # The draw a new iterator makes for its workers' base seed (DataLoader._BaseDataLoaderIter.__init__)
-            seed = int(torch.empty((), dtype=torch.int64).random_(generator=self.generator).item())
-            self._pass = ((self._pass[0] + 1) if self._pass else 1, seed)
-        elif self._reuses_workers: self._pass = None
         it = super().__iter__()
         threads = self.main_threads
         if not threads or threads == torch.get_num_threads(): return it

@@ -58,13 +58,25 @@ class TensorLoader:
         return torch.randperm(self.n, generator=gen)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
-        tensors, bs, stop = self.tensors, self.batch_size, len(self) * self.batch_size
-        if not self.shuffle:  # slices are views: no copy at all
-            for i in range(0, min(stop, self.n), bs): yield tuple(t[i:i + bs] for t in tensors)
-            return
+        return self._batches(0)  # the order is drawn at the first batch
+
+    def iter_from(self, start: int) -> Iterator[tuple[torch.Tensor, ...]]:
+        """The pass's batches from batch `start` on: the order is drawn now, and the batches before `start` are not
+        gathered (how a resumed fit skips them)."""
+        return self._batches(start * self.batch_size, self._device_order())
+
+    def _device_order(self) -> torch.Tensor | None:
         # One host-to-device copy of the order per epoch; each batch is then one gather per tensor on its device.
-        idx = self.order().to(self.device, non_blocking=True)
-        for i in range(0, min(stop, self.n), bs):
+        return self.order().to(self.device, non_blocking=True) if self.shuffle else None
+
+    def _batches(self, first: int, idx: Any = "draw") -> Iterator[tuple[torch.Tensor, ...]]:
+        """The batches from row `first` on, in the order `idx` ("draw": drawn at the first batch; None: in order)."""
+        if isinstance(idx, str): idx = self._device_order()
+        tensors, bs, stop = self.tensors, self.batch_size, min(len(self) * self.batch_size, self.n)
+        if idx is None:  # slices are views: no copy at all
+            for i in range(first, stop, bs): yield tuple(t[i:i + bs] for t in tensors)
+            return
+        for i in range(first, stop, bs):
             b = idx[i:i + bs]
             yield tuple(t.index_select(0, b) for t in tensors)
 

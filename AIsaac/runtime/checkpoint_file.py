@@ -5,8 +5,9 @@ A checkpoint is a dict of tensors and plain values (so `torch.load(weights_only=
   callbacks {name: state_dict}, rng, processes, setup (what the fit was started with, see `resume.fit_setup`; compared
   when resuming), and checksum (a SHA-256 of all the rest, checked on load: a flipped bit anywhere in it is an error).
 `position` means: `batch` batches of epoch `epoch`'s train phase are done (0: the epoch has not started);
-`loader_rng` is the state that replays that epoch's shuffle (None when `batch` is 0); in an epoch resumed on another
-number of processes it also says how its batches were dealt (`dealt`, see `elastic`).
+`loader_rng` is the state that draws that epoch's shuffle again (None when `batch` is 0); for a stream with a state
+it holds that state at the position (`stream`: {batch: state}, see `resume.train_batches`); in an epoch resumed on
+another number of processes it also says how its batches were dealt (`dealt`, see `elastic`).
 `model` is the user's module's state (no DDP `module.` prefix; a sharded model's full state), so it loads into the
 bare model in one process. `processes` is None for a one-process fit; from a fit of N processes it lists each
 process's {rng, loader_rng} by process index (`rng` and `position` hold the main process's, process 0), and

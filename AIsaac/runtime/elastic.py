@@ -161,7 +161,7 @@ def deal(indices: list[int], processes: int, batch_size: int) -> list[list[list[
     return out
 
 
-def _loader_over(dl: Any, batches: list[list[int]]) -> Any:
+def loader_over(dl: Any, batches: Any) -> Any:
     """A loader like `dl` (dataset, collate, workers; Accelerate's device placement) over the batches given."""
     base = getattr(dl, "base_dataloader", dl)
     workers = base.num_workers
@@ -185,5 +185,5 @@ def elastic_batches(dl: Any, resume: dict[str, Any]) -> Iterable[tuple[int, Any]
     mine = deal(rest, me["processes"], inner.batch_size)[me["index"]]
     set_rng_state(resume["rng"])
     if not mine: return enumerate(())
-    return enumerate(_loader_over(dl, mine), resume["batch"])
+    return enumerate(loader_over(dl, mine), resume["batch"])
 

@@ -10,7 +10,7 @@ import torch
 from ..exceptions import CheckpointError
 from .checkpoint_file import FORMAT, checksum
 from .distributed import is_sharded
-from .rng import get_rng_state
+from .rng import get_rng_state, loader_rng_at
 
 
 def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
@@ -105,14 +105,15 @@ def trainer_state(trainer: Any, epoch: int, batch: int, loader_rng: dict | None,
     states to save (None: this moment's).
     """
     state = {"format": FORMAT,
-             "position": {"epoch": epoch, "batch": batch, "loader_rng": loader_rng if batch else None,
+             "position": {"epoch": epoch, "batch": batch,
+                          "loader_rng": loader_rng_at(loader_rng, batch) if batch else None,
                           "fetch_rng": fetch_rng if batch else None, "n_epochs": trainer.n_epochs,
                           "step": trainer.step},
              "model": model_state(trainer.model),
              "opts": {name: opt_state(trainer.model, opt) for name, opt in trainer.opts.items()},
              "callbacks": {name: cb.state_dict() for name, cb in stateful_callbacks(trainer).items()},
              "rng": rng if rng is not None else get_rng_state(),
-             "processes": [{"rng": p["rng"], "loader_rng": p["loader_rng"] if batch else None,
+             "processes": [{"rng": p["rng"], "loader_rng": loader_rng_at(p["loader_rng"], batch) if batch else None,
                             "fetch_rng": p.get("fetch_rng") if batch else None} for p in processes]
              if processes and len(processes) > 1 else None}
     if trainer.setup is not None: state["setup"] = trainer.setup

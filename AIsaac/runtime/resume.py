@@ -14,17 +14,20 @@ import os
 import uuid
 import warnings
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import torch
+from torch.utils.data import DataLoader, IterableDataset
 
 from ..exceptions import CheckpointError
 from .batch import loader_length
 from .checkpoint_file import (checkpoint_files, latest_checkpoint, load_checkpoint_file, non_finite,
                               say_run_chosen)
-from .elastic import DEALT, elastic_batches, is_elastic, unsupported
+from .elastic import DEALT, elastic_batches, is_elastic, loader_over, unsupported
+from .loader_seeding import SeededDataLoader, seeded_batches, seeded_loader
+from .messages import inform
 from .model_state import load_model_state, load_opt_state, stateful_callbacks, unwrap_model
-from .rng import loads_ahead, set_loader_rng_state, set_rng_state
+from .rng import STREAM, loader_rng_state, loads_ahead, set_loader_rng_state, set_rng_state
 
 CHANGES = ("n_epochs", "batch_size", "lr", "opt", "callbacks", "frozen")
 
@@ -267,20 +270,126 @@ def _too_short(done: int, n: int) -> CheckpointError:
                            f"{n}; resume with the same data and batch size.")
 
 
-def replay_batches(dl: Any, resume: dict[str, Any]) -> Iterable[tuple[int, Any]]:
-    """`enumerate(dl)` continued from a checkpoint: the interrupted pass's order, its first `resume['batch']` batches
-    skipped, and then the RNGs as they were at the checkpoint; for an elastic resume, `elastic.elastic_batches`."""
+def state_source(dl: Any) -> Any:
+    """What holds the train stream's position as a state to save (`state_dict`/`load_state_dict`): the loader
+    (torchdata's `StatefulDataLoader`), or its `IterableDataset` (a Hugging Face streaming dataset) when it is read
+    in this process (no workers: a worker's copy of it would hold the position); None when neither does."""
+    if loads_ahead(dl) or type(dl).__name__ == "DataLoaderDispatcher": return None  # Accelerate's: replayed
+    if _stateful(dl): return dl
+    ds = getattr(dl, "dataset", None)
+    return ds if isinstance(ds, IterableDataset) and _stateful(ds) and not getattr(dl, "num_workers", 0) else None
+
+
+def _stateful(o: Any) -> bool:
+    return callable(getattr(o, "state_dict", None)) and callable(getattr(o, "load_state_dict", None))
+
+
+def skips_at_sampler(dl: Any) -> bool:
+    """Whether a resume can start `dl`'s pass at any batch without loading the ones before: a loader with
+    `iter_from(batch)` (`TensorLoader`), or a torch DataLoader (plain, `SeededDataLoader`, `DatasetLoader`) over
+    map-style data with a batch sampler."""
+    if callable(getattr(dl, "iter_from", None)): return True
+    return ((type(dl) is DataLoader or isinstance(dl, SeededDataLoader)) and dl.batch_sampler is not None
+            and not isinstance(dl.dataset, IterableDataset))
+
+
+def train_batches(trainer: Any, resume: dict[str, Any] | None) -> tuple[dict[str, Any], Iterator[tuple[int, Any]]]:
+    """(the train epoch's `loader_rng`, its `(index, batch)` pairs): `enumerate` over the train loader (with per-batch
+    worker seeds, see loader_seeding), or, resuming, the interrupted epoch's remaining pairs (`resume_batches`). For
+    a stream with a state, `loader_rng[STREAM]` holds its states at the last positions, for the checkpoints; a
+    stream's dataset with `set_epoch` is told the epoch first."""
+    dl = trainer.dl
+    # A stream's pass knows its epoch, as the Hugging Face Trainer and Accelerate tell it: its saved state then
+    # names the epoch it belongs to, and restores only that one (a Hugging Face stream's rule).
+    set_epoch = getattr(getattr(dl, "dataset", None), "set_epoch", None)
+    if isinstance(getattr(dl, "dataset", None), IterableDataset) and callable(set_epoch): set_epoch(trainer.epoch)
+    batches: Iterator[tuple[int, Any]]
+    if resume is None: loader_rng, batches = loader_rng_state(dl), enumerate(seeded_loader(dl))
+    else: loader_rng, batches = resume["loader_rng"], iter(resume_batches(dl, resume, trainer))
+    source = state_source(dl)
+    if source is None or resume is not None and resume.get("elastic"): return loader_rng, batches
+    loader_rng = {**loader_rng, STREAM: {}}
+    return loader_rng, _recording(batches, source, loader_rng[STREAM])
+
+
+def _recording(batches: Iterator[tuple[int, Any]], source: Any, states: dict[int, Any]) -> Iterator[tuple[int, Any]]:
+    """`batches`, keeping `source`'s state after each, by the number of batches done, for the last two positions
+    (a fit stopped before a batch has loaded it: its checkpoint is one position back)."""
+    for i, batch in batches:
+        states[i + 1] = source.state_dict()
+        states.pop(i - 1, None)
+        yield i, batch
+
+
+def resume_batches(dl: Any, resume: dict[str, Any], trainer: Any = None) -> Iterable[tuple[int, Any]]:
+    """`enumerate(dl)` continued from a checkpoint `resume['batch']` batches into its epoch, the RNGs then as they
+    were at the checkpoint, in time independent of the position where it can:
+
+    - a stream with a state (`state_source`): the state saved at the position is loaded back;
+    - map-style data (`skips_at_sampler`): the pass's order is drawn as it was (`loader_rng`), and the batches
+      before the position are skipped at the batch sampler, loading nothing; the workers seed per batch
+      (loader_seeding), so the batches after it draw as in the interrupted run;
+    - otherwise (a stream without a state, a loader of Accelerate's) the batches before the position are loaded
+      again and dropped, which keeps the order and the workers' random streams (a message says how many);
+    - an elastic resume (another number of processes): `elastic.elastic_batches`, which recomputes the order.
+    """
     if resume.get("elastic"): return elastic_batches(dl, resume)
-    done = resume["batch"]
-    set_loader_rng_state(dl, resume["loader_rng"])
+    done, loader_rng = resume["batch"], resume["loader_rng"]
     n = loader_length(dl)
     if n is not None and done > n: raise _too_short(done, n)
-    if done == n:  # the train phase was over: nothing to replay
+    set_loader_rng_state(dl, loader_rng)
+    if done == n:  # the train phase was over: nothing to load
         set_rng_state(resume["rng"])
         return enumerate(())
+    source = state_source(dl)
+    state = (loader_rng.get(STREAM) or {}).get(done) if source is not None else None
+    if state is not None:
+        source.load_state_dict(state)
+        it = iter(dl)
+    elif skips_at_sampler(dl) and not loads_ahead(dl): it = _skipped(dl, done, n)
+    else: return _replayed(dl, resume, trainer)
+    set_rng_state(resume["rng"])
+    return enumerate(it, done)
+
+
+class _Rest:
+    """A pass's remaining batches, as a batch sampler of one pass."""
+
+    def __init__(self, batches: Iterator[Any], n: int): self.batches, self.n = batches, n
+
+    def __len__(self) -> int: return self.n
+
+    def __iter__(self) -> Iterator[Any]: return self.batches
+
+
+def _skipped(dl: Any, done: int, n: int | None) -> Iterator[Any]:
+    """`dl`'s pass from batch `done` on, its order drawn as a new iterator of `dl` draws it (the RNGs as the pass
+    began), the batches before `done` skipped at the batch sampler."""
+    if callable(getattr(dl, "iter_from", None)): return dl.iter_from(done)
+    dl = seeded_loader(dl)  # the loader the uninterrupted fit iterated
+    # A new iterator draws its workers' base seed before its batch sampler's first batch: drawn here too.
+    torch.empty((), dtype=torch.int64).random_(generator=dl.generator)
+    batches = iter(seeded_batches(dl))
+    for i in range(done):
+        if next(batches, _END) is _END: raise _too_short(done, i)
+    # The first remaining batch now: a sampler draws its order at its first batch, before the RNGs are restored.
+    first = next(batches, _END)
+    rest = _Rest(iter(()) if first is _END else itertools.chain([first], batches), (n or done + 1) - done)
+    return iter(loader_over(dl, rest))  # its iterator's own draws (its workers' base seed) come before the restore
+
+
+def _replayed(dl: Any, resume: dict[str, Any], trainer: Any) -> Iterator[tuple[int, Any]]:
+    """The batches before the position loaded again and dropped: the order and the workers' random streams are then
+    as they were in the interrupted run."""
+    done = resume["batch"]
+    why = (f"the train loader ({type(dl).__name__}) can neither start at a batch (map-style data in a DataLoader, a "
+           f"TensorLoader) nor restore a saved state (state_dict/load_state_dict)")
+    if _stateful(getattr(dl, "dataset", None)) and getattr(dl, "num_workers", 0) > 0:
+        why = ("the train stream's state is held by the loader's worker processes, out of reach (num_workers > 0; "
+               "torchdata's StatefulDataLoader gathers it, or num_workers=0 keeps it here)")
+    inform(trainer, f"Resuming {done} batches into epoch {resume['epoch']}: {why}, so the {done} batches before the "
+                    f"checkpoint are loaded again and dropped (replayed).")
     it = iter(dl)
-    # The skipped batches are loaded but not trained on: that keeps the order and the workers' random streams as
-    # they were in the interrupted run (skipping sampler indices instead would not, with num_workers > 0).
     fetch_rng = resume.get("fetch_rng") if loads_ahead(dl) else None
     for i in range(done):
         # A loader that loads ahead has loaded batch `done` while handing out batch `done - 1`, in the interrupted

@@ -67,6 +67,16 @@ def loader_rng_state(dl: Any) -> dict[str, Any]:
     return {"global": get_rng_state(), "generators": [g.get_state() for g in loader_generators(dl)]}
 
 
+STREAM = "stream"  # the key in a loader_rng under which a stream with a state keeps it, by position (see resume)
+
+
+def loader_rng_at(loader_rng: dict[str, Any] | None, batch: int) -> dict[str, Any] | None:
+    """`loader_rng` as a checkpoint `batch` batches into its epoch holds it: of a stream's states, that position's."""
+    if not loader_rng or STREAM not in loader_rng: return loader_rng
+    states = loader_rng[STREAM]
+    return {**loader_rng, STREAM: {batch: states[batch]} if batch in states else {}}
+
+
 def set_loader_rng_state(dl: Any, state: dict[str, Any]) -> None:
     """Restore a `loader_rng_state`, so that the next `iter(dl)` gives the same order as when it was taken."""
     gens = loader_generators(dl)

@@ -1,14 +1,16 @@
-"""DatasetLoader: persistent workers that shuffle, seed and draw as a plain DataLoader's fresh ones; loading_plan."""
+"""DatasetLoader: persistent workers that shuffle, seed and draw as fresh ones (a `SeededDataLoader` without persistent
+workers: both seed their workers per batch); loading_plan."""
 import logging
 import random
 
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from AIsaac.data import dataset_loader, loaders
 from AIsaac.data.dataset_loader import DatasetLoader, loading_plan
+from AIsaac.runtime.loader_seeding import SeededDataLoader
 
 
 class Noisy(Dataset):
@@ -30,7 +32,7 @@ def passes(dl, n=3):
 
 @pytest.mark.parametrize("num_workers", [1, 2])
 def test_reused_workers_give_the_batches_of_fresh_ones(num_workers):
-    fresh, fresh_rng = passes(DataLoader(Noisy(), batch_size=4, shuffle=True, num_workers=num_workers))
+    fresh, fresh_rng = passes(SeededDataLoader(Noisy(), batch_size=4, shuffle=True, num_workers=num_workers))
     dl = DatasetLoader(Noisy(), batch_size=4, shuffle=True, num_workers=num_workers)
     reused, reused_rng = passes(dl)
     assert dl.persistent_workers and dl._iterator is not None  # the same workers served every pass
@@ -38,13 +40,24 @@ def test_reused_workers_give_the_batches_of_fresh_ones(num_workers):
     assert not torch.equal(reused[0], reused[1]) and torch.equal(fresh_rng, reused_rng)
 
 
+class Inited(Noisy):
+    """Items that also show what `worker_init_fn` set in their worker (from the worker's seed)."""
+    base = -1.0
+
+    def __getitem__(self, i): return torch.cat([super().__getitem__(i), torch.tensor([self.base])])
+
+
+def init(worker_id):
+    info = get_worker_info()
+    info.dataset.base = float(info.seed % 1000)
+
+
 def test_worker_init_fn_runs_again_each_pass():
-    def init(worker_id): np.random.seed(1000 + worker_id)
     kw = dict(batch_size=4, shuffle=False, num_workers=1, worker_init_fn=init)
-    fresh, _ = passes(DataLoader(Noisy(8), **kw))
-    reused, _ = passes(DatasetLoader(Noisy(8), **kw))
+    fresh, _ = passes(SeededDataLoader(Inited(8), **kw))
+    reused, _ = passes(DatasetLoader(Inited(8), **kw))
     assert all(torch.equal(a, b) for a, b in zip(fresh, reused))
-    assert torch.equal(reused[0][:, 2], reused[1][:, 2])  # NumPy reseeded by init each pass
+    assert reused[0][0, 4] != reused[1][0, 4] and reused[0][0, 4] >= 0  # init ran again, with the new pass's seed
 
 
 def test_a_pass_left_early_and_a_new_one_begun():
@@ -53,7 +66,7 @@ def test_a_pass_left_early_and_a_new_one_begun():
         torch.manual_seed(0)
         first = next(iter(dl))
         return first, torch.cat(list(dl)), torch.cat(list(dl))
-    fresh = run(DataLoader(Noisy(), batch_size=4, shuffle=True, num_workers=1))
+    fresh = run(SeededDataLoader(Noisy(), batch_size=4, shuffle=True, num_workers=1))
     reused = run(DatasetLoader(Noisy(), batch_size=4, shuffle=True, num_workers=1))
     assert all(torch.equal(a, b) for a, b in zip(fresh, reused))
 

@@ -1,11 +1,17 @@
 """Resuming: the setup and state checks against the saved run, the run id, the restore and the replay of an epoch."""
+import multiprocessing
+import random
 import re
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
-from AIsaac.all import CheckpointCB, CheckpointError
+from AIsaac.all import (BasicTrainCB, Callback, CheckpointCB, CheckpointError, DataLoaders, MetricsCB, TensorLoader,
+                        Trainer, set_seed)
+from AIsaac.data.dataset_loader import DatasetLoader
 from AIsaac.runtime.checkpoint_file import checkpoint_files
 from AIsaac.runtime.resume import check_setup, fit_setup, prepare_resume
 from tests.helpers.small_fit import ScaleCB, make_trainer
@@ -152,3 +158,198 @@ def test_a_callback_whose_state_keys_changed_is_named_with_the_keys(saved):
     with pytest.raises(CheckpointError, match=r"ScaleCB.load_state_dict could not load the state the checkpoint holds "
                                               r"for it \(keys 'scale'\): KeyError: 'factor'"):
         make_trainer(callbacks=[DuringFit()]).fit(1, lr=0.1, resume_from=saved)
+
+
+# ---- resuming in time independent of the position: skipping at the sampler, restoring a stream's state ----
+class Augmented(torch.utils.data.Dataset):
+    """Map-style data whose items draw from torch, NumPy and `random` (a random augmentation); `loads` counts the
+    items loaded, in whichever process loads them."""
+
+    def __init__(self, n=40, seed=0):
+        g = torch.Generator().manual_seed(seed)
+        self.x, self.y = torch.randn(n, 4, generator=g), torch.randint(0, 2, (n,), generator=g)
+        self.loads = multiprocessing.get_context("fork").Value("i", 0)
+
+    def __len__(self): return len(self.x)
+
+    def __getitem__(self, i):
+        with self.loads.get_lock(): self.loads.value += 1
+        return self.x[i] + 0.1 * torch.randn(4) + 0.1 * float(np.random.randn()) + 0.1 * random.random(), self.y[i]
+
+
+class Stream(torch.utils.data.IterableDataset):
+    """A stream of `n` augmented items, shuffled anew each pass, whose position is a state (`state_dict`)."""
+
+    def __init__(self, n=40, items=Augmented):
+        self.items, self.epoch, self.pos, self.start, self.served = items(n), 0, 0, 0, 0
+
+    def __iter__(self):
+        order = torch.randperm(len(self.items.x), generator=torch.Generator().manual_seed(self.epoch))
+        start, self.start = self.start, 0
+        for k in range(start, len(order)):
+            self.pos, self.served = k + 1, self.served + 1
+            yield self.items[int(order[k])]
+        self.epoch, self.pos = self.epoch + 1, 0
+
+    def state_dict(self): return {"epoch": self.epoch, "pos": self.pos}
+
+    def load_state_dict(self, state): self.epoch, self.start = state["epoch"], state["pos"]
+
+
+class StopAfter(Callback):
+    """A kill in the middle of batch `at`'s step (after the optimizer stepped): no checkpoint on the way out, the
+    newest is the periodic one before it."""
+    observes = ("step",)
+    order = 10  # after BasicTrainCB's step
+
+    def __init__(self, at): self.at = at
+
+    def step(self, trainer):
+        if trainer.training and (trainer.epoch, trainer.batch_num) == self.at: raise KeyboardInterrupt
+
+
+def augmented_fit(make_train, seed=0):
+    """A trainer on the loader `make_train()` builds after `set_seed(seed)` (a loader may draw as it is built)."""
+    set_seed(seed)
+    train = make_train()
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Dropout(0.3), nn.Linear(8, 2))
+    dls = DataLoaders(train, DataLoader(Augmented(8, seed=1), batch_size=8))
+    return Trainer(dls, nn.CrossEntropyLoss(), torch.optim.Adam, model, [BasicTrainCB(), MetricsCB()])
+
+
+def killed_and_resumed(make_train, tmp_path, n_epochs=2, at=(1, 5)):
+    """(the uninterrupted fit, the fit resumed after a stop at batch `at`, the position it resumed from)."""
+    whole = augmented_fit(make_train)
+    whole.fit(n_epochs, lr=1e-2)
+    killed = augmented_fit(make_train)
+    with pytest.raises(KeyboardInterrupt):
+        killed.fit(n_epochs, lr=1e-2, callbacks=[CheckpointCB(tmp_path, every_n_batches=3), StopAfter(at)])
+    position = torch.load(checkpoint_files(tmp_path)[-1], weights_only=True)["position"]
+    resumed = augmented_fit(make_train, seed=7)  # another seed: what matters comes from the checkpoint
+    resumed.fit(n_epochs, lr=1e-2, resume_from=tmp_path)
+    return whole, resumed, position
+
+
+def same_weights(a, b):
+    return all(torch.equal(x, y) for x, y in zip(a.model.state_dict().values(), b.model.state_dict().values()))
+
+
+MAP_STYLE = {
+    "DataLoader, 2 workers": lambda: DataLoader(Augmented(), batch_size=4, shuffle=True, num_workers=2),
+    "DataLoader, 2 persistent workers": lambda: DataLoader(Augmented(), batch_size=4, shuffle=True, num_workers=2,
+                                                           persistent_workers=True),
+    "DataLoader, own generator": lambda: DataLoader(Augmented(), batch_size=4, shuffle=True, num_workers=2,
+                                                    generator=torch.Generator().manual_seed(3)),
+    "DataLoader, no workers": lambda: DataLoader(Augmented(), batch_size=4, shuffle=True),
+    "DatasetLoader, 2 workers": lambda: DatasetLoader(Augmented(), batch_size=4, shuffle=True, num_workers=2),
+    "TensorLoader": lambda: TensorLoader(Augmented().x, Augmented().y, batch_size=4, shuffle=True),
+}
+
+
+@pytest.mark.parametrize("make_train", MAP_STYLE.values(), ids=MAP_STYLE.keys())
+def test_map_style_data_resumes_bit_identical_with_random_augmentation_in_workers(tmp_path, make_train):
+    whole, resumed, position = killed_and_resumed(make_train, tmp_path)
+    assert (position["epoch"], position["batch"]) == (1, 3)  # mid-epoch: the periodic checkpoint before the stop
+    assert same_weights(whole, resumed)
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_resuming_loads_no_batch_before_the_position(tmp_path, num_workers):
+    data = Augmented()  # ten batches of four
+    make = lambda: DataLoader(data, batch_size=4, shuffle=True, num_workers=num_workers)
+    with pytest.raises(KeyboardInterrupt):
+        augmented_fit(make).fit(1, lr=1e-2, callbacks=[CheckpointCB(tmp_path, every_n_batches=3), StopAfter((0, 7))])
+    assert torch.load(checkpoint_files(tmp_path)[-1], weights_only=True)["position"]["batch"] == 6
+    data.loads.value = 0
+    augmented_fit(make).fit(1, lr=1e-2, resume_from=tmp_path)
+    assert data.loads.value == 4 * (10 - 6)  # only the batches after the position were loaded
+
+
+def test_a_stream_with_a_state_resumes_from_it_bit_identical_and_replays_nothing(tmp_path, caplog):
+    streams = []
+
+    def make():
+        streams.append(Stream())
+        return DataLoader(streams[-1], batch_size=4)
+
+    with caplog.at_level("INFO", logger="AIsaac"):
+        whole, resumed, position = killed_and_resumed(make, tmp_path)
+    assert position["loader_rng"]["stream"] == {3: {"epoch": 1, "pos": 12}}  # its state at the position only
+    assert same_weights(whole, resumed)
+    assert streams[-1].served == 40 - 12  # the rest of epoch 1, the last: nothing replayed
+    assert "loaded again" not in caplog.text
+
+
+def test_a_stream_stopped_before_a_batch_resumes_from_its_state_one_position_back(tmp_path):
+    class StopBefore(Callback):  # the loader has handed out batch 5 already: the state saved must be batch 5's start
+        def before_batch(self, trainer):
+            if trainer.training and (trainer.epoch, trainer.batch_num) == (1, 5): raise KeyboardInterrupt
+
+    # No draws while loading (Still): the RNGs at the interrupt are then those after batch 4's step.
+    make = lambda: DataLoader(Stream(items=Still), batch_size=4)
+    whole = augmented_fit(make)
+    whole.fit(2, lr=1e-2)
+    with pytest.raises(KeyboardInterrupt):
+        augmented_fit(make).fit(2, lr=1e-2, callbacks=[CheckpointCB(tmp_path, every_epoch=False), StopBefore()])
+    position = torch.load(checkpoint_files(tmp_path)[-1], weights_only=True)["position"]
+    assert position["batch"] == 5 and position["loader_rng"]["stream"] == {5: {"epoch": 1, "pos": 20}}
+    resumed = augmented_fit(make, seed=7)
+    resumed.fit(2, lr=1e-2, resume_from=tmp_path)
+    assert same_weights(whole, resumed)
+
+
+def test_a_stream_without_a_state_is_replayed_and_the_resume_says_how_many_batches(tmp_path, caplog):
+    class Plain(Stream):  # the same order every pass, and no state
+        state_dict = load_state_dict = None
+
+        def __iter__(self):
+            self.epoch = 0
+            return super().__iter__()
+
+    with caplog.at_level("INFO", logger="AIsaac"):
+        whole, resumed, _ = killed_and_resumed(lambda: DataLoader(Plain(), batch_size=4), tmp_path)
+    assert same_weights(whole, resumed)
+    assert "Resuming 3 batches into epoch 1" in caplog.text and "the 3 batches before the checkpoint are loaded " \
+                                                                "again and dropped (replayed)" in caplog.text
+
+
+class Still(Augmented):
+    """The same rows, loaded without random draws."""
+
+    def __getitem__(self, i):
+        with self.loads.get_lock(): self.loads.value += 1
+        return self.x[i], self.y[i]
+
+
+# torchdata's state holds the position, not its workers' generators: a random transform in them draws otherwise
+@pytest.mark.parametrize("num_workers, data", [(0, Augmented), (2, Still)], ids=["augmented, no workers",
+                                                                                 "2 workers"])
+def test_a_stateful_dataloader_resumes_from_its_state_bit_identical(tmp_path, num_workers, data):
+    stateful = pytest.importorskip("torchdata.stateful_dataloader")
+    datasets = []
+
+    def make():
+        datasets.append(data())
+        return stateful.StatefulDataLoader(datasets[-1], batch_size=4, shuffle=True, num_workers=num_workers)
+
+    whole, resumed, position = killed_and_resumed(make, tmp_path)
+    assert position["loader_rng"]["stream"][3]  # the loader's state
+    assert same_weights(whole, resumed)
+    assert datasets[-1].loads.value == 4 * (10 - 3)  # the rest of epoch 1, the last: nothing replayed
+
+
+@pytest.mark.parametrize("at", [(1, 5), (0, 5)], ids=["last epoch", "an epoch before the last"])
+def test_a_hugging_face_streaming_dataset_resumes_from_its_state_bit_identical(tmp_path, caplog, at):
+    datasets = pytest.importorskip("datasets")
+    data = Augmented()
+
+    def make():
+        ds = datasets.Dataset.from_dict({"x": data.x.tolist(), "y": data.y.tolist()}).to_iterable_dataset(2)
+        ds = ds.map(lambda e: {"x": [v + 0.1 * float(torch.randn(())) for v in e["x"]], "y": e["y"]})
+        collate = lambda items: (torch.tensor([i["x"] for i in items]), torch.tensor([i["y"] for i in items]))
+        return DataLoader(ds, batch_size=4, collate_fn=collate)
+
+    with caplog.at_level("INFO", logger="AIsaac"):
+        whole, resumed, position = killed_and_resumed(make, tmp_path, at=at)
+    assert position["loader_rng"]["stream"][3]["epoch"] == at[0]  # the dataset's state, told its epoch (set_epoch)
+    assert same_weights(whole, resumed) and "loaded again" not in caplog.text
