@@ -24,7 +24,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from AIsaac.all import BasicTrainCB, CheckpointCB, DataLoaders, Trainer  # noqa: E402
+from AIsaac.all import BasicTrainCB, CheckpointCB, DataLoaders, DeviceCB, Trainer  # noqa: E402
 
 WIDTH = 2048
 
@@ -50,12 +50,12 @@ class Start:
     def before_batch(self, trainer): self.clock._t = time.perf_counter()
 
 
-def fit_times(n_params: float, every: int, n_batches: int, folder: Path, background: bool | None):
+def fit_times(n_params: float, every: int, n_batches: int, folder: Path, background: bool | None, device: str):
     torch.manual_seed(0)
     x, y = torch.randn(n_batches * 8, WIDTH), torch.randn(n_batches * 8, WIDTH)
     dls = DataLoaders(DataLoader(TensorDataset(x, y), batch_size=8), None)
     clock = Clock()
-    cbs = [BasicTrainCB(), Start(clock), clock]
+    cbs = [BasicTrainCB(), DeviceCB(device), Start(clock), clock]
     if background is not None:
         cbs.append(CheckpointCB(folder, every_n_batches=every, every_epoch=False, keep=1, background=background))
     t = Trainer(dls, nn.MSELoss(), torch.optim.Adam, model_of(n_params), cbs)
@@ -98,23 +98,26 @@ def main():
     ap.add_argument("--params", type=float, default=50e6)
     ap.add_argument("--saves", type=int, default=3)
     ap.add_argument("--every", type=int, default=4)
+    ap.add_argument("--device", default="cpu", help="cuda: the state is copied from GPU memory through pinned buffers")
     ap.add_argument("--log", default=str(Path(__file__).parent / "logs" / "checkpoint_stall.log"))
     args = ap.parse_args()
     n_batches = args.every * args.saves + 2
     med = statistics.median
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        _, base, _, trainer = fit_times(args.params, args.every, n_batches, tmp / "none", None)
+        _, base, _, trainer = fit_times(args.params, args.every, n_batches, tmp / "none", None, args.device)
         rows = {}
         for name, bg in (("background=False (the write in the loop)", False), ("background=True (the default)", True)):
-            saved, plain, total, t = fit_times(args.params, args.every, n_batches, tmp / name.split()[0], bg)
+            saved, plain, total, t = fit_times(args.params, args.every, n_batches, tmp / name.split()[0], bg,
+                                               args.device)
             rows[name] = (med(saved) - med(plain), med(plain), total)
         n = sum(p.numel() for p in trainer.model.parameters())
         size = sum(v.numel() * v.element_size() for v in trainer.model.state_dict().values()) * 3
         direct = med(direct_saves(trainer, tmp, args.saves))
         blocked, dcp_total = dcp_async(trainer, tmp, args.saves)
     lines = [f"# {n / 1e6:.1f}M parameters, Adam: about {size / 1e9:.2f} GB of state; a save every {args.every} "
-             f"batches, {args.saves} saves; {os.cpu_count()} CPUs, torch {torch.__version__}; wall clock, medians",
+             f"batches, {args.saves} saves; model on {args.device}; {os.cpu_count()} CPUs, torch {torch.__version__}; "
+             f"wall clock, medians",
              f"# a batch without a save: {med(base):.3f} s (no CheckpointCB)",
              "| what | loop stalled per save (s) | over torch.save + fsync | over DCP async_save's block |",
              "|---|---|---|---|"]

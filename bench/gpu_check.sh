@@ -47,4 +47,6 @@ PY
 data=bench/data; [ -f "$data/train-images-idx3-ubyte.gz" ] || data=none
 echo "== gpu_bench (data: $data)" | tee "$out/gpu_bench.log"
 timeout 300 "$py" -W ignore bench/gpu_bench.py --data "$data" ${GPU_BENCH_ARGS:-} 2>&1 | tee -a "$out/gpu_bench.log"
+echo "== checkpoint stall from GPU memory (background save, pinned staging; 50M parameters with Adam)" | tee "$out/gpu_checkpoint_stall.log"
+timeout 300 "$py" -W ignore bench/checkpoint_stall_bench.py --device cuda --log "$out/gpu_checkpoint_stall.log" 2>&1 | tail -3
 echo "== done; logs in $out"
