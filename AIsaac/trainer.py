@@ -84,10 +84,11 @@ class Trainer(CallbackSet, TrainerVerbs):
         dl (DataLoader): Set by the trainer: the loader of the current phase.
         batch_num (int): Set by the trainer: the current batch's index in its epoch.
         batch (Any): Set by the trainer: the current batch, as the loader gave it (DeviceCB moves it).
-        in_step (bool): Set by the trainer: True while a training step's phases run (predict to zero_grad), and after
-            a step cut short until the next one finishes: the weights or gradients may be between two states.
-        trained_to (int): Set by the trainer: how many of the epoch's training batches have finished their step (the
-            batch a checkpoint taken now resumes at).
+        in_step (bool): Set by the trainer: True from a training batch's first step phase until its `after_batch`
+            finished (and after a batch cut short in between, until the next one finishes): the weights, gradients or
+            the callbacks' records of the batch may be between two states, so no checkpoint is taken.
+        trained_to (int): Set by the trainer: how many of the epoch's training batches have finished (step and
+            `after_batch`): the batch a checkpoint taken now resumes at.
         exception (BaseException | None): Set by the trainer during each `cleanup_*` event: what ended that scope (a
             cancel, an error, a KeyboardInterrupt), None when it ended normally (and outside cleanup events).
         n_inp (int): Set by `BasicTrainCB(n_inp=...)` (default 1): the leading items of a tuple batch that are inputs.
@@ -328,9 +329,8 @@ class Trainer(CallbackSet, TrainerVerbs):
         self.xb, self.yb = split_batch(self.batch, self.n_inp)
         if self._coordinated: self.processes.before_forward()
         if self.training:
-            self.in_step = True
+            self.in_step = True  # until the batch's after_batch finished (_end_scope)
             self.run_callbacks(('predict', 'get_loss', 'before_backward', 'backward', 'step', 'zero_grad'))
-            self.in_step, self.trained_to = False, self.batch_num + 1
             if self._count_batches: self.step += 1
         else:
             self.run_callbacks(('predict', 'get_loss'))
@@ -339,6 +339,9 @@ class Trainer(CallbackSet, TrainerVerbs):
     def _end_scope(self, cleanup: str, exception: BaseException | None) -> None:
         """What `with_cbs` does as a scope ends: `exception` set, the processes' agreement on how it ended, the cleanup
         event, then the stop the processes agreed on where it is more severe than this process's own."""
+        # A training batch whose step and after_batch finished: the fit could continue after it.
+        if exception is None and self.in_step and cleanup == "cleanup_batch":
+            self.in_step, self.trained_to = False, self.batch_num + 1
         self.exception, processes, stop = exception, self.processes, None  # (cleanup_fit may put one process back)
         try:
             if self._coordinated: processes.end_scope(cleanup, exception)

@@ -78,10 +78,14 @@ def test_a_caught_cancel_is_its_scopes_exception(tiny_dls, tiny_model):
 
 
 def test_the_trainer_says_whether_the_step_finished(tiny_dls, tiny_model):
-    # After the step (another callback's after_batch): finished, trained_to counts the batch.
+    # After the step, in another callback's after_batch: the later callbacks have not recorded the batch, so it is
+    # not finished (in_step); the batch before it is.
     rec = Raise("after_batch", (0, 3), KeyboardInterrupt())
     with pytest.raises(KeyboardInterrupt): make(tiny_dls, tiny_model, rec).fit(1)
-    assert [s for s in rec.seen if s[0] == "batch"][-1][1:] == (3, rec.exc, False, 4)
+    assert [s for s in rec.seen if s[0] == "batch"][-1][1:] == (3, rec.exc, True, 3)
+    rec = Raise("after_batch", None, None)
+    make(tiny_dls, tiny_model, rec).fit(1)
+    assert [s[1:] for s in rec.seen if s[0] == "batch"][-1] == (5, None, False, 6)  # each finished batch counted
     # Before the step (before_batch): not in a step, the batch not counted.
     rec = Raise("before_batch", (0, 3), KeyboardInterrupt())
     with pytest.raises(KeyboardInterrupt): make(tiny_dls, tiny_model, rec).fit(1)

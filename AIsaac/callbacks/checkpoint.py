@@ -25,8 +25,8 @@ class CheckpointCB(Callback):
     see AIsaac.runtime.checkpoint_file. It is written every `every_n_steps` optimizer steps (counted as `max_steps`
     and `valid_every` count them, so `GradAccumCB(4)` needs no `*4`), every `every_n_batches` training batches (None:
     never), after each epoch when `every_epoch`, and when a phase or the fit stops early (KeyboardInterrupt, an error, a cancel)
-    anywhere but in the middle of a training step (`trainer.in_step`; a stop in another callback's after_batch keeps
-    that batch), at the cleanup of that phase. Only the `keep` newest files of this run are kept (None:
+    anywhere but inside a training batch's step or its `after_batch` (`trainer.in_step`: the callbacks after the one
+    that stopped would not have recorded the batch, so the resume would not be exact), at the cleanup of that phase. Only the `keep` newest files of this run are kept (None:
     all); other runs' files in the folder are never touched. Files are named checkpoint-e<epoch>-b<batch>-<run id>.pt,
     meaning <batch> batches of epoch <epoch> are done. A checkpoint whose weights hold NaN or infinity is not written
     (a warning says so).
@@ -138,7 +138,6 @@ class CheckpointCB(Callback):
             self._save(trainer, self._pos[:2])
 
     def _save(self, trainer, at: tuple[int, int]) -> None:
-        if at == self._saved_pos: return  # written already (by batches and by steps at once, say)
         fetch_rng = self._prev_rng if self._ahead and at[1] >= 2 else None  # batch `at` loaded after at-2's cleanup
         cut_validation = not trainer.training and not trainer.phase_complete and self._phase_end_rng is not None
         rng = self._phase_end_rng if cut_validation else get_rng_state()

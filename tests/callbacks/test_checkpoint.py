@@ -106,22 +106,27 @@ def test_resume_mid_epoch_matches_uninterrupted(tmp_path, uninterrupted):
     trainer = make_trainer()
     with pytest.raises(KeyboardInterrupt):
         trainer.fit(3, lr=1e-2, callbacks=[CheckpointCB(tmp_path, every_n_batches=2), StopAfterBatch((1, 4))])
-    # Stopped after the step of batch 4, in another callback's after_batch: that batch is kept on the way out.
-    assert plain(latest_checkpoint(tmp_path).name) == "checkpoint-e1-b5.pt"
+    # Stopped in another callback's after_batch: the callbacks after it have not recorded batch 4 (the scheduler,
+    # the metrics), so the trainer says the batch is not finished (in_step): the newest is the periodic checkpoint.
+    assert plain(latest_checkpoint(tmp_path).name) == "checkpoint-e1-b4.pt"
     resumed = make_trainer(seed=99)
     resumed.fit(3, lr=1e-2, resume_from=tmp_path)
     assert_same_weights(weights(resumed), uninterrupted)
     assert resumed.OneCycleCB.sched.last_epoch == 3 * 6  # the scheduler went on from where it was, not from 0
 
 
-def test_a_cancel_from_another_callbacks_after_batch_keeps_that_batch(tmp_path, uninterrupted):
-    """The step of batch 2 is done when another callback's after_batch cancels the fit: the trainer says so
-    (`in_step` False, `trained_to` 3), so the checkpoint on the way out is at that batch, and resumes exactly."""
+def test_a_cancel_from_another_callbacks_after_batch_writes_nothing_half_recorded(tmp_path, uninterrupted):
+    """A cancel in another callback's after_batch: the step is done but the callbacks after it have not recorded the
+    batch, so the trainer says it is not finished (`trainer.in_step`) and nothing is written on the way out (the
+    newest resumes exactly); a cancel before the next batch (the previous one finished) is written there."""
     trainer = make_trainer()
-    trainer.fit(3, lr=1e-2, callbacks=[CheckpointCB(tmp_path), RaiseAt("after_batch", (1, 2), CancelFitException)])
-    assert plain(latest_checkpoint(tmp_path).name) == "checkpoint-e1-b3.pt"
+    trainer.fit(3, lr=1e-2, callbacks=[CheckpointCB(tmp_path / "a"), RaiseAt("after_batch", (1, 2), CancelFitException)])
+    assert plain(latest_checkpoint(tmp_path / "a").name) == "checkpoint-e1-b0.pt"
+    trainer = make_trainer()
+    trainer.fit(3, lr=1e-2, callbacks=[CheckpointCB(tmp_path / "b"), RaiseAt("before_batch", (1, 3), CancelFitException)])
+    assert plain(latest_checkpoint(tmp_path / "b").name) == "checkpoint-e1-b3.pt"
     resumed = make_trainer(seed=5)
-    resumed.fit(3, lr=1e-2, resume_from=tmp_path)
+    resumed.fit(3, lr=1e-2, resume_from=tmp_path / "a", allow_changes=("callbacks",))
     assert_same_weights(weights(resumed), uninterrupted)
 
 
