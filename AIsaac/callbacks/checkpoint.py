@@ -11,8 +11,10 @@ from ..exceptions import CancelBatchException, CancelEpochException
 from ..runtime.args import whole_number
 from ..runtime.checkpoint_file import (check_writable, checkpoint_files, checkpoint_name, non_finite,
                                        remove_stale_temp_files, save_checkpoint)
-from ..runtime.model_state import trainer_state
+from ..runtime.distributed import is_sharded
+from ..runtime.model_state import trainer_state, unwrap_model
 from ..runtime.rng import get_rng_state, loads_ahead
+from ..runtime.sharded_checkpoint import ShardedWriter
 
 
 class CheckpointCB(Callback):
@@ -55,6 +57,7 @@ class CheckpointCB(Callback):
         self._ahead = False
         self._prev_rng: dict | None = None
         self._last_rng: dict | None = None
+        self._sharded_writer = ShardedWriter()  # a sharded model's checkpoints (runtime.sharded_checkpoint)
 
     def before_fit(self, trainer):
         self._main = trainer.is_main_process
@@ -100,6 +103,7 @@ class CheckpointCB(Callback):
 
     def cleanup_fit(self, trainer):
         self._save_on_the_way_out(trainer)
+        self._sharded_writer.wait()  # the write in flight ends with the fit (also on an error or a preemption)
         self._pos = None  # nothing of this fit is saved by a later one that fails before its before_fit
 
     def _save_on_the_way_out(self, trainer) -> None:
@@ -117,6 +121,11 @@ class CheckpointCB(Callback):
         if processes is None: return  # another process stopped the fit
         epoch, batch = at
         pos = self._pos if self._pos is not None and self._pos[:2] == at else None
+        if is_sharded(unwrap_model(trainer.model)):  # every process writes its own shards, in the background
+            saved = self._sharded_writer.save(trainer, self.path, at, pos[2] if pos else trainer.loader_rng, processes,
+                                              fetch_rng, not trainer.in_step and pos is not None, self.keep)
+            if saved is not None: self.last_saved, self._saved_pos = saved, at
+            return
         state = trainer_state(trainer, epoch, batch, pos[2] if pos else trainer.loader_rng,
                               processes, fetch_rng)  # collectives for a sharded model: every process builds it
         # Written only where this process's last finished step is `at` (a batch cancelled before its end is not).

@@ -25,6 +25,7 @@ from .checkpoint_file import (checkpoint_files, latest_checkpoint, load_checkpoi
 from .elastic import DEALT, elastic_batches, is_elastic, unsupported
 from .model_state import load_model_state, load_opt_state, stateful_callbacks, unwrap_model
 from .rng import loads_ahead, set_loader_rng_state, set_rng_state
+from .sharded_checkpoint import load_sharded_states
 
 CHANGES = ("n_epochs", "batch_size", "lr", "opt", "callbacks", "frozen")
 
@@ -230,6 +231,7 @@ def restore_checkpoint(trainer: Any, state: dict[str, Any]) -> None:
     # The optimizers next: torch checks their groups before changing anything, so a refusal leaves the model as it was.
     # Files from before several optimizers held the one optimizer's state under "opt".
     saved = state["opts"] if "opts" in state else {"opt": state["opt"]} if state.get("opt") is not None else {}
+    if "sharded" in state: saved = dict.fromkeys(state["opt_names"])  # the states are in the DCP parts
     opts = trainer.opts
     if set(saved) != set(opts):
         raise CheckpointError(f"The checkpoint holds optimizers {sorted(saved)} but this fit has {sorted(opts)}; "
@@ -237,10 +239,12 @@ def restore_checkpoint(trainer: Any, state: dict[str, Any]) -> None:
     # An allowed change of hyperparameters is a change: the new values replace the saved ones.
     allowed = _allowed(state.get("allow_changes", ()))
     keep = True if "opt" in allowed else {"lr"} & allowed
-    for name, saved_opt in saved.items():
-        load_opt_state(opts[name], saved_opt, trainer.model, keep,
-                       advice=f"resume with the opt_func (and splitter) the run was saved with (optimizer {name!r})")
-    load_model_state(trainer.model, state["model"])
+    if "sharded" in state: load_sharded_states(trainer, state, keep)  # any sharding, or none: DCP reshards
+    else:
+        for name, saved_opt in saved.items():
+            load_opt_state(opts[name], saved_opt, trainer.model, keep,
+                           advice=f"resume with the opt_func (and splitter) the run was saved with (optimizer {name!r})")
+        load_model_state(trainer.model, state["model"])
     callbacks = stateful_callbacks(trainer)
     for name, cb_state in state["callbacks"].items():
         if name not in callbacks: continue
