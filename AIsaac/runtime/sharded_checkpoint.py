@@ -133,10 +133,13 @@ class ShardedWriter:
         self.wait()  # at most one write in flight; the last one's failure is raised here
         model = unwrap_model(trainer.model)
         state = sharded_state(model, trainer.opts)
+        epoch, batch = at
+        # Every process writes into the folder the main process names (each process drew its own run id, but the
+        # main process's is the run's).
         votes = trainer.gather_object({"ready": ready, "bad": _non_finite_local(state["model"]),
+                                       "name": checkpoint_dir_name(epoch, batch, trainer.run_id),
                                        "token": uuid.uuid4().hex[:8]})
         if votes is None or not all(v["ready"] for v in votes): return None
-        epoch, batch = at
         if bad := sorted({k for v in votes for k in v["bad"]}):
             if trainer.is_main_process:
                 warnings.warn(f"CheckpointCB: not saving epoch {epoch}, batch {batch}: the weights hold NaN or "
@@ -145,7 +148,7 @@ class ShardedWriter:
             return None
         meta = trainer_state(trainer, epoch, batch, loader_rng, processes, fetch_rng, weights=False)
         meta["shapes"], meta["opt_names"] = _shapes(state["model"]), sorted(trainer.opts)
-        name = checkpoint_dir_name(epoch, batch, trainer.run_id)
+        name = votes[0]["name"]
         final, tmp = folder / name, folder / f".{name}.{votes[0]['token']}.tmp"
         if self._group is None and dist.is_initialized(): self._group = dist.new_group(backend="gloo")
         future = dcp.async_save(state, checkpoint_id=tmp, process_group=self._group)  # returns once staged
