@@ -154,13 +154,24 @@ class ShardedWriter:
         future = dcp.async_save(state, checkpoint_id=tmp, process_group=self._group)  # returns once staged
         main, run_id = trainer.is_main_process, trainer.run_id
 
+        group = self._group
+
         def finish() -> None:
+            error: BaseException | None = None
             try:
                 future.result()  # DCP's last step collects every process's result: all parts are written
                 if main: _publish(meta, tmp, final, run_id, keep)
             except BaseException as e:
-                self._error = e
+                error = e
                 if main: shutil.rmtree(tmp, ignore_errors=True)
+            if group is not None:  # every process learns the outcome once the folder has its name (or failed)
+                told = [repr(error) if error is not None else None]
+                try: dist.broadcast_object_list(told, group_src=0, group=group)
+                except BaseException as e: told = [repr(e)]
+                if error is None and told[0] is not None:
+                    error = CheckpointError(f"The sharded checkpoint {final} was not written: on the main process, "
+                                            f"{told[0]}")
+            self._error = error
 
         self._thread = threading.Thread(target=finish, name=f"AIsaac sharded checkpoint {name}", daemon=True)
         self._thread.start()
