@@ -25,7 +25,7 @@ from .checkpoint_file import (checkpoint_files, latest_checkpoint, load_checkpoi
 from .elastic import DEALT, elastic_batches, is_elastic, unsupported
 from .model_state import load_model_state, load_opt_state, stateful_callbacks, unwrap_model
 from .rng import loads_ahead, set_loader_rng_state, set_rng_state
-from .sharded_checkpoint import load_sharded_states
+from .sharded_checkpoint import is_sharded_checkpoint, load_sharded_states
 
 CHANGES = ("n_epochs", "batch_size", "lr", "opt", "callbacks", "frozen")
 
@@ -169,7 +169,7 @@ def read_checkpoint(path: str | os.PathLike, trainer: Any = None, setup: dict[st
     it and verify its checksum; with `trainer`, check that it fits its model and callbacks, and with `setup` (see
     `fit_setup`) that the fit is set up as the saved one was, except for the kinds in `allow_changes`."""
     path = Path(path)
-    if path.is_dir():
+    if path.is_dir() and not is_sharded_checkpoint(path):  # a folder of checkpoints (a sharded one is one checkpoint)
         for file in reversed(checkpoint_files(path)):  # a folder may hold several runs': say_run_chosen says which
             state = load_checkpoint_file(file)
             if not (bad := non_finite(state)):
