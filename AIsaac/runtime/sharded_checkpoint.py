@@ -198,6 +198,17 @@ def _publish(meta: dict[str, Any], tmp: Path, final: Path, run_id: str | None, k
                 shutil.rmtree(old) if old.is_dir() else old.unlink()
 
 
+def refuse_sharded(model: torch.nn.Module, what: str) -> None:
+    """Raise, saying what to do instead, when `what` (`trainer.save`, `trainer.export`) is asked of a sharded model."""
+    from .distributed import is_sharded
+    if is_sharded(model):
+        raise CheckpointError(f"{what} of a model sharded with fully_shard: each process holds only its shards of the "
+                              f"weights. Write sharded checkpoints with CheckpointCB, then make one plain state dict "
+                              f"with `aisaac consolidate CKPT OUT` (or AIsaac.all.consolidate), load it into the "
+                              f"unsharded model (model.load_state_dict(torch.load(OUT, weights_only=True))) and "
+                              f"{what.split('.')[-1]} that in one process.")
+
+
 def consolidate(checkpoint: str | os.PathLike, out: str | os.PathLike) -> Path:
     """Write the model's state of a checkpoint (a sharded checkpoint folder, a CheckpointCB folder: its newest) to
     `out` as one plain state dict (`model.load_state_dict(torch.load(out, weights_only=True))` loads it into the
@@ -206,6 +217,7 @@ def consolidate(checkpoint: str | os.PathLike, out: str | os.PathLike) -> Path:
     from torch.distributed.checkpoint.default_planner import _EmptyStateDictLoadPlanner
     from torch.distributed.checkpoint.state_dict_loader import _load_state_dict
     path = Path(checkpoint)
+    if not path.exists(): raise FileNotFoundError(f"No checkpoint at {path}.")
     if path.is_dir() and not is_sharded_checkpoint(path):
         found = checkpoint_files(path)
         if not found:

@@ -10,6 +10,7 @@ OUT/report.json.
 CKPT, writes the model's and optimizer's states at the start of the resumed epoch to OUT/one_start.pt and the final
 weights to OUT/one.pt.
 """
+import copy
 import functools
 import json
 import os
@@ -25,7 +26,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from AIsaac.all import (AccelerateCB, Accuracy, BasicTrainCB, Callback, CheckpointCB, DataLoaders, MetricsCB,
                         Trainer, materialize, set_seed)
-from AIsaac.runtime.model_state import model_state
+from AIsaac.runtime.model_state import model_state, unwrap_model
 
 N_EPOCHS, CRASH_AT = 3, (1, 2)  # 4 training batches per process and epoch
 GATHERS: list[str] = []  # the DCP state-dict calls asking for the full state, while recording
@@ -85,8 +86,8 @@ class StartCB(Callback):
     """Keeps the model's and optimizer's states at the first event after the checkpoint is restored."""
     def before_epoch(self, t):
         if t.training and not hasattr(self, "state"):
-            self.state = {"model": {k: v.clone() for k, v in t.model.state_dict().items()},
-                          "opt": t.opt.state_dict()}
+            self.state = {"model": {k: v.clone() for k, v in unwrap_model(t.model).state_dict().items()},
+                          "opt": copy.deepcopy(t.opt.state_dict())}
 
 
 def end_process_group():
@@ -141,10 +142,9 @@ def one(out, ckpt):
     trainer = make_trainer(3, get_model(), [CheckpointCB(out / "one_ckpt", every_n_batches=2, keep=None)])
     trainer.fit(N_EPOCHS, lr=0.05, resume_from=ckpt, callbacks=[start])
     torch.save(start.state, out / "one_start.pt")
-    torch.save(trainer.model.state_dict(), out / "one.pt")
+    torch.save(unwrap_model(trainer.model).state_dict(), out / "one.pt")
 
 
 if __name__ == "__main__":
-    import faulthandler; faulthandler.dump_traceback_later(50, exit=True)
     if sys.argv[2] == "two": two(Path(sys.argv[1]))
     else: one(Path(sys.argv[1]), sys.argv[3])
