@@ -197,11 +197,7 @@ def check_writable(folder: str | os.PathLike, who: str) -> None:
 
 
 def load_checkpoint_file(path: Path) -> dict[str, Any]:
-    """One checkpoint file (or sharded checkpoint folder), loaded without running code from it, its format and
-    checksum verified."""
-    if path.is_dir():
-        from .sharded_checkpoint import load_meta
-        return load_meta(path)
+    """One checkpoint file, loaded without running code from it, its format and checksum verified."""
     try: is_zip = zipfile.is_zipfile(path)
     except zipfile.BadZipFile: is_zip = False  # a flipped bit in the archive's end record
     if path.is_file() and not is_zip:  # torch.save writes zip archives; a cut-off one is not one

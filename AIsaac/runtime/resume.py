@@ -20,12 +20,11 @@ import torch
 
 from ..exceptions import CheckpointError
 from .batch import loader_length
-from .checkpoint_file import (checkpoint_files, latest_checkpoint, load_checkpoint_file, non_finite,
-                              say_run_chosen)
+from .checkpoint_file import checkpoint_files, latest_checkpoint, non_finite, say_run_chosen
 from .elastic import DEALT, elastic_batches, is_elastic, unsupported
 from .model_state import load_model_state, load_opt_state, stateful_callbacks, unwrap_model
 from .rng import loads_ahead, set_loader_rng_state, set_rng_state
-from .sharded_checkpoint import is_sharded_checkpoint, load_sharded_states
+from .sharded_checkpoint import is_sharded_checkpoint, load_checkpoint, load_sharded_states
 
 CHANGES = ("n_epochs", "batch_size", "lr", "opt", "callbacks", "frozen")
 
@@ -171,7 +170,7 @@ def read_checkpoint(path: str | os.PathLike, trainer: Any = None, setup: dict[st
     path = Path(path)
     if path.is_dir() and not is_sharded_checkpoint(path):  # a folder of checkpoints (a sharded one is one checkpoint)
         for file in reversed(checkpoint_files(path)):  # a folder may hold several runs': say_run_chosen says which
-            state = load_checkpoint_file(file)
+            state = load_checkpoint(file)
             if not (bad := non_finite(state)):
                 say_run_chosen(path, file)
                 break
@@ -180,7 +179,7 @@ def read_checkpoint(path: str | os.PathLike, trainer: Any = None, setup: dict[st
         else:
             latest_checkpoint(path)  # raises FileNotFoundError when there is no checkpoint at all
             raise CheckpointError(f"Every checkpoint in {path} holds NaN or infinity in its weights; none can resume.")
-    else: state = load_checkpoint_file(path)
+    else: state = load_checkpoint(path)
     if trainer is not None:
         check_model_state(state["model"], trainer.model, path)
         if setup is not None and "setup" in state:

@@ -85,6 +85,11 @@ def load_meta(folder: Path) -> dict[str, Any]:
     return state
 
 
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint, file or sharded folder, verified (see `checkpoint_file.load_checkpoint_file`, `load_meta`)."""
+    return load_meta(path) if path.is_dir() else load_checkpoint_file(path)
+
+
 def load_sharded_states(trainer: Any, state: dict[str, Any], keep: Any = ()) -> None:
     """Load a sharded checkpoint's model and optimizer states into the trainer's model (sharded in any way, or plain)
     and optimizers; DCP reads each process's shards from whichever parts hold them. A collective with several
@@ -151,7 +156,8 @@ class ShardedWriter:
         name = votes[0]["name"]
         final, tmp = folder / name, folder / f".{name}.{votes[0]['token']}.tmp"
         if self._group is None and dist.is_initialized(): self._group = dist.new_group(backend="gloo")
-        future = dcp.async_save(state, checkpoint_id=tmp, process_group=self._group)  # returns once staged
+        saving = dcp.async_save(state, checkpoint_id=tmp, process_group=self._group)  # returns once staged
+        future = getattr(saving, "upload_completion", saving)  # (an AsyncSaveResponse with a stager of one's own)
         main, run_id = trainer.is_main_process, trainer.run_id
 
         group = self._group
