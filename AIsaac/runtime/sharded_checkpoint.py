@@ -157,7 +157,7 @@ class ShardedWriter:
         final, tmp = folder / name, folder / f".{name}.{votes[0]['token']}.tmp"
         if self._group is None and dist.is_initialized(): self._group = dist.new_group(backend="gloo")
         saving = dcp.async_save(state, checkpoint_id=tmp, process_group=self._group)  # returns once staged
-        future = getattr(saving, "upload_completion", saving)  # (an AsyncSaveResponse with a stager of one's own)
+        future: Any = getattr(saving, "upload_completion", saving)  # (an AsyncSaveResponse: with a stager of its own)
         main, run_id = trainer.is_main_process, trainer.run_id
 
         group = self._group
