@@ -4,6 +4,7 @@ state dict for inference.
 
     torchrun --nproc_per_node 2 examples/train_sharded_meta.py --cpu --checkpoint ckpt    # two CPU processes (gloo)
     torchrun --nproc_per_node 8 examples/train_sharded_meta.py --checkpoint ckpt          # eight GPUs
+    python examples/train_sharded_meta.py --cpu --checkpoint ckpt                       # one process: resumes the same
     aisaac consolidate ckpt model.pt        # afterwards, in one process: the newest checkpoint as a plain state dict
 
 Run it again with the same --checkpoint to continue from the newest checkpoint, on as many processes or another
@@ -11,6 +12,7 @@ number. Options: --epochs 2 --width 1024 --depth 8 --bs 32 --lr 1e-3. The data i
 random map), so the script runs anywhere.
 """
 import argparse
+import os
 
 import torch
 import torch.distributed as dist
@@ -62,6 +64,8 @@ def main() -> None:
     p.add_argument("--checkpoint", default=None, help="checkpoint folder: saved to, and resumed from when it has one")
     args = p.parse_args()
 
+    for k, v in {"RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29511"}.items():
+        os.environ.setdefault(k, v)  # started without a launcher: one process
     if not dist.is_initialized():  # fully_shard needs the process group before AccelerateCB starts
         dist.init_process_group("gloo" if args.cpu or not torch.cuda.is_available() else "nccl")
     device = torch.device("cpu") if args.cpu or not torch.cuda.is_available() else \
