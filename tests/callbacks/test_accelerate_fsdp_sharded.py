@@ -104,3 +104,12 @@ def test_a_meta_device_model_materialized_per_shard_trains_as_the_one_built_whol
     assert report["meta_param_type"] == "DTensor"
     meta, eager = load(out, "meta"), load(out, "eager")
     assert all(torch.equal(meta[k], eager[k]) for k in eager)
+
+
+def test_a_failed_background_write_is_raised_at_the_next_save_and_leaves_nothing(tmp_path):
+    launch(tmp_path, "failing", n=1)
+    report = json.loads((tmp_path / "failing.json").read_text())
+    # The first save (after batch 1) failed in the background; the second one (after batch 3) raises it, as itself.
+    assert report["error"].startswith("CallbackError[OSError]: CheckpointCB failed at event 'cleanup_batch' "
+                                      "(epoch 0, batch 3, training)") and "No space left" in report["error"]
+    assert report["cause"] == "OSError" and report["left"] == []

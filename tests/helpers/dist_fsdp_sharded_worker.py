@@ -6,6 +6,7 @@ its newest checkpoint; (4) a model built on the meta device, sharded and materia
 same model built whole with the same `init`, then sharded. Every DCP `get_*state_dict` call made during the fits is
 recorded (none may gather the full state). Process 0 writes each fit's full weights to OUT/<fit>.pt and the rest to
 OUT/report.json.
+`python dist_fsdp_sharded_worker.py OUT failing` (one process): a sharded fit whose background writes fail.
 `python dist_fsdp_sharded_worker.py OUT one CKPT` (one process, the plain model): resumes from the sharded checkpoint
 CKPT, writes the model's and optimizer's states at the start of the resumed epoch to OUT/one_start.pt and the final
 weights to OUT/one.pt.
@@ -145,6 +146,29 @@ def one(out, ckpt):
     torch.save(unwrap_model(trainer.model).state_dict(), out / "one.pt")
 
 
+def failing(out):
+    """A one-process sharded fit whose background writes fail (the disk is full): the failure is raised at the next
+    save, with its class, and no checkpoint folder (nor a temporary one) is left."""
+    from concurrent.futures import Future
+    import torch.distributed.checkpoint as dcp
+
+    def full_disk(*a, **kw):
+        future = Future()
+        future.set_exception(OSError(28, "No space left on device"))
+        return future
+    dcp.async_save = full_disk
+    trainer = make_trainer(0, sharded_model(0), [CheckpointCB(out / "failing", every_n_batches=2, keep=None)])
+    report = {}
+    try: trainer.fit(N_EPOCHS, lr=0.05)
+    except Exception as e:
+        report = {"error": f"{type(e).__name__}: {e}", "cause": type(e.__cause__).__name__,
+                  "at": [trainer.epoch, trainer.batch_num]}
+    report["left"] = sorted(p.name for p in (out / "failing").iterdir())
+    (out / "failing.json").write_text(json.dumps(report))
+    end_process_group()
+
+
 if __name__ == "__main__":
     if sys.argv[2] == "two": two(Path(sys.argv[1]))
+    elif sys.argv[2] == "failing": failing(Path(sys.argv[1]))
     else: one(Path(sys.argv[1]), sys.argv[3])
