@@ -137,7 +137,11 @@ class ShardedWriter:
         from .model_state import trainer_state, unwrap_model
         self.wait()  # at most one write in flight; the last one's failure is raised here
         model = unwrap_model(trainer.model)
+        # DCP steps an optimizer without state (SGD without momentum) once, at lr 0, to see its state's layout: that
+        # is no step of the fit, which counts steps by the optimizer's step hook.
+        step = trainer.step
         state = sharded_state(model, trainer.opts)
+        trainer.step = step
         epoch, batch = at
         # Every process writes into the folder the main process names (each process drew its own run id, but the
         # main process's is the run's).

@@ -113,3 +113,4 @@ def test_a_failed_background_write_is_raised_at_the_next_save_and_leaves_nothing
     assert report["error"].startswith("CallbackError[OSError]: CheckpointCB failed at event 'cleanup_batch' "
                                       "(epoch 0, batch 3, training)") and "No space left" in report["error"]
     assert report["cause"] == "OSError" and report["left"] == []
+    assert report["sgd_steps"] == 3 * 8  # 3 epochs of 8 batches: DCP's look at SGD's (empty) state counted no step

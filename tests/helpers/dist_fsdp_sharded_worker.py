@@ -156,12 +156,16 @@ def failing(out):
         future = Future()
         future.set_exception(OSError(28, "No space left on device"))
         return future
+    # First, plain SGD (an optimizer without state) with sharded checkpoints: the saves take no step of the fit.
+    sgd = make_trainer(0, sharded_model(0), [CheckpointCB(out / "sgd", every_n_batches=2, keep=1)])
+    sgd.opt_func = torch.optim.SGD
+    sgd.fit(N_EPOCHS, lr=0.05)
+    report = {"sgd_steps": sgd.step}
     dcp.async_save = full_disk
     trainer = make_trainer(0, sharded_model(0), [CheckpointCB(out / "failing", every_n_batches=2, keep=None)])
-    report = {}
     try: trainer.fit(N_EPOCHS, lr=0.05)
     except Exception as e:
-        report = {"error": f"{type(e).__name__}: {e}", "cause": type(e.__cause__).__name__,
+        report |= {"error": f"{type(e).__name__}: {e}", "cause": type(e.__cause__).__name__,
                   "at": [trainer.epoch, trainer.batch_num]}
     report["left"] = sorted(p.name for p in (out / "failing").iterdir())
     (out / "failing.json").write_text(json.dumps(report))
