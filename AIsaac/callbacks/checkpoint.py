@@ -38,6 +38,9 @@ class CheckpointCB(Callback):
     fit is then left out (the others may have stopped where they cannot give their states): the last periodic
     checkpoint is what resumes; but a preemption signal (SIGTERM) to any process stops them all after the same batch
     (AccelerateCB's vote), and that checkpoint is written. Every process must see the folder to resume from it.
+
+    A model sharded with `fully_shard` (FSDP2) is saved as a folder (checkpoint-e<epoch>-b<batch>-<run id>/) that every
+    process writes its shards into, in the background, with nothing gathered whole (AIsaac.runtime.sharded_checkpoint).
     '''
 
     order = Order.LAST  # after the other callbacks' after_batch and cleanup_epoch: schedulers and loggers are done

@@ -12,7 +12,8 @@ bare model in one process. `processes` is None for a one-process fit; from a fit
 process's {rng, loader_rng} by process index (`rng` and `position` hold the main process's, process 0), and
 `position.batch` counts each process's batches. For a loader that loads a batch ahead (Accelerate's), `fetch_rng`
 (in `position`, and per process) is the RNG state its next batch was loaded with (None when not needed).
-`model_state.trainer_state` builds one; `resume` reads it back into a trainer.
+`model_state.trainer_state` builds one; `resume` reads it back into a trainer. A sharded model's checkpoint is a folder
+of the same name without `.pt` (see `sharded_checkpoint`); `checkpoint_files` lists those too, once complete.
 """
 from __future__ import annotations
 
