@@ -20,6 +20,7 @@ as one plain state dict, for inference or export.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import shutil
 import threading
@@ -31,7 +32,7 @@ from typing import Any
 import torch
 
 from ..exceptions import CheckpointError
-from .checkpoint_file import (checkpoint_files, checkpoint_name, load_checkpoint_file, save_checkpoint)
+from .checkpoint_file import checkpoint_files, checkpoint_name, checksum, load_checkpoint_file, save_checkpoint
 
 META = "aisaac.pt"  # AIsaac's part of a sharded checkpoint folder; written last, before the folder gets its name
 
@@ -157,6 +158,11 @@ class ShardedWriter:
             return None
         meta = trainer_state(trainer, epoch, batch, loader_rng, processes, fetch_rng, weights=False)
         meta["shapes"], meta["opt_names"] = _shapes(state["model"]), sorted(trainer.opts)
+        meta["checksum"] = checksum(meta)
+        # Serialized now: the callbacks' states in it are theirs, which the fit goes on changing during the write.
+        buffer = io.BytesIO()
+        torch.save(meta, buffer)
+        blob = buffer.getvalue()
         name = votes[0]["name"]
         final, tmp = folder / name, folder / f".{name}.{votes[0]['token']}.tmp"
         if self._group is None and dist.is_initialized(): self._group = dist.new_group(backend="gloo")
@@ -170,7 +176,7 @@ class ShardedWriter:
             error: BaseException | None = None
             try:
                 future.result()  # DCP's last step collects every process's result: all parts are written
-                if main: _publish(meta, tmp, final, run_id, keep)
+                if main: _publish(blob, tmp, final, run_id, keep)
             except BaseException as e:
                 error = e
                 if main: shutil.rmtree(tmp, ignore_errors=True)
@@ -188,11 +194,10 @@ class ShardedWriter:
         return final
 
 
-def _publish(meta: dict[str, Any], tmp: Path, final: Path, run_id: str | None, keep: int | None) -> None:
-    """Complete a written checkpoint: `aisaac.pt` in, the folder renamed to its name, then older ones pruned."""
-    from .checkpoint_file import checksum
-    meta["checksum"] = checksum(meta)
-    save_checkpoint(meta, tmp / META)
+def _publish(meta: bytes, tmp: Path, final: Path, run_id: str | None, keep: int | None) -> None:
+    """Complete a written checkpoint: `aisaac.pt` (`meta`, serialized) in, the folder renamed to its name, then older
+    ones pruned."""
+    save_checkpoint({}, tmp / META, write=lambda _, f: f.write(meta))
     if final.exists(): shutil.rmtree(final)  # the same position saved again (a resumed run): the new one replaces it
     os.replace(tmp, final)
     if os.name == "posix":  # the rename survives a power cut
