@@ -85,18 +85,21 @@ def test_consolidate_writes_the_plain_state_dict(run, tmp_path):
     assert main(["consolidate", str(tmp_path / "missing"), str(tmp_path / "x.pt")]) == 2
 
 
-def test_a_sharded_checkpoint_resumes_in_one_process_with_the_plain_model(run):
+@pytest.mark.parametrize("mode", ["one", "one_sharded"])
+def test_a_sharded_checkpoint_resumes_in_one_process_plain_or_sharded(run, mode):
     out, _ = run
     ckpt = next((out / "full").glob("checkpoint-e2-b0-*"))
-    launch(out, "one", str(ckpt), n=1)
-    saved, start = dcp_contents(ckpt), torch.load(out / "one_start.pt", weights_only=True)
+    launch(out, mode, str(ckpt), n=1)
+    saved, start = dcp_contents(ckpt), torch.load(out / f"{mode}_start.pt", weights_only=True)
     names = list(saved["model"])
     assert all(torch.equal(start["model"][k], saved["model"][k]) for k in names)  # exactly the checkpoint's
     momentum = {names[i]: s["momentum_buffer"] for i, s in start["opt"]["state"].items()}
     assert all(torch.equal(momentum[k], saved["opts"]["opt"]["state"][k]["momentum_buffer"]) for k in names)
-    final = torch.load(out / "one.pt", weights_only=True)
+    final = torch.load(out / f"{mode}.pt", weights_only=True)
     assert all(torch.isfinite(final[k]).all() and not torch.equal(final[k], saved["model"][k]) for k in names)
-    assert sorted(p.name for p in (out / "one_ckpt").iterdir())[-1].startswith("checkpoint-e3-b0-")  # plain files
+    newest = sorted(p.name for p in (out / f"{mode}_ckpt").iterdir())[-1]
+    assert newest == next((out / f"{mode}_ckpt").glob("checkpoint-e3-b0-*")).name
+    assert newest.endswith(".pt") == (mode == "one")  # a plain model's checkpoints are files, a sharded one's folders
 
 
 def test_a_meta_device_model_materialized_per_shard_trains_as_the_one_built_whole(run):

@@ -8,7 +8,7 @@ recorded (none may gather the full state). Process 0 writes each fit's full weig
 OUT/report.json.
 `python dist_fsdp_sharded_worker.py OUT failing` (one process): a sharded fit whose background writes fail.
 `python dist_fsdp_sharded_worker.py OUT one CKPT` (one process, the plain model): resumes from the sharded checkpoint
-CKPT, writes the model's and optimizer's states at the start of the resumed epoch to OUT/one_start.pt and the final
+CKPT (`one_sharded`: the model sharded over that one process), writes the model's and optimizer's states at the start of the resumed epoch to OUT/one_start.pt and the final
 weights to OUT/one.pt.
 """
 import copy
@@ -137,13 +137,21 @@ def two(out):
     end_process_group()
 
 
-def one(out, ckpt):
+def one(out, ckpt, sharded=False):
+    """Resume in one process: the plain model, or (`sharded`) the model sharded with fully_shard over this one process
+    (DCP reshards two processes' parts into one); the states are written as plain tensors."""
     set_seed(3)
     start = StartCB()
-    trainer = make_trainer(3, get_model(), [CheckpointCB(out / "one_ckpt", every_n_batches=2, keep=None)])
+    name = "one_sharded" if sharded else "one"
+    model = sharded_model(3) if sharded else get_model()
+    trainer = make_trainer(3, model, [CheckpointCB(out / f"{name}_ckpt", every_n_batches=2, keep=None)])
     trainer.fit(N_EPOCHS, lr=0.05, resume_from=ckpt, callbacks=[start])
-    torch.save(start.state, out / "one_start.pt")
-    torch.save(unwrap_model(trainer.model).state_dict(), out / "one.pt")
+    local = lambda t: t.full_tensor() if hasattr(t, "full_tensor") else t  # noqa: E731
+    start.state["model"] = {k: local(v) for k, v in start.state["model"].items()}
+    start.state["opt"]["state"] = {i: {k: local(v) for k, v in st.items()} for i, st in start.state["opt"]["state"].items()}
+    torch.save(start.state, out / f"{name}_start.pt")
+    torch.save(model_state(trainer.model), out / f"{name}.pt")
+    if sharded: end_process_group()
 
 
 def failing(out):
@@ -175,4 +183,4 @@ def failing(out):
 if __name__ == "__main__":
     if sys.argv[2] == "two": two(Path(sys.argv[1]))
     elif sys.argv[2] == "failing": failing(Path(sys.argv[1]))
-    else: one(Path(sys.argv[1]), sys.argv[3])
+    else: one(Path(sys.argv[1]), sys.argv[3], sharded=sys.argv[2] == "one_sharded")
