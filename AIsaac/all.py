@@ -65,11 +65,13 @@ from .runtime.batch import batch_size, join_batch, split_batch
 from .runtime.checkpoint_file import latest_checkpoint, save_checkpoint
 from .runtime.distributed import ProcessLostError, ProcessStopError
 from .runtime.metric_objects import Accuracy, Mean
+from .runtime.materialize import materialize
 from .runtime.memory import clean_ipython_hist, clean_memory, clean_traceback
 from .runtime.model_state import model_state, unwrap_model
 from .runtime.placement import def_device, model_device, to_cpu, to_device
 from .runtime.resume import read_checkpoint
 from .runtime.rng import get_rng_state, set_rng_state, set_seed
+from .runtime.sharded_checkpoint import consolidate
 from .tools.lr_find import LRFindResult, lr_find
 from .models.hooks import Hook, Hooks, append_stats, get_hist, get_min
 from .tools.masks import mask2idxs
@@ -107,6 +109,7 @@ __all__ = [
     # runtime
     "def_device", "model_device", "to_device", "to_cpu", "split_batch", "join_batch", "batch_size", "set_seed", "get_rng_state",
     "set_rng_state", "latest_checkpoint", "read_checkpoint", "save_checkpoint", "model_state", "unwrap_model",
+    "consolidate", "materialize",
     "clean_memory", "clean_traceback", "clean_ipython_hist",
     # hooks: looking inside a model
     "Hook", "Hooks", "append_stats", "get_hist", "get_min",

@@ -27,6 +27,7 @@ def learning_rate(text: str) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     from . import __version__
+    from .exceptions import CheckpointError
     p = argparse.ArgumentParser(prog="aisaac", description="AIsaac: a PyTorch trainer made of callbacks.")
     p.add_argument("--version", action="version", version=f"aisaac {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
@@ -42,7 +43,18 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--n-test", type=count("test images kept"), default=None, help="validate on only the first N test images")
     d.add_argument("--workers", type=count("DataLoader worker processes", minimum=0), default=0,
                    help="DataLoader worker processes")
+    c = sub.add_parser("consolidate", help="write a (sharded) checkpoint's model state as one plain state dict")
+    c.add_argument("checkpoint", help="a sharded checkpoint folder, a checkpoint file, or a CheckpointCB folder "
+                                      "(its newest)")
+    c.add_argument("out", help="the file to write (load it with model.load_state_dict(torch.load(OUT, "
+                               "weights_only=True)))")
     args = p.parse_args(argv)
+    if args.command == "consolidate":
+        from .runtime.sharded_checkpoint import consolidate
+        try: print(consolidate(args.checkpoint, args.out))
+        except (FileNotFoundError, CheckpointError) as e:
+            print(f"aisaac consolidate: {e}", file=sys.stderr)
+            return 2
     if args.command == "demo":
         from .demo import run_demo
         try:

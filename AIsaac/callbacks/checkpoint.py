@@ -13,8 +13,10 @@ from ..runtime.checkpoint_file import (check_writable, checkpoint_files, checkpo
                                        remove_stale_temp_files, save_checkpoint)
 from ..runtime.checkpoint_writer import CheckpointWriter
 from ..runtime.checkpoint_file import checksum
-from ..runtime.model_state import trainer_state
+from ..runtime.distributed import is_sharded
+from ..runtime.model_state import trainer_state, unwrap_model
 from ..runtime.rng import get_rng_state, loads_ahead
+from ..runtime.sharded_checkpoint import ShardedWriter
 
 
 class CheckpointCB(Callback):
@@ -45,6 +47,9 @@ class CheckpointCB(Callback):
     fit is then left out (the others may have stopped where they cannot give their states): the last periodic
     checkpoint is what resumes; but a preemption signal (SIGTERM) to any process stops them all after the same batch
     (AccelerateCB's vote), and that checkpoint is written. Every process must see the folder to resume from it.
+
+    A model sharded with `fully_shard` (FSDP2) is saved as a folder (checkpoint-e<epoch>-b<batch>-<run id>/) that every
+    process writes its shards into, in the background, with nothing gathered whole (AIsaac.runtime.sharded_checkpoint).
     '''
 
     order = Order.LAST  # after the other callbacks' after_batch and cleanup_epoch: schedulers and loggers are done
@@ -70,6 +75,7 @@ class CheckpointCB(Callback):
         self._phase_end_rng: dict | None = None
         self._prev_rng: dict | None = None
         self._last_rng: dict | None = None
+        self._sharded_writer = ShardedWriter()  # a sharded model's checkpoints (runtime.sharded_checkpoint)
 
     def before_fit(self, trainer):
         self._main, trainer.checkpoint_dir = trainer.is_main_process, self.path
@@ -126,7 +132,9 @@ class CheckpointCB(Callback):
         try: self._save_on_the_way_out(trainer)
         finally:
             self._pos = None  # nothing of this fit is saved by a later one that fails before its before_fit
-            self.writer.wait()  # the fit ends (normally, by an error, by a preemption) with every write complete
+            # The fit ends (normally, by an error, by a preemption) with every write complete.
+            try: self._sharded_writer.wait()
+            finally: self.writer.wait()
 
     def _save_on_the_way_out(self, trainer) -> None:
         # The fit stopped early: keep its progress, unless a training step was cut off halfway (its weights are
@@ -145,6 +153,11 @@ class CheckpointCB(Callback):
         if processes is None: return  # another process stopped the fit
         epoch, batch = at
         pos = self._pos if self._pos is not None and self._pos[:2] == at else None
+        if is_sharded(unwrap_model(trainer.model)):  # every process writes its own shards, in the background
+            saved = self._sharded_writer.save(trainer, self.path, at, pos[2] if pos else trainer.loader_rng, processes,
+                                              fetch_rng, not trainer.in_step and pos is not None, self.keep)
+            if saved is not None: self.last_saved, self._saved_pos = saved, at
+            return
         state = trainer_state(trainer, epoch, batch, pos[2] if pos else trainer.loader_rng,
                               processes, fetch_rng, with_checksum=False, rng=rng)  # a sharded model's: collectives
         # Written only where this process's last finished step is `at` (a batch cancelled before its end is not).

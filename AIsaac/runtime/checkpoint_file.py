@@ -13,7 +13,8 @@ bare model in one process. `processes` is None for a one-process fit; from a fit
 process's {rng, loader_rng} by process index (`rng` and `position` hold the main process's, process 0), and
 `position.batch` counts each process's batches. For a loader that loads a batch ahead (Accelerate's), `fetch_rng`
 (in `position`, and per process) is the RNG state its next batch was loaded with (None when not needed).
-`model_state.trainer_state` builds one; `resume` reads it back into a trainer.
+`model_state.trainer_state` builds one; `resume` reads it back into a trainer. A sharded model's checkpoint is a folder
+of the same name without `.pt` (see `sharded_checkpoint`); `checkpoint_files` lists those too, once complete.
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ from .messages import inform
 FORMAT = "AIsaac checkpoint 1"
 SAVE_FORMAT = "AIsaac model 1"  # the files trainer.save and SaveBestCB write (weights, optimizer state)
 _NAME = re.compile(r"checkpoint-e(\d+)-b(\d+)(?:-([0-9a-f]+))?\.pt")
+_DIR_NAME = re.compile(r"checkpoint-e(\d+)-b(\d+)(?:-([0-9a-f]+))?")  # a sharded checkpoint (`sharded_checkpoint`)
 
 
 def newer_format(found: Any, current: str) -> bool:
@@ -53,9 +55,15 @@ def checkpoint_name(epoch: int, batch: int, run_id: str | None = None) -> str:
 
 
 def checkpoint_files(folder: str | os.PathLike, run_id: str | None = None) -> list[Path]:
-    """The checkpoints in `folder` (only run `run_id`'s, if given), oldest first (by time written, then position)."""
-    found = [(p.stat().st_mtime_ns, int(m[1]), int(m[2]), p) for p in Path(folder).glob("checkpoint-e*-b*.pt")
-             if (m := _NAME.fullmatch(p.name)) and (run_id is None or m[3] == run_id)]
+    """The checkpoints in `folder` (only run `run_id`'s, if given), oldest first (by time written, then position):
+    files, and complete sharded checkpoint folders (timed by their `aisaac.pt`, written last)."""
+    found = []
+    for p in Path(folder).glob("checkpoint-e*-b*"):
+        m = _NAME.fullmatch(p.name) or _DIR_NAME.fullmatch(p.name)
+        if m is None or (run_id is not None and m[3] != run_id): continue
+        timed = p / "aisaac.pt" if p.is_dir() else p
+        with contextlib.suppress(FileNotFoundError):  # (a folder without it is not a checkpoint)
+            if timed.is_file(): found.append((timed.stat().st_mtime_ns, int(m[1]), int(m[2]), p))
     return [p for *_, p in sorted(found)]
 
 
@@ -72,7 +80,7 @@ def latest_checkpoint(folder: str | os.PathLike) -> Path:
 
 def run_of(path: Path) -> str | None:
     """The run id in a checkpoint's file name (None for a name without one)."""
-    m = _NAME.fullmatch(path.name)
+    m = _NAME.fullmatch(path.name) or _DIR_NAME.fullmatch(path.name)
     return m[3] if m else None
 
 
@@ -111,8 +119,9 @@ def checksum(state: dict[str, Any]) -> str:
 
 def non_finite(state: dict[str, Any]) -> list[str]:
     """The names of the model tensors in a checkpoint holding NaN or infinity."""
-    return [k for k, v in state["model"].items()
-            if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    return [k for k, v in state["model"].items()  # (a sharded checkpoint's are meta tensors, checked as written)
+            if isinstance(v, torch.Tensor) and v.is_floating_point() and not v.is_meta
+            and not bool(torch.isfinite(v).all())]
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike,

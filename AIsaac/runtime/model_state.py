@@ -96,21 +96,22 @@ def stateful_callbacks(trainer: Any) -> dict[str, Any]:
 
 def trainer_state(trainer: Any, epoch: int, batch: int, loader_rng: dict | None,
                   processes: list[dict[str, Any]] | None = None, fetch_rng: dict | None = None,
-                  with_checksum: bool = True, rng: dict | None = None) -> dict[str, Any]:
+                  with_checksum: bool = True, rng: dict | None = None, weights: bool = True) -> dict[str, Any]:
     """Everything needed to continue `trainer`'s fit `batch` batches into epoch `epoch` (see `checkpoint_file`).
 
     `processes`: each process's {rng, loader_rng, fetch_rng} (from `trainer.gather_object`) when several train
     together. `fetch_rng`: see `checkpoint_file`. The model and optimizer states of a sharded model are gathered
     by collectives: every process calls this. `with_checksum=False` leaves the checksum to the writer; `rng`: the RNG
-    states to save (None: this moment's).
+    states to save (None: this moment's); `weights=False`: without the model's and optimizers' states (a sharded
+    checkpoint writes them apart, see `sharded_checkpoint`), and no collective.
     """
     state = {"format": FORMAT,
              "position": {"epoch": epoch, "batch": batch,
                           "loader_rng": loader_rng_at(loader_rng, batch) if batch else None,
                           "fetch_rng": fetch_rng if batch else None, "n_epochs": trainer.n_epochs,
                           "step": trainer.step},
-             "model": model_state(trainer.model),
-             "opts": {name: opt_state(trainer.model, opt) for name, opt in trainer.opts.items()},
+             **({"model": model_state(trainer.model),
+                 "opts": {name: opt_state(trainer.model, opt) for name, opt in trainer.opts.items()}} if weights else {}),
              "callbacks": {name: cb.state_dict() for name, cb in stateful_callbacks(trainer).items()},
              "rng": rng if rng is not None else get_rng_state(),
              "processes": [{"rng": p["rng"], "loader_rng": loader_rng_at(p["loader_rng"], batch) if batch else None,

@@ -21,13 +21,13 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from ..exceptions import CheckpointError
 from .batch import loader_length
-from .checkpoint_file import (checkpoint_files, latest_checkpoint, load_checkpoint_file, non_finite,
-                              say_run_chosen)
+from .checkpoint_file import checkpoint_files, latest_checkpoint, non_finite, say_run_chosen
 from .elastic import DEALT, elastic_batches, is_elastic, loader_over, unsupported
 from .loader_seeding import SeededDataLoader, seeded_batches, seeded_loader
 from .messages import inform
 from .model_state import load_model_state, load_opt_state, stateful_callbacks, unwrap_model
 from .rng import STREAM, loader_rng_state, loads_ahead, set_loader_rng_state, set_rng_state
+from .sharded_checkpoint import is_sharded_checkpoint, load_checkpoint, load_sharded_states
 
 CHANGES = ("n_epochs", "batch_size", "lr", "opt", "callbacks", "frozen")
 
@@ -171,9 +171,9 @@ def read_checkpoint(path: str | os.PathLike, trainer: Any = None, setup: dict[st
     it and verify its checksum; with `trainer`, check that it fits its model and callbacks, and with `setup` (see
     `fit_setup`) that the fit is set up as the saved one was, except for the kinds in `allow_changes`."""
     path = Path(path)
-    if path.is_dir():
+    if path.is_dir() and not is_sharded_checkpoint(path):  # a folder of checkpoints (a sharded one is one checkpoint)
         for file in reversed(checkpoint_files(path)):  # a folder may hold several runs': say_run_chosen says which
-            state = load_checkpoint_file(file)
+            state = load_checkpoint(file)
             if not (bad := non_finite(state)):
                 say_run_chosen(path, file)
                 break
@@ -182,7 +182,7 @@ def read_checkpoint(path: str | os.PathLike, trainer: Any = None, setup: dict[st
         else:
             latest_checkpoint(path)  # raises FileNotFoundError when there is no checkpoint at all
             raise CheckpointError(f"Every checkpoint in {path} holds NaN or infinity in its weights; none can resume.")
-    else: state = load_checkpoint_file(path)
+    else: state = load_checkpoint(path)
     if trainer is not None:
         check_model_state(state["model"], trainer.model, path)
         if setup is not None and "setup" in state:
@@ -233,6 +233,7 @@ def restore_checkpoint(trainer: Any, state: dict[str, Any]) -> None:
     # The optimizers next: torch checks their groups before changing anything, so a refusal leaves the model as it was.
     # Files from before several optimizers held the one optimizer's state under "opt".
     saved = state["opts"] if "opts" in state else {"opt": state["opt"]} if state.get("opt") is not None else {}
+    if "sharded" in state: saved = dict.fromkeys(state["opt_names"])  # the states are in the DCP parts
     opts = trainer.opts
     if set(saved) != set(opts):
         raise CheckpointError(f"The checkpoint holds optimizers {sorted(saved)} but this fit has {sorted(opts)}; "
@@ -240,10 +241,12 @@ def restore_checkpoint(trainer: Any, state: dict[str, Any]) -> None:
     # An allowed change of hyperparameters is a change: the new values replace the saved ones.
     allowed = _allowed(state.get("allow_changes", ()))
     keep = True if "opt" in allowed else {"lr"} & allowed
-    for name, saved_opt in saved.items():
-        load_opt_state(opts[name], saved_opt, trainer.model, keep,
-                       advice=f"resume with the opt_func (and splitter) the run was saved with (optimizer {name!r})")
-    load_model_state(trainer.model, state["model"])
+    if "sharded" in state: load_sharded_states(trainer, state, keep)  # any sharding, or none: DCP reshards
+    else:
+        for name, saved_opt in saved.items():
+            load_opt_state(opts[name], saved_opt, trainer.model, keep,
+                           advice=f"resume with the opt_func (and splitter) the run was saved with (optimizer {name!r})")
+        load_model_state(trainer.model, state["model"])
     callbacks = stateful_callbacks(trainer)
     for name, cb_state in state["callbacks"].items():
         if name not in callbacks: continue

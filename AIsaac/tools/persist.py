@@ -18,6 +18,7 @@ from ..exceptions import CheckpointError
 from ..runtime.checkpoint_file import FORMAT, SAVE_FORMAT, newer_format, save_checkpoint
 from ..runtime.model_state import apply_opt_states, saving_model
 from ..runtime.resume import check_model_state
+from ..runtime.sharded_checkpoint import refuse_sharded
 from ..runtime.placement import model_device, to_device
 from .sandbox import restoring
 
@@ -30,6 +31,7 @@ EXPORT_INFO = "aisaac.json"  # the extra file in an exported program that states
 def save(trainer: Trainer, path: str | os.PathLike, with_opt: bool = True, format: str = "torch") -> Path:
     """`Trainer.save`: the weights (of `trainer.model_to_save` when a callback chose it, else the model's) and, with
     `with_opt`, every optimizer's state by name (after a fit; else the states `load` gave the next fit); atomic."""
+    refuse_sharded(saving_model(trainer), "trainer.save")
     if format == "safetensors":  # the weights only, in the format other libraries read
         return save_checkpoint(safetensors_weights(saving_model(trainer)), path, write=write_safetensors)
     if format != "torch":
@@ -92,6 +94,7 @@ def export(trainer: Trainer, path: str | os.PathLike, example: torch.Tensor, pre
     from torch.export import Dim
     from ..data.labels import class_names
     model, path = saving_model(trainer), Path(path)
+    refuse_sharded(model, "trainer.export")
     x = to_device(example, model_device(model))
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"export takes one input batch as a tensor (e.g. xb[:2]); got {type(example).__name__}.")

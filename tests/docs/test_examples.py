@@ -56,3 +56,21 @@ def test_track_and_export(docs_env, tmp_path):
     lines = out.splitlines()
     plain = next(l for l in lines if l.startswith("predicted:")).split(":", 1)[1]
     assert plain == next(l for l in lines if l.startswith("trainer.get_preds(decode=True):")).split(":", 1)[1]
+
+
+def test_train_sharded_meta_on_two_processes_then_consolidate(docs_env, tmp_path):
+    import torch
+    ckpt = tmp_path / "ckpt"
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                           str(ROOT / "examples" / "train_sharded_meta.py"), "--cpu", "--width", "64", "--depth", "2",
+                           "--epochs", "1", "--checkpoint", str(ckpt)],
+                          env={**docs_env, "OMP_NUM_THREADS": "1"}, cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr[-3000:]}"
+    assert "losses by epoch" in done.stdout
+    assert all(p.is_dir() and (p / "__1_0.distcp").is_file() for p in ckpt.iterdir())  # each process wrote its part
+    from AIsaac.all import consolidate
+    sys.path.insert(0, str(ROOT / "examples"))
+    try: from train_sharded_meta import Net
+    finally: sys.path.remove(str(ROOT / "examples"))
+    Net(64, 2).load_state_dict(torch.load(consolidate(ckpt, tmp_path / "model.pt"), weights_only=True))

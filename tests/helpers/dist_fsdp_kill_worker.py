@@ -1,7 +1,7 @@
 """One process of the FSDP2 kill test (tests/callbacks/test_accelerate_fsdp_kill.py starts two).
 
 Modes: `kill`, the sharded fit of dist_fsdp_worker with CheckpointCB(every_n_batches=2), where process 0 writes
-OUT/marker at the start of epoch 1, batch 2 (checkpoint-e1-b2 written by then) and sleeps there until the test
+OUT/marker at the start of epoch 1, batch 2 (the sharded checkpoint-e1-b2 folder written by then) and sleeps there until the test
 SIGKILLs both processes; `finish`, in one process group, the uninterrupted sharded fit, then a sharded fit built from
 another seed resuming from OUT/ckpt. Process 0 writes each fit's full (gathered) weights to OUT/<fit>.pt.
 Usage: python dist_fsdp_kill_worker.py OUT MODE (with RANK, WORLD_SIZE, ... set).
@@ -24,9 +24,10 @@ class MarkAndWait(Callback):
     def __init__(self, path): self.path = path
 
     def before_batch(self, t):
-        # CheckpointCB saved at the previous batch's cleanup: the file is on disk when the marker appears.
+        # CheckpointCB saved at the previous batch's cleanup, in the background (a sharded checkpoint): waited for,
+        # so the folder is complete when the marker appears.
         if t.training and t.process_index == 0 and (t.epoch, t.batch_num) == KILL_AT:
-            if (cb := t.named_callbacks.get("CheckpointCB")) is not None: cb.writer.wait()  # written in the background
+            t.named_callbacks["CheckpointCB"]._sharded_writer.wait()
             tmp = self.path.with_suffix(".tmp")
             tmp.write_text(f"{t.step}")
             os.replace(tmp, self.path)  # whole when it appears: the test kills as soon as it sees it
