@@ -97,7 +97,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--params", type=float, default=50e6)
     ap.add_argument("--saves", type=int, default=3)
-    ap.add_argument("--every", type=int, default=4)
+    ap.add_argument("--every", type=int, default=20, help="batches between saves (far enough apart for a write to end)")
     ap.add_argument("--device", default="cpu", help="cuda: the state is copied from GPU memory through pinned buffers")
     ap.add_argument("--log", default=str(Path(__file__).parent / "logs" / "checkpoint_stall.log"))
     args = ap.parse_args()
