@@ -28,6 +28,9 @@ from torch.utils.data import DataLoader, TensorDataset
 from AIsaac.all import (AccelerateCB, Accuracy, BasicTrainCB, Callback, CheckpointCB, DataLoaders, MetricsCB,
                         Trainer, materialize, set_seed)
 from AIsaac.runtime.model_state import model_state, unwrap_model
+# Its teardown: leave without the interpreter's shutdown (a gloo abort otherwise; see there). The workers run with the
+# repository root on PYTHONPATH (tests/helpers/launch.py).
+from tests.helpers.dist_fsdp_worker import end_process_group
 
 N_EPOCHS, CRASH_AT = 3, (1, 2)  # 4 training batches per process and epoch
 GATHERS: list[str] = []  # the DCP state-dict calls asking for the full state, while recording
@@ -89,14 +92,6 @@ class StartCB(Callback):
         if t.training and not hasattr(self, "state"):
             self.state = {"model": {k: v.clone() for k, v in unwrap_model(t.model).state_dict().items()},
                           "opt": copy.deepcopy(t.opt.state_dict())}
-
-
-def end_process_group():
-    """See dist_fsdp_worker.end_process_group: leave without the interpreter's shutdown (a gloo abort otherwise)."""
-    dist.barrier()
-    dist.destroy_process_group()
-    sys.stdout.flush(), sys.stderr.flush()
-    os._exit(0)
 
 
 def finish(trainer, out, name, report):
