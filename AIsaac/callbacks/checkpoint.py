@@ -99,8 +99,8 @@ class CheckpointCB(Callback):
         if not trainer.training: return
         if self.writer.failed: self.writer.raise_failed()  # the last background write failed: say so now
         if self._ahead: self._prev_rng, self._last_rng = self._last_rng, get_rng_state()
-        # This batch's step finished (whatever stopped the batch afterwards): the fit could continue after it.
-        if trainer.trained_to == trainer.batch_num + 1 and not trainer.in_step:
+        # This batch finished (its step and its after_batch, the trainer says): the fit could continue after it.
+        if trainer.trained_to == trainer.batch_num + 1:
             self._pos = (trainer.epoch, trainer.trained_to, trainer.loader_rng)
         n = self.every_n_batches
         # (a batch cancelled on one process is still a batch of the fit: every process takes part in the save)
